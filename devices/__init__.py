@@ -1,0 +1,1 @@
+"""Device adapters (measure latency/energy of exported models) and exporters."""

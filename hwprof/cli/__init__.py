@@ -1,0 +1,1 @@
+"""The `hwprof` command line. Thin: parse, call library functions, print with rich."""

@@ -1,0 +1,133 @@
+"""The contract every search space meets.
+
+A space is an ordered list of layers, each with a finite set of options
+("choices"). That single shape serves sampling, one-hot encoding, LayerNAS
+(which walks layers in order) and hypernetworks (one logit row per layer).
+"""
+
+from __future__ import annotations
+
+import itertools
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+import numpy as np
+
+from hwprof.errors import InvalidArchitecture
+from hwprof.types import Architecture
+
+if TYPE_CHECKING:  # torch is imported lazily by build()
+    import torch
+
+
+class SearchSpace(ABC):
+    """Ordered categorical choices -> architectures -> torch modules."""
+
+    name: str = ""
+
+    # --- structure -------------------------------------------------------
+    @property
+    @abstractmethod
+    def layers(self) -> list[tuple[str, tuple[str, ...]]]:
+        """Ordered (layer name, options) pairs."""
+
+    @property
+    @abstractmethod
+    def input_shape(self) -> tuple[int, ...]:
+        """Input tensor shape including the batch dimension, e.g. (1, 3, 32, 32)."""
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for _, opts in self.layers:
+            n *= len(opts)
+        return n
+
+    @property
+    def encoding_width(self) -> int:
+        return sum(len(opts) for _, opts in self.layers)
+
+    # --- conversions -------------------------------------------------------
+    @abstractmethod
+    def spec_from_choices(self, choices: Sequence[int]) -> str:
+        """Canonical spec string for a vector of option indices (one per layer)."""
+
+    @abstractmethod
+    def choices_from_spec(self, spec: str) -> tuple[int, ...]:
+        """Inverse of spec_from_choices; raises InvalidArchitecture on bad input."""
+
+    def parse(self, spec: str) -> Architecture:
+        spec = spec.strip()
+        return Architecture(self.name, self.spec_from_choices(self.choices_from_spec(spec)))
+
+    def from_choices(self, choices: Sequence[int]) -> Architecture:
+        self._check_choices(choices)
+        return Architecture(self.name, self.spec_from_choices(choices))
+
+    def to_choices(self, arch: Architecture) -> tuple[int, ...]:
+        if arch.space != self.name:
+            raise InvalidArchitecture(f"architecture belongs to space {arch.space!r}, not {self.name!r}")
+        return self.choices_from_spec(arch.spec)
+
+    def _check_choices(self, choices: Sequence[int]) -> None:
+        if len(choices) != self.num_layers:
+            raise InvalidArchitecture(
+                f"{self.name}: expected {self.num_layers} choices, got {len(choices)}"
+            )
+        for i, (c, (lname, opts)) in enumerate(zip(choices, self.layers)):
+            if not 0 <= int(c) < len(opts):
+                raise InvalidArchitecture(
+                    f"{self.name}: choice {c} out of range for layer {i} ({lname}, {len(opts)} options)"
+                )
+
+    # --- sampling / enumeration -------------------------------------------
+    def sample(self, n: int, rng: np.random.Generator, unique: bool = True) -> list[Architecture]:
+        """Uniform random architectures; unique ones unless the space is smaller than n."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        sizes = [len(opts) for _, opts in self.layers]
+        out: list[Architecture] = []
+        seen: set[tuple[int, ...]] = set()
+        if unique and n > self.size:
+            raise InvalidArchitecture(f"{self.name}: cannot draw {n} unique architectures from {self.size}")
+        while len(out) < n:
+            c = tuple(int(rng.integers(s)) for s in sizes)
+            if unique and c in seen:
+                continue
+            seen.add(c)
+            out.append(self.from_choices(c))
+        return out
+
+    def enumerate(self) -> Iterator[Architecture]:
+        for c in itertools.product(*[range(len(opts)) for _, opts in self.layers]):
+            yield self.from_choices(c)
+
+    # --- encodings ----------------------------------------------------------
+    def encode(self, archs: Sequence[Architecture]) -> np.ndarray:
+        """One-hot encoding, shape (n, encoding_width), layer blocks in order."""
+        return self.encode_choices(np.array([self.to_choices(a) for a in archs], dtype=np.int64))
+
+    def encode_choices(self, choices: np.ndarray) -> np.ndarray:
+        choices = np.asarray(choices, dtype=np.int64)
+        if choices.ndim != 2 or choices.shape[1] != self.num_layers:
+            raise InvalidArchitecture(
+                f"{self.name}: expected choices of shape (n, {self.num_layers}), got {choices.shape}"
+            )
+        out = np.zeros((choices.shape[0], self.encoding_width), dtype=np.float32)
+        offset = 0
+        for j, (_, opts) in enumerate(self.layers):
+            out[np.arange(choices.shape[0]), offset + choices[:, j]] = 1.0
+            offset += len(opts)
+        return out
+
+    def encoding_names(self) -> list[str]:
+        return [f"{lname}={opt}" for lname, opts in self.layers for opt in opts]
+
+    # --- networks -------------------------------------------------------------
+    @abstractmethod
+    def build(self, arch: Architecture) -> "torch.nn.Module":
+        """A freshly initialised torch module for the architecture (eval mode)."""

@@ -1,0 +1,1 @@
+"""Latency predictors: features, models, metrics, few-shot transfer, persistence."""
