@@ -129,5 +129,12 @@ class SearchSpace(ABC):
 
     # --- networks -------------------------------------------------------------
     @abstractmethod
-    def build(self, arch: Architecture) -> "torch.nn.Module":
-        """A freshly initialised torch module for the architecture (eval mode)."""
+    def build(self, arch: Architecture, seed: int | None = None) -> "torch.nn.Module":
+        """A freshly initialised torch module for the architecture (eval mode).
+
+        With a seed the weights are bit-identical across calls (export caching relies on it).
+        """
+
+    def reference_architecture(self) -> Architecture:
+        """A fixed mid-sized network, re-measured during long runs to detect drift."""
+        return self.from_choices([len(opts) // 2 for _, opts in self.layers])

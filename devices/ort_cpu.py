@@ -1,0 +1,185 @@
+"""ONNX Runtime on the local CPU.
+
+Defaults favour reproducible latency over throughput: one intra-op and one
+inter-op thread, sequential execution, full graph optimisation (what a
+deployment would use). Every setting is recorded with each measurement.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+from devices.base import Device
+from hwprof.errors import ConfigError, DeviceUnavailable, ModelRunError
+from hwprof.hostinfo import cpu_model, package_version
+from hwprof.types import DeviceInfo, ModelArtifact
+
+_OPT_LEVELS = ("disable", "basic", "extended", "all")
+_EXEC_MODES = ("sequential", "parallel")
+
+
+def parse_affinity(value: Any) -> tuple[int, ...] | None:
+    """'0,2-3' or a sequence of ints -> sorted core ids; None/'' -> None (no pinning)."""
+    if value is None or value == "" or value == ():
+        return None
+    if isinstance(value, str):
+        cores: set[int] = set()
+        try:
+            for part in value.split(","):
+                part = part.strip()
+                if "-" in part:
+                    lo, hi = part.split("-", 1)
+                    cores.update(range(int(lo), int(hi) + 1))
+                elif part:
+                    cores.add(int(part))
+        except ValueError:
+            raise ConfigError(f"cpu_affinity must look like '0' or '0,2-3', got {value!r}") from None
+        return tuple(sorted(cores))
+    return tuple(sorted(int(c) for c in value))
+
+
+class OrtCpuDevice(Device):
+    name = "ort-cpu"
+    description = "ONNX Runtime, CPU execution provider, on this machine"
+    supported_formats = ("onnx",)
+    default_settings = {
+        "intra_op_threads": 1,
+        "inter_op_threads": 1,
+        "graph_optimization_level": "all",
+        "execution_mode": "sequential",
+        "allow_spinning": True,
+        "cpu_affinity": None,
+        "input_seed": 0,
+    }
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self._session = None
+        self._saved_affinity: set[int] | None = None
+
+    def validate_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        for key in ("intra_op_threads", "inter_op_threads"):
+            try:
+                settings[key] = int(settings[key])
+            except (TypeError, ValueError):
+                raise ConfigError(f"{key} must be an integer, got {settings[key]!r}") from None
+            if settings[key] < 0:
+                raise ConfigError(f"{key} must be >= 0 (0 = runtime default), got {settings[key]}")
+        if settings["graph_optimization_level"] not in _OPT_LEVELS:
+            raise ConfigError(
+                f"graph_optimization_level must be one of {', '.join(_OPT_LEVELS)}, got {settings['graph_optimization_level']!r}"
+            )
+        if settings["execution_mode"] not in _EXEC_MODES:
+            raise ConfigError(f"execution_mode must be one of {', '.join(_EXEC_MODES)}, got {settings['execution_mode']!r}")
+        settings["allow_spinning"] = bool(settings["allow_spinning"])
+        affinity = parse_affinity(settings["cpu_affinity"])
+        if affinity is not None and hasattr(os, "sched_getaffinity"):
+            allowed = os.sched_getaffinity(0)
+            bad = [c for c in affinity if c not in allowed]
+            if bad:
+                raise ConfigError(f"cpu_affinity cores {bad} are not available here (allowed: {sorted(allowed)})")
+        settings["cpu_affinity"] = list(affinity) if affinity is not None else None
+        settings["input_seed"] = int(settings["input_seed"])
+        return settings
+
+    def runtime_packages(self) -> tuple[str, ...]:
+        return ("onnxruntime",)
+
+    def _ort(self):
+        try:
+            import onnxruntime
+        except ImportError as exc:
+            raise DeviceUnavailable(f"ort-cpu: onnxruntime is not installed ({exc}); pip install onnxruntime") from exc
+        return onnxruntime
+
+    def check(self) -> DeviceInfo:
+        ort = self._ort()
+        providers = ort.get_available_providers()
+        if "CPUExecutionProvider" not in providers:
+            raise DeviceUnavailable(f"ort-cpu: CPUExecutionProvider missing from onnxruntime (have {providers})")
+        if self.settings["cpu_affinity"] is not None and not hasattr(os, "sched_setaffinity"):
+            raise DeviceUnavailable("ort-cpu: cpu_affinity needs os.sched_setaffinity (Linux)")
+        return DeviceInfo(
+            name=self.name,
+            runtime="onnxruntime",
+            runtime_version=ort.__version__,
+            cpu_model=cpu_model(),
+            cores_logical=os.cpu_count() or 0,
+            settings=dict(self.settings),
+            extra={"providers": list(providers), "onnx": package_version("onnx")},
+        )
+
+    def _session_options(self, ort):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.settings["intra_op_threads"]
+        so.inter_op_num_threads = self.settings["inter_op_threads"]
+        so.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[self.settings["graph_optimization_level"]]
+        so.execution_mode = (
+            ort.ExecutionMode.ORT_SEQUENTIAL
+            if self.settings["execution_mode"] == "sequential"
+            else ort.ExecutionMode.ORT_PARALLEL
+        )
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.settings["allow_spinning"] else "0")
+        so.log_severity_level = 3
+        return so
+
+    def make_inputs(self, artifact: ModelArtifact) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(self.settings["input_seed"])
+        return {
+            spec.name: rng.standard_normal(spec.shape).astype(spec.dtype)
+            for spec in artifact.inputs
+        }
+
+    def prepare(self, artifact: ModelArtifact) -> Callable[[], object]:
+        ort = self._ort()
+        self._pin()
+        try:
+            session = ort.InferenceSession(
+                artifact.path, sess_options=self._session_options(ort), providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            self._unpin()
+            raise ModelRunError(f"onnxruntime could not load {artifact.path}: {_first_line(exc)}") from exc
+        feeds = self.make_inputs(artifact)
+        expected = {i.name: i for i in session.get_inputs()}
+        if set(expected) != set(feeds):
+            self._unpin()
+            raise ModelRunError(
+                f"model inputs {sorted(expected)} do not match the artifact's input spec {sorted(feeds)}"
+            )
+        try:
+            session.run(None, feeds)
+        except Exception as exc:
+            self._unpin()
+            raise ModelRunError(f"onnxruntime failed to run {artifact.path}: {_first_line(exc)}") from exc
+        self._session = session
+        return lambda: session.run(None, feeds)
+
+    def release(self) -> None:
+        self._session = None
+        self._unpin()
+
+    def _pin(self) -> None:
+        cores = self.settings["cpu_affinity"]
+        if cores is None or not hasattr(os, "sched_setaffinity"):
+            return
+        self._saved_affinity = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, set(cores))
+
+    def _unpin(self) -> None:
+        if self._saved_affinity is not None:
+            os.sched_setaffinity(0, self._saved_affinity)
+            self._saved_affinity = None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

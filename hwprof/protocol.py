@@ -1,0 +1,343 @@
+"""The measurement protocol every device adapter shares.
+
+In the spirit of pyperf, a latency is the outcome of a method rather than of a
+loop: warm up until the timings settle, repeat until the median is known to a
+stated precision (or a budget runs out), report the spread next to the median,
+and flag results that are too noisy to trust. The clock is a parameter so the
+stopping rules can be tested deterministically with a fake one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from statistics import NormalDist
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from hwprof.errors import ConfigError, DataError, NotFittedError
+from hwprof.types import LatencyStats
+
+logger = logging.getLogger("hwprof")
+
+STOP_CI_TARGET = "ci_target"
+STOP_MAX_RUNS = "max_runs"
+STOP_MAX_TIME = "max_time"
+
+# Below this many samples the order-statistic CI of the median is not informative.
+MIN_SAMPLES_FOR_CI = 6
+
+
+@dataclass(frozen=True)
+class ProtocolSettings:
+    """How long to warm up and when to stop repeating; recorded with every measurement."""
+
+    min_warmup: int = 3
+    max_warmup: int = 50
+    warmup_window: int = 5
+    warmup_rel_tol: float = 0.05
+    min_runs: int = 10
+    max_runs: int = 1000
+    target_rel_ci: float = 0.01
+    max_time_s: float = 10.0
+    check_every: int = 5
+    confidence: float = 0.95
+    unstable_cv: float = 0.10
+
+    def validate(self) -> None:
+        """Raise ConfigError naming every bad value (given vs expected)."""
+        problems: list[str] = []
+
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                problems.append(message)
+
+        for name in ("min_warmup", "max_warmup", "warmup_window", "min_runs", "max_runs", "check_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                problems.append(f"{name} must be an integer, got {value!r}")
+        for name in ("warmup_rel_tol", "target_rel_ci", "max_time_s", "confidence", "unstable_cv"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+                problems.append(f"{name} must be a number, got {value!r}")
+        if problems:
+            raise ConfigError("invalid protocol settings: " + "; ".join(problems))
+
+        need(self.min_warmup >= 0, f"min_warmup must be >= 0, got {self.min_warmup}")
+        need(
+            self.max_warmup >= self.min_warmup,
+            f"max_warmup must be >= min_warmup ({self.min_warmup}), got {self.max_warmup}",
+        )
+        need(self.warmup_window >= 1, f"warmup_window must be >= 1, got {self.warmup_window}")
+        need(self.warmup_rel_tol > 0, f"warmup_rel_tol must be > 0, got {self.warmup_rel_tol}")
+        need(self.min_runs >= 1, f"min_runs must be >= 1, got {self.min_runs}")
+        need(
+            self.max_runs >= self.min_runs,
+            f"max_runs must be >= min_runs ({self.min_runs}), got {self.max_runs}",
+        )
+        need(self.target_rel_ci > 0, f"target_rel_ci must be > 0, got {self.target_rel_ci}")
+        need(self.max_time_s > 0, f"max_time_s must be > 0, got {self.max_time_s}")
+        need(self.check_every >= 1, f"check_every must be >= 1, got {self.check_every}")
+        need(0 < self.confidence < 1, f"confidence must be in (0, 1), got {self.confidence}")
+        need(self.unstable_cv > 0, f"unstable_cv must be > 0, got {self.unstable_cv}")
+        if problems:
+            raise ConfigError("invalid protocol settings: " + "; ".join(problems))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TimingResult:
+    """What one protocol run produced; warm-up timings are not part of ``samples_ms``."""
+
+    samples_ms: tuple[float, ...]
+    stats: LatencyStats
+    n_warmup: int
+    warmup_settled: bool
+    stop_reason: str  # "ci_target" | "max_runs" | "max_time"
+    unstable: bool
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _z(confidence: float) -> float:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def _as_array(samples_ms: Sequence[float]) -> np.ndarray:
+    x = np.asarray(samples_ms, dtype=float)
+    if x.ndim != 1:
+        raise ValueError(f"expected a 1-D sequence of latencies, got shape {x.shape}")
+    if x.size and not np.all(np.isfinite(x)):
+        raise ValueError("latency samples must be finite numbers (got NaN or inf)")
+    return x
+
+
+def _ci_bounds_sorted(x: np.ndarray, z: float) -> tuple[float, float]:
+    n = x.size
+    if n < MIN_SAMPLES_FOR_CI:
+        return (-math.inf, math.inf)
+    half_spread = z * math.sqrt(n) / 2
+    j = max(1, math.floor(n / 2 - half_spread))  # 1-based ranks
+    k = min(n, math.ceil(n / 2 + half_spread))
+    return (float(x[j - 1]), float(x[k - 1]))
+
+
+def _ci_from_sorted(x: np.ndarray, z: float) -> float:
+    lo, hi = _ci_bounds_sorted(x, z)
+    return (hi - lo) / 2
+
+
+def median_ci(samples_ms: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Distribution-free CI ``(x_(j), x_(k))`` of the median, from order statistics.
+
+    The ranks bracketing the median come from the normal approximation of the
+    Binomial(n, 1/2) count of samples below it, so no distribution is assumed
+    (latencies are skewed; a t-interval on the mean would be wrong).
+    ``(-inf, inf)`` below 6 samples, where no useful interval exists.
+    """
+    return _ci_bounds_sorted(np.sort(_as_array(samples_ms)), _z(confidence))
+
+
+def median_ci_half_width(samples_ms: Sequence[float], confidence: float = 0.95) -> float:
+    """Half the width of :func:`median_ci`; ``inf`` below 6 samples."""
+    return _ci_from_sorted(np.sort(_as_array(samples_ms)), _z(confidence))
+
+
+def summarize(samples_ms: Sequence[float], confidence: float = 0.95) -> LatencyStats:
+    """Median, spread and CI of a non-empty latency sample (std is 0.0 for one sample)."""
+    z = _z(confidence)
+    x = np.sort(_as_array(samples_ms))
+    if x.size == 0:
+        raise ValueError("cannot summarise an empty latency sample")
+    mean = float(np.mean(x))
+    std = float(np.std(x, ddof=1)) if x.size > 1 else 0.0
+    if mean > 0:
+        cv = std / mean
+    else:
+        cv = 0.0 if std == 0 else math.inf
+    return LatencyStats(
+        median_ms=float(np.median(x)),
+        mean_ms=mean,
+        p90_ms=float(np.percentile(x, 90)),
+        std_ms=std,
+        min_ms=float(x[0]),
+        max_ms=float(x[-1]),
+        ci_half_width_ms=_ci_from_sorted(x, z),
+        cv=cv,
+        n_runs=int(x.size),
+    )
+
+
+def _settled(times_ms: list[float], window: int, rel_tol: float) -> bool:
+    med_last = float(np.median(times_ms[-window:]))
+    med_prev = float(np.median(times_ms[-2 * window : -window]))
+    return abs(med_last - med_prev) <= rel_tol * med_prev
+
+
+def _ci_target_met(samples_ms: list[float], settings: ProtocolSettings, z: float) -> bool:
+    x = np.sort(np.asarray(samples_ms, dtype=float))
+    return _ci_from_sorted(x, z) <= settings.target_rel_ci * float(np.median(x))
+
+
+def run_protocol(
+    fn: Callable[[], object],
+    settings: ProtocolSettings = ProtocolSettings(),
+    clock: Callable[[], float] = time.perf_counter,
+) -> TimingResult:
+    """Warm up, then time ``fn()`` until the median's CI is tight enough or a budget runs out.
+
+    Warm-up ends once the median of the last ``warmup_window`` calls is within
+    ``warmup_rel_tol`` of the window before (at least ``min_warmup`` calls, at
+    most ``max_warmup``). Measured runs stop when the CI half-width of the
+    median is at most ``target_rel_ci`` times the median (checked every
+    ``check_every`` runs from ``min_runs`` on), at ``max_runs``, or once
+    ``max_time_s`` of measured-phase time has passed on ``clock``. Exceptions
+    raised by ``fn`` propagate: the adapter knows how to describe them.
+    """
+    settings.validate()
+    z = _z(settings.confidence)
+    warnings: list[str] = []
+
+    def timed_call_ms() -> float:
+        t0 = clock()
+        fn()
+        return (clock() - t0) * 1000.0
+
+    # Warm-up: settle test needs two full windows.
+    warm_ms: list[float] = []
+    settled = False
+    window = settings.warmup_window
+    while len(warm_ms) < settings.max_warmup:
+        warm_ms.append(timed_call_ms())
+        if len(warm_ms) >= max(settings.min_warmup, 2 * window) and _settled(
+            warm_ms, window, settings.warmup_rel_tol
+        ):
+            settled = True
+            break
+    # A fixed warm-up (min == max) is the user's choice, not a failure to settle.
+    if not settled and settings.max_warmup > settings.min_warmup:
+        hint = ""
+        if settings.max_warmup < 2 * window:
+            hint = f" (the settle test needs 2 x warmup_window = {2 * window} calls)"
+        warnings.append(f"warm-up did not settle within {settings.max_warmup} calls{hint}")
+
+    # Measured phase.
+    samples: list[float] = []
+    t_start = clock()
+    while True:
+        samples.append(timed_call_ms())
+        n = len(samples)
+        if n >= settings.min_runs and (n % settings.check_every == 0 or n == settings.max_runs):
+            if _ci_target_met(samples, settings, z):
+                stop_reason = STOP_CI_TARGET
+                break
+        if n >= settings.max_runs:
+            stop_reason = STOP_MAX_RUNS
+            break
+        if clock() - t_start >= settings.max_time_s:
+            stop_reason = STOP_MAX_TIME
+            break
+
+    stats = summarize(samples, settings.confidence)
+    if stats.n_runs < settings.min_runs:
+        warnings.append(
+            f"only {stats.n_runs} runs (< min_runs {settings.min_runs}) fit in max_time_s {settings.max_time_s:g} s"
+        )
+    if stop_reason != STOP_CI_TARGET:
+        rel = stats.ci_half_width_ms / stats.median_ms if stats.median_ms > 0 else math.inf
+        warnings.append(
+            f"CI target not met: half-width {rel:.2%} of median > {settings.target_rel_ci:.2%} "
+            f"after {stats.n_runs} runs (stopped at {stop_reason})"
+        )
+    unstable = stats.cv > settings.unstable_cv
+    if unstable:
+        warnings.append(f"unstable: CV {stats.cv:.1%} > {settings.unstable_cv * 100:g}%")
+    for message in warnings:
+        logger.debug("protocol: %s", message)
+    return TimingResult(
+        samples_ms=tuple(samples),
+        stats=stats,
+        n_warmup=len(warm_ms),
+        warmup_settled=settled,
+        stop_reason=stop_reason,
+        unstable=unstable,
+        warnings=tuple(warnings),
+    )
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    n_done: int
+    baseline_ms: float
+    median_ms: float
+    drift_rel: float
+    exceeded: bool
+
+
+class DriftMonitor:
+    """Re-measures a fixed reference model periodically during a long profiling run.
+
+    Thermal throttling, a noisy neighbour or a governor change shift every
+    later measurement; timing the same reference again exposes that, so the
+    caller can pause, re-baseline or mark the affected rows.
+    """
+
+    def __init__(
+        self, measure_reference: Callable[[], float], every: int = 50, threshold_rel: float = 0.05
+    ) -> None:
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ConfigError(f"drift check interval 'every' must be an integer >= 1, got {every!r}")
+        if not threshold_rel > 0:
+            raise ConfigError(f"drift threshold_rel must be > 0, got {threshold_rel!r}")
+        self.measure_reference = measure_reference
+        self.every = every
+        self.threshold_rel = threshold_rel
+        self.baseline_ms: float | None = None
+        self.checks: list[DriftCheck] = []
+        self._last_n = 0
+
+    def _measure(self) -> float:
+        value = float(self.measure_reference())
+        if not (math.isfinite(value) and value > 0):
+            raise DataError(f"reference latency must be a positive finite number of ms, got {value!r}")
+        return value
+
+    def start(self) -> float:
+        """Measure (or re-measure) the baseline; later checks compare against it."""
+        self.baseline_ms = self._measure()
+        self._last_n = 0
+        return self.baseline_ms
+
+    def due(self, n_done: int) -> bool:
+        """True once ``every`` items have been profiled since the start or the last check."""
+        return self.baseline_ms is not None and n_done - self._last_n >= self.every
+
+    def check(self, n_done: int) -> DriftCheck:
+        if self.baseline_ms is None:
+            raise NotFittedError("DriftMonitor.check() called before start(); call start() to take the baseline")
+        now_ms = self._measure()
+        drift = (now_ms - self.baseline_ms) / self.baseline_ms
+        result = DriftCheck(
+            n_done=n_done,
+            baseline_ms=self.baseline_ms,
+            median_ms=now_ms,
+            drift_rel=drift,
+            exceeded=abs(drift) > self.threshold_rel,
+        )
+        self.checks.append(result)
+        self._last_n = n_done
+        if result.exceeded:
+            logger.warning(
+                "drift: reference %.4g ms vs baseline %.4g ms (%+.1f%%) after %d items",
+                now_ms,
+                self.baseline_ms,
+                drift * 100,
+                n_done,
+            )
+        return result

@@ -1,0 +1,89 @@
+"""Conformance checks a device adapter runs against itself (as Optuna does for storages).
+
+Usage in a third-party adapter's tests::
+
+    from hwprof.testing import check_device
+    def test_conformance(tmp_path):
+        check_device(MyDevice, good_artifact, tmp_path)
+
+Each check raises AssertionError with a message naming the broken contract.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+from hwprof.errors import ConfigError, DeviceUnavailable, HwprofError, ModelRunError
+from hwprof.protocol import ProtocolSettings
+from hwprof.types import DeviceInfo, Measurement, ModelArtifact
+
+FAST_PROTOCOL = ProtocolSettings(min_warmup=1, max_warmup=5, warmup_window=2, min_runs=5, max_runs=30, max_time_s=2.0)
+
+
+def check_device(device_factory: Callable[..., Any], artifact: ModelArtifact, tmp_path: Path) -> Measurement:
+    """Run every contract check; returns the measurement of ``artifact`` for further asserts."""
+    device = device_factory()
+    assert device.name, "Device.name must be a non-empty string"
+    assert artifact.format in device.supported_formats, "the artifact given must be in a supported format"
+    _check_unknown_setting_rejected(device_factory)
+    try:
+        info = device.check()
+    except DeviceUnavailable as exc:
+        assert str(exc), "DeviceUnavailable must say why"
+        raise
+    _check_info(device, info)
+    m = device.measure(artifact, FAST_PROTOCOL)
+    _check_measurement(device, artifact, m)
+    _check_corrupt_model_rejected(device, artifact, tmp_path)
+    return m
+
+
+def _check_unknown_setting_rejected(device_factory: Callable[..., Any]) -> None:
+    try:
+        device_factory(__no_such_setting__=1)
+    except ConfigError as exc:
+        assert "__no_such_setting__" in str(exc), "ConfigError must name the unknown setting"
+    else:
+        raise AssertionError("an unknown device setting must raise ConfigError")
+
+
+def _check_info(device: Any, info: DeviceInfo) -> None:
+    assert isinstance(info, DeviceInfo), "check() must return a DeviceInfo"
+    assert info.name == device.name, f"DeviceInfo.name {info.name!r} != device name {device.name!r}"
+    assert info.runtime and info.runtime_version, "DeviceInfo must name the runtime and its version"
+    assert dict(info.settings) == dict(device.settings), "DeviceInfo.settings must be the effective settings"
+    json.dumps(info.to_json())  # must be JSON-serialisable for the store
+
+
+def _check_measurement(device: Any, artifact: ModelArtifact, m: Measurement) -> None:
+    assert isinstance(m, Measurement), "measure() must return a Measurement"
+    assert m.device == device.name and m.artifact_sha256 == artifact.sha256 and m.arch_id == artifact.arch_id
+    s = m.stats
+    assert s.n_runs == len(m.samples_ms) >= FAST_PROTOCOL.min_runs, "n_runs must equal the number of samples kept"
+    assert all(x > 0 and math.isfinite(x) for x in m.samples_ms), "latency samples must be positive and finite"
+    assert s.min_ms <= s.median_ms <= s.max_ms and s.min_ms <= s.p90_ms <= s.max_ms, "inconsistent order statistics"
+    assert s.ci_half_width_ms >= 0 and s.std_ms >= 0
+    assert m.n_warmup >= FAST_PROTOCOL.min_warmup, "warm-up must run at least min_warmup calls"
+    assert m.stop_reason in ("ci_target", "max_runs", "max_time")
+    assert dict(m.settings) == dict(device.settings), "a measurement must record the device settings"
+    for key in ("cpu_model", "hostname", "python"):
+        assert key in m.host, f"host metadata must include {key!r}"
+    json.dumps(dataclasses.asdict(m), default=list)
+
+
+def _check_corrupt_model_rejected(device: Any, artifact: ModelArtifact, tmp_path: Path) -> None:
+    bad = Path(tmp_path) / f"corrupt.{artifact.format}"
+    bad.write_bytes(b"\x00not a model\xff" * 16)
+    corrupt = dataclasses.replace(artifact, path=str(bad), sha256="0" * 64)
+    try:
+        device.measure(corrupt, FAST_PROTOCOL)
+    except ModelRunError as exc:
+        assert str(bad) in str(exc) or bad.name in str(exc), "ModelRunError must name the file"
+    except HwprofError as exc:  # pragma: no cover - wrong subclass is a contract break
+        raise AssertionError(f"a corrupt model must raise ModelRunError, got {type(exc).__name__}") from exc
+    else:
+        raise AssertionError("measuring a corrupt model file must raise ModelRunError")

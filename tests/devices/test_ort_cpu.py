@@ -1,0 +1,82 @@
+import os
+
+import pytest
+
+from devices.export import ArtifactCache
+from devices.ort_cpu import OrtCpuDevice, parse_affinity
+from hwprof.errors import ConfigError, ModelRunError
+from hwprof.testing import FAST_PROTOCOL, check_device
+
+
+@pytest.fixture
+def artifact(tmp_path, tiny_model):
+    return ArtifactCache(tmp_path / "cache").get_or_export("tiny", {"spec": "tiny"}, lambda: tiny_model, (1, 3, 16, 16))
+
+
+def test_conformance(artifact, tmp_path):
+    m = check_device(OrtCpuDevice, artifact, tmp_path)
+    assert m.settings["intra_op_threads"] == 1 and m.settings["graph_optimization_level"] == "all"
+    assert m.host["versions"]["onnxruntime"]
+
+
+def test_settings_validation():
+    with pytest.raises(ConfigError, match="graph_optimization_level"):
+        OrtCpuDevice(graph_optimization_level="max")
+    with pytest.raises(ConfigError, match="intra_op_threads"):
+        OrtCpuDevice(intra_op_threads="many")
+    with pytest.raises(ConfigError, match="execution_mode"):
+        OrtCpuDevice(execution_mode="async")
+    assert OrtCpuDevice(intra_op_threads=2).settings["intra_op_threads"] == 2
+
+
+def test_parse_affinity():
+    assert parse_affinity("0,2-3") == (0, 2, 3)
+    assert parse_affinity(None) is None
+    with pytest.raises(ConfigError):
+        parse_affinity("a-b")
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity needs Linux")
+def test_affinity_applied_and_restored(artifact):
+    before = os.sched_getaffinity(0)
+    dev = OrtCpuDevice(cpu_affinity="0")
+    seen = []
+    fn = dev.prepare(artifact)
+    seen.append(os.sched_getaffinity(0))
+    fn()
+    dev.release()
+    assert seen[0] == {0}
+    assert os.sched_getaffinity(0) == before
+    assert OrtCpuDevice(cpu_affinity="0").check().settings["cpu_affinity"] == [0]
+
+
+def test_unknown_core_rejected():
+    with pytest.raises(ConfigError, match="not available"):
+        OrtCpuDevice(cpu_affinity="4096")
+
+
+def test_wrong_input_shape_is_model_run_error(artifact):
+    import dataclasses
+
+    from hwprof.types import InputSpec
+
+    wrong = dataclasses.replace(artifact, inputs=(InputSpec("input", (1, 3, 9, 9)),))
+    with pytest.raises(ModelRunError, match="failed to run"):
+        OrtCpuDevice().measure(wrong, FAST_PROTOCOL)
+
+
+def test_bigger_model_is_slower(tmp_path):
+    """A real timing sanity check: 8x the channels of a conv stack must take longer."""
+    import torch
+
+    def net(c):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(*[torch.nn.Conv2d(c if i else 3, c, 3, padding=1) for i in range(3)]).eval()
+
+    cache = ArtifactCache(tmp_path / "c")
+    small = cache.get_or_export("s", {"c": 8}, lambda: net(8), (1, 3, 32, 32))
+    big = cache.get_or_export("b", {"c": 64}, lambda: net(64), (1, 3, 32, 32))
+    dev = OrtCpuDevice()
+    t_small = dev.measure(small, FAST_PROTOCOL).latency_ms
+    t_big = dev.measure(big, FAST_PROTOCOL).latency_ms
+    assert t_big > 3 * t_small
