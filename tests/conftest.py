@@ -1,0 +1,16 @@
+"""Fixtures shared by every test package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The team's benchmark folder (/work/shared/data next to the checkout); skips when absent."""
+    path = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not (path / "nb201.csv.gz").is_file():
+        pytest.skip(f"shared benchmark data not found at {path} (expected nb201.csv.gz and fbnet.csv.gz there)")
+    return path
