@@ -1,0 +1,209 @@
+"""`hwprof devices`, `hwprof profile`, `hwprof measure`."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from hwprof import registry
+from hwprof.cli.common import console, warn
+from hwprof.errors import ConfigError, HwprofError
+from hwprof.profiling import ProfileSummary, Profiler, ProgressEvent, dedupe, parse_indices, read_arch_file
+from hwprof.protocol import ProtocolSettings
+from hwprof.store import Store
+
+
+def parse_settings(pairs: list[str]) -> dict[str, Any]:
+    """['intra_op_threads=2', 'cpu_affinity=0'] -> dict with ints/floats/bools decoded."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = _decode(value.strip())
+    return out
+
+
+def _decode(value: str) -> Any:
+    low = value.lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    if low in ("none", "null", ""):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def devices() -> None:
+    """List device adapters and whether each is usable here (and why not)."""
+    table = Table(title="hwprof devices")
+    table.add_column("device")
+    table.add_column("usable")
+    table.add_column("details")
+    for name in registry.names("device"):
+        try:
+            dev = registry.get_device(name)
+            info = dev.check()
+            table.add_row(name, "[green]yes[/green]", f"{info.runtime} {info.runtime_version} on {info.cpu_model} ({info.cores_logical} cores)")
+        except HwprofError as exc:
+            table.add_row(name, "[red]no[/red]", str(exc))
+    console.print(table)
+
+
+def profile(
+    device: str = typer.Option("ort-cpu", "--device", "-d", help="Device adapter (see `hwprof devices`)."),
+    space: str = typer.Option("nb201", "--space", "-s", help="Search space."),
+    n: int = typer.Option(20, "--num", "-n", help="Number of random architectures (ignored with --archs/--indices)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random sample."),
+    db: Path = typer.Option(Path("hwprof.db"), "--db", help="SQLite store (created if missing)."),
+    archs_file: Optional[Path] = typer.Option(None, "--archs", help="File with one architecture string per line."),
+    indices: Optional[str] = typer.Option(None, "--indices", help="Benchmark indices, e.g. 0-99,120 (spaces with an index)."),
+    again: bool = typer.Option(False, "--again", help="Re-measure architectures already stored for this device+settings."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads (device setting intra_op_threads)."),
+    set_: list[str] = typer.Option([], "--set", help="Device setting KEY=VALUE (repeatable)."),
+    target_ci: float = typer.Option(0.01, "--target-ci", help="Stop when the 95% CI half-width of the median <= this fraction of it."),
+    min_runs: int = typer.Option(10, "--min-runs"),
+    max_runs: int = typer.Option(1000, "--max-runs"),
+    max_time_s: float = typer.Option(10.0, "--max-time-s", help="Cap on timed runs per model (seconds)."),
+    drift_every: int = typer.Option(50, "--drift-every", help="Re-measure a reference model every N models (0 = off)."),
+    drift_threshold: float = typer.Option(0.05, "--drift-threshold", help="Warn when the reference drifts more than this fraction."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Exported-model cache (default: .hwprof-cache beside the db)."),
+) -> None:
+    """Measure the real latency of architectures on a device into the store (resumable)."""
+    settings = parse_settings(set_)
+    if threads is not None:
+        settings["intra_op_threads"] = threads
+    if n < 1 and archs_file is None and indices is None:
+        raise ConfigError(f"-n must be >= 1, got {n}")
+    protocol = ProtocolSettings(target_rel_ci=target_ci, min_runs=min_runs, max_runs=max_runs, max_time_s=max_time_s)
+    protocol.validate()
+    dev = registry.get_device(device, **settings)
+    sp = registry.get_space(space)
+    archs = _select(sp, n, seed, archs_file, indices)
+    store = Store(db)
+    try:
+        profiler = Profiler(
+            dev, sp, store, protocol=protocol, cache_dir=cache_dir,
+            command=shlex.join(["hwprof", *sys.argv[1:]]), drift_every=drift_every, drift_threshold_rel=drift_threshold,
+        )
+        console.print(
+            f"profiling {len(archs)} {space} architectures on [bold]{device}[/bold] "
+            f"({profiler.info.cpu_model}, {profiler.info.runtime} {profiler.info.runtime_version}) -> {db}"
+        )
+        summary = _run_with_progress(profiler, archs, again)
+    finally:
+        store.close()
+    _print_summary(summary, device)
+
+
+def _select(sp: Any, n: int, seed: int, archs_file: Optional[Path], indices: Optional[str]):
+    if archs_file is not None and indices is not None:
+        raise ConfigError("give either --archs or --indices, not both")
+    if archs_file is not None:
+        return dedupe(read_arch_file(archs_file, sp))
+    if indices is not None:
+        if not hasattr(sp, "from_index"):
+            raise ConfigError(f"space {sp.name!r} has no benchmark index; use --archs or -n")
+        return dedupe(sp.from_index(i) for i in parse_indices(indices, sp.size))
+    return sp.sample(min(n, sp.size), np.random.default_rng(seed))
+
+
+def _run_with_progress(profiler: Profiler, archs, again: bool) -> ProfileSummary:
+    progress = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[median]}"),
+        console=console,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task("profiling", total=len(archs), median="")
+
+        def on_progress(ev: ProgressEvent) -> None:
+            med = f"median {ev.running_median_ms:.3f} ms" if ev.running_median_ms is not None else ""
+            progress.update(task, completed=ev.n_done, median=med)
+            if ev.drift is not None and ev.drift.exceeded:
+                progress.console.print(f"[yellow]drift[/yellow] reference {ev.drift.drift_rel:+.1%} after {ev.drift.n_done} models")
+
+        return profiler.profile(archs, again=again, on_progress=on_progress)
+
+
+def _print_summary(summary: ProfileSummary, device: str) -> None:
+    table = Table(title=f"run {summary.run_id} on {device}: {summary.status}")
+    table.add_column("measured", justify="right")
+    table.add_column("skipped (already stored)", justify="right")
+    table.add_column("median ms", justify="right")
+    table.add_column("min ms", justify="right")
+    table.add_column("max ms", justify="right")
+    table.add_column("unstable", justify="right")
+    table.add_column("drift checks", justify="right")
+    lat = summary.latencies_ms
+    fmt = (lambda v: f"{v:.3f}") if lat else (lambda v: "-")
+    table.add_row(
+        str(summary.n_measured),
+        str(summary.n_skipped),
+        fmt(float(np.median(lat)) if lat else 0.0),
+        fmt(min(lat) if lat else 0.0),
+        fmt(max(lat) if lat else 0.0),
+        str(summary.n_unstable),
+        ", ".join(f"{c.drift_rel:+.1%}" for c in summary.drift_checks) or "-",
+    )
+    console.print(table)
+    for w in summary.warnings:
+        warn(w)
+
+
+def measure(
+    model: Path = typer.Argument(..., help="An ONNX file with static input shapes."),
+    device: str = typer.Option("ort-cpu", "--device", "-d"),
+    threads: Optional[int] = typer.Option(None, "--threads"),
+    set_: list[str] = typer.Option([], "--set", help="Device setting KEY=VALUE (repeatable)."),
+    target_ci: float = typer.Option(0.01, "--target-ci"),
+    max_time_s: float = typer.Option(10.0, "--max-time-s"),
+) -> None:
+    """Measure one ONNX file (not stored): median, spread and CI of its latency."""
+    from devices.export import load_onnx_artifact
+
+    settings = parse_settings(set_)
+    if threads is not None:
+        settings["intra_op_threads"] = threads
+    protocol = ProtocolSettings(target_rel_ci=target_ci, max_time_s=max_time_s)
+    protocol.validate()
+    dev = registry.get_device(device, **settings)
+    dev.check()
+    artifact = load_onnx_artifact(model)
+    m = dev.measure(artifact, protocol)
+    s = m.stats
+    table = Table(title=f"{model.name} on {device}")
+    for col in ("median ms", "mean ms", "p90 ms", "std ms", "95% CI ± ms", "CV", "runs", "warm-up", "stop"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        f"{s.median_ms:.4f}", f"{s.mean_ms:.4f}", f"{s.p90_ms:.4f}", f"{s.std_ms:.4f}",
+        f"{s.ci_half_width_ms:.4f}", f"{s.cv:.1%}", str(s.n_runs), str(m.n_warmup), m.stop_reason,
+    )
+    console.print(table)
+    if m.unstable:
+        warn(f"unstable measurement (CV {s.cv:.1%})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("devices")(devices)
+    app.command("profile")(profile)
+    app.command("measure")(measure)

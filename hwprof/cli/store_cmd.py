@@ -1,0 +1,69 @@
+"""`hwprof show` and `hwprof export`: read what the store holds."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from hwprof.cli.common import console
+from hwprof.errors import ConfigError, StoreError
+from hwprof.store import Store
+
+
+def show(db: Path = typer.Option(Path("hwprof.db"), "--db", help="SQLite store.")) -> None:
+    """Summarise what is stored: devices, runs, measurements."""
+    with Store(db, create=False) as store:
+        summary = store.summary()
+        runs = store.runs()
+    console.print(f"[bold]{db}[/bold] (schema v{summary['schema_version']})")
+    counts = Table(title="contents")
+    for key in ("devices", "runs", "architectures", "artifacts", "measurements", "drift_checks"):
+        counts.add_column(key, justify="right")
+    counts.add_row(*(str(summary["counts"].get(k, 0)) for k in ("devices", "runs", "architectures", "artifacts", "measurements", "drift_checks")))
+    console.print(counts)
+    per = Table(title="per device")
+    for col in ("device", "architectures", "measurements", "median of medians ms", "unstable"):
+        per.add_column(col, justify="right" if col != "device" else "left")
+    for d in summary["per_device"]:
+        med = d.get("median_of_medians_ms")
+        per.add_row(d["device"], str(d["n_architectures"]), str(d["n_measurements"]),
+                    f"{med:.3f}" if med is not None else "-", str(d["n_unstable"]))
+    console.print(per)
+    if runs:
+        rt = Table(title="runs")
+        for col in ("run", "device", "started", "status", "command"):
+            rt.add_column(col)
+        for r in runs[-10:]:
+            rt.add_row(str(r["id"]), str(r.get("device", r.get("device_id"))), str(r["started_at"]), str(r["status"]), str(r.get("command") or ""))
+        console.print(rt)
+
+
+def export(
+    db: Path = typer.Option(Path("hwprof.db"), "--db"),
+    fmt: str = typer.Option("csv", "--format", "-f", help="Output format (csv)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file (default or -: stdout)."),
+    device: Optional[str] = typer.Option(None, "--device", help="Only this device."),
+) -> None:
+    """Export every measurement row (append-only history) as CSV."""
+    if fmt != "csv":
+        raise ConfigError(f"unknown export format {fmt!r}; supported: csv")
+    with Store(db, create=False) as store:
+        if output is None or str(output) == "-":
+            n = store.export_csv(sys.stdout, device=device)
+            return
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            with open(output, "w", newline="") as f:
+                n = store.export_csv(f, device=device)
+        except OSError as exc:
+            raise StoreError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    console.print(f"wrote {n} measurements to {output}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("show")(show)
+    app.command("export")(export)

@@ -1,0 +1,284 @@
+"""Profiling orchestration: export -> measure -> store, one model at a time.
+
+Each model's architecture, artifact and measurement are written in one
+transaction, so an interrupted run (Ctrl-C, a failing model) leaves every
+completed measurement committed and no partial rows. One device at a time:
+a latency benchmark must not share cores with another benchmark.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from hwprof.errors import HwprofError
+from hwprof.protocol import DriftCheck, DriftMonitor, ProtocolSettings
+from hwprof.registry import get_device, get_space
+from hwprof.store import Store
+from hwprof.types import Architecture, Measurement, stable_hash
+
+WEIGHT_SEED = 0
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Sent to the progress callback after every model (measured or skipped)."""
+
+    n_done: int
+    n_total: int
+    arch: Architecture
+    measurement: Measurement | None
+    skipped: bool
+    running_median_ms: float | None
+    drift: DriftCheck | None = None
+
+
+@dataclass
+class ProfileSummary:
+    run_id: int
+    n_requested: int
+    n_measured: int = 0
+    n_skipped: int = 0
+    n_unstable: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    drift_checks: list[DriftCheck] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    status: str = "running"
+
+
+class Profiler:
+    """Measures architectures of one space on one device into a store."""
+
+    def __init__(
+        self,
+        device: Any,
+        space: Any,
+        store: Store,
+        protocol: ProtocolSettings | None = None,
+        cache_dir: str | Path | None = None,
+        command: str = "",
+        drift_every: int = 50,
+        drift_threshold_rel: float = 0.05,
+    ) -> None:
+        from devices.export import ArtifactCache  # the core never imports a runtime at module import
+
+        self.device = device
+        self.space = space
+        self.store = store
+        self.protocol = protocol or ProtocolSettings()
+        self.protocol.validate()
+        self.cache = ArtifactCache(cache_dir if cache_dir is not None else store.path.parent / ".hwprof-cache")
+        self.command = command
+        self.drift_every = drift_every
+        self.drift_threshold_rel = drift_threshold_rel
+        self.info = device.check()
+        self.device_id = store.upsert_device(self.info)
+        self.settings_hash = stable_hash(dict(device.settings))
+        self._run_id: int | None = None
+
+    # --- single models ---------------------------------------------------
+    @property
+    def run_id(self) -> int:
+        if self._run_id is None:
+            from hwprof.hostinfo import host_metadata
+
+            self._run_id = self.store.start_run(
+                self.device_id,
+                dict(self.device.settings),
+                self.protocol.to_json(),
+                host_metadata(self.device.runtime_packages()),
+                self.command,
+            )
+        return self._run_id
+
+    def export(self, arch: Architecture):
+        return self.cache.get_or_export(
+            arch.arch_id,
+            arch.to_json(),
+            lambda: self.space.build(arch, seed=WEIGHT_SEED),
+            tuple(self.space.input_shape),
+            seed=WEIGHT_SEED,
+        )
+
+    def measure(self, arch: Architecture) -> Measurement:
+        """Export (cached), measure and store one architecture atomically."""
+        artifact = self.export(arch)
+        measurement = self.device.measure(artifact, self.protocol)
+        run_id = self.run_id
+        with self.store.transaction():
+            self.store.add_architecture(arch)
+            self.store.add_artifact(artifact)
+            self.store.add_measurement(run_id, self.device_id, measurement)
+        return measurement
+
+    def measure_latency_ms(self, arch: Architecture) -> float:
+        """Median latency of the reference model without storing it (drift checks)."""
+        return self.device.measure(self.export(arch), self.protocol).latency_ms
+
+    def cached_latency_ms(self, arch: Architecture) -> float | None:
+        """Latest stored latency of ``arch`` on this device with these settings."""
+        rows = [
+            r
+            for r in self.store.measurements(device=self.device.name, space=arch.space, latest_only=True)
+            if r["arch_id"] == arch.arch_id and r["settings_hash"] == self.settings_hash
+        ]
+        return float(rows[-1]["median_ms"]) if rows else None
+
+    def already_measured(self) -> set[str]:
+        return self.store.measured_arch_ids(self.device_id, self.settings_hash)
+
+    # --- batches -----------------------------------------------------------
+    def profile(
+        self,
+        archs: Sequence[Architecture],
+        again: bool = False,
+        on_progress: Callable[[ProgressEvent], None] | None = None,
+    ) -> ProfileSummary:
+        """Measure ``archs`` in order; resumable (skips already measured unless ``again``)."""
+        done = set() if again else self.already_measured()
+        summary = ProfileSummary(run_id=self.run_id, n_requested=len(archs))
+        monitor = self._drift_monitor(len(archs) - sum(a.arch_id in done for a in archs))
+        status = "failed"
+        try:
+            for i, arch in enumerate(archs):
+                drift = None
+                if arch.arch_id in done:
+                    summary.n_skipped += 1
+                    m = None
+                else:
+                    m = self.measure(arch)
+                    summary.n_measured += 1
+                    summary.n_unstable += int(m.unstable)
+                    summary.latencies_ms.append(m.latency_ms)
+                    if m.unstable:
+                        summary.warnings.append(
+                            f"{arch.spec}: unstable measurement (CV {m.stats.cv:.1%})"
+                        )
+                    if monitor is not None and monitor.due(summary.n_measured):
+                        drift = self._check_drift(monitor, summary)
+                if on_progress is not None:
+                    on_progress(
+                        ProgressEvent(
+                            n_done=i + 1,
+                            n_total=len(archs),
+                            arch=arch,
+                            measurement=m,
+                            skipped=m is None,
+                            running_median_ms=statistics.median(summary.latencies_ms) if summary.latencies_ms else None,
+                            drift=drift,
+                        )
+                    )
+            status = "completed"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            summary.status = status
+            self.store.finish_run(self.run_id, status)
+            self._run_id = None
+        return summary
+
+    def _drift_monitor(self, n_to_measure: int) -> DriftMonitor | None:
+        if self.drift_every <= 0 or n_to_measure < self.drift_every:
+            return None
+        ref = self.space.reference_architecture()
+        self._drift_ref = ref
+        monitor = DriftMonitor(lambda: self.measure_latency_ms(ref), every=self.drift_every, threshold_rel=self.drift_threshold_rel)
+        monitor.start()
+        return monitor
+
+    def _check_drift(self, monitor: DriftMonitor, summary: ProfileSummary) -> DriftCheck:
+        check = monitor.check(summary.n_measured)
+        summary.drift_checks.append(check)
+        self.store.add_drift_check(
+            self.run_id, self._drift_ref.arch_id, check.n_done, check.baseline_ms, check.median_ms, check.drift_rel, check.exceeded
+        )
+        if check.exceeded:
+            summary.warnings.append(
+                f"drift: reference model now {check.median_ms:.3f} ms vs {check.baseline_ms:.3f} ms at start "
+                f"({check.drift_rel:+.1%}, threshold {self.drift_threshold_rel:.0%}) after {check.n_done} models"
+            )
+        return check
+
+    def close(self) -> None:
+        """Finish an open run (from single ``measure`` calls) and close the store."""
+        if self._run_id is not None:
+            self.store.finish_run(self._run_id, "completed")
+            self._run_id = None
+        self.store.close()
+
+
+def parse_indices(text: str, size: int) -> list[int]:
+    """'0-99,120,200-210' -> indices, validated against the space size."""
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                out.extend(range(lo, hi + 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise HwprofError(f"bad index range {part!r}; expected e.g. '0-99,120'") from None
+    bad = [i for i in out if not 0 <= i < size]
+    if bad:
+        raise HwprofError(f"index {bad[0]} out of range 0..{size - 1}")
+    return out
+
+
+def read_arch_file(path: str | Path, space: Any) -> list[Architecture]:
+    """One architecture string per line; blank lines and '#' comments ignored."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise HwprofError(f"cannot read architecture file {path}: {exc.strerror or exc}") from exc
+    archs = []
+    for lineno, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            archs.append(space.parse(line))
+        except HwprofError as exc:
+            raise type(exc)(f"{path}:{lineno}: {exc}") from exc
+    if not archs:
+        raise HwprofError(f"{path} holds no architectures")
+    return archs
+
+
+def open_profiler(
+    device_name: str,
+    db: str | Path,
+    space_name: str,
+    protocol: ProtocolSettings | None = None,
+    cache_dir: str | Path | None = None,
+    command: str = "",
+    **device_settings: Any,
+) -> Profiler:
+    """Convenience for library users and cost models: names in, a ready Profiler out."""
+    device = get_device(device_name, **device_settings)
+    space = get_space(space_name)
+    store = Store(db)
+    try:
+        return Profiler(device, space, store, protocol=protocol, cache_dir=cache_dir, command=command)
+    except BaseException:
+        store.close()
+        raise
+
+
+def dedupe(archs: Iterable[Architecture]) -> list[Architecture]:
+    seen: set[str] = set()
+    out = []
+    for a in archs:
+        if a.arch_id not in seen:
+            seen.add(a.arch_id)
+            out.append(a)
+    return out

@@ -1,0 +1,108 @@
+import pytest
+
+from hwprof.errors import ModelRunError
+from hwprof.profiling import Profiler, parse_indices, read_arch_file
+from hwprof.store import Store
+from hwprof.errors import HwprofError, InvalidArchitecture
+
+from .conftest import FAST, ScriptedDevice
+
+
+def _profiler(tmp_path, space, **kwargs):
+    store = Store(tmp_path / "p.db")
+    return Profiler(ScriptedDevice(**kwargs), space, store, protocol=FAST, cache_dir=tmp_path / "cache", drift_every=0)
+
+
+def test_profile_stores_and_resumes(tmp_path, toy_space):
+    archs = list(toy_space.enumerate())
+    p = _profiler(tmp_path, toy_space)
+    s = p.profile(archs)
+    assert (s.n_measured, s.n_skipped, s.status) == (6, 0, "completed")
+    assert len(p.store.measurements()) == 6
+    assert {r["spec"] for r in p.store.measurements()} == {a.spec for a in archs}
+    # resume: same device+settings -> nothing re-measured
+    s2 = p.profile(archs)
+    assert (s2.n_measured, s2.n_skipped) == (0, 6)
+    # --again appends (append-only), never overwrites
+    s3 = p.profile(archs[:2], again=True)
+    assert s3.n_measured == 2 and len(p.store.measurements()) == 8
+    p.close()
+    # other settings are another measurement context
+    p2 = _profiler(tmp_path, toy_space, base_ms=3.0)
+    assert p2.profile(archs[:3]).n_measured == 3
+    p2.close()
+
+
+def test_measurement_values_come_from_the_device(tmp_path, toy_space):
+    p = _profiler(tmp_path, toy_space, base_ms=2.5)
+    m = p.measure(toy_space.parse("w8-d2"))
+    assert m.latency_ms == pytest.approx(2.5)
+    assert p.cached_latency_ms(toy_space.parse("w8-d2")) == pytest.approx(2.5)
+    assert p.cached_latency_ms(toy_space.parse("w4-d1")) is None
+    p.close()
+
+
+def test_failure_leaves_completed_rows_and_no_partial_rows(tmp_path, toy_space):
+    archs = list(toy_space.enumerate())
+    p = _profiler(tmp_path, toy_space, fail_on=3)
+    with pytest.raises(ModelRunError, match="scripted failure"):
+        p.profile(archs)
+    rows = p.store.measurements()
+    assert len(rows) == 2
+    stored_archs = {r["arch_id"] for r in rows}
+    assert archs[2].arch_id not in stored_archs
+    assert p.store.summary()["counts"]["architectures"] == 2
+    assert p.store.runs()[-1]["status"] == "failed"
+    p.close()
+
+
+def test_ctrl_c_keeps_completed_measurements(tmp_path, toy_space):
+    archs = list(toy_space.enumerate())
+    p = _profiler(tmp_path, toy_space, interrupt_on=4)
+    with pytest.raises(KeyboardInterrupt):
+        p.profile(archs)
+    assert len(p.store.measurements()) == 3
+    assert p.store.runs()[-1]["status"] == "interrupted"
+    p.close()
+    # resuming measures only the rest
+    p2 = _profiler(tmp_path, toy_space)
+    s = p2.profile(archs)
+    assert (s.n_measured, s.n_skipped) == (3, 3)
+    p2.close()
+
+
+def test_drift_detected_and_recorded(tmp_path, toy_space):
+    store = Store(tmp_path / "d.db")
+    dev = ScriptedDevice(drift_per_model=0.02)  # every prepared model runs 2% slower than the previous
+    p = Profiler(dev, toy_space, store, protocol=FAST, cache_dir=tmp_path / "c", drift_every=2, drift_threshold_rel=0.05)
+    s = p.profile(list(toy_space.enumerate()))
+    assert len(s.drift_checks) == 3
+    assert s.drift_checks[-1].drift_rel > 0.05 and s.drift_checks[-1].exceeded
+    assert any("drift" in w for w in s.warnings)
+    assert len(store.drift_checks()) == 3
+    p.close()
+
+
+def test_no_drift_when_stable(tmp_path, toy_space):
+    store = Store(tmp_path / "d.db")
+    p = Profiler(ScriptedDevice(), toy_space, store, protocol=FAST, cache_dir=tmp_path / "c", drift_every=2)
+    s = p.profile(list(toy_space.enumerate()))
+    assert s.drift_checks and all(not c.exceeded and abs(c.drift_rel) < 1e-9 for c in s.drift_checks)
+    p.close()
+
+
+def test_parse_indices():
+    assert parse_indices("0-3,7", 10) == [0, 1, 2, 3, 7]
+    with pytest.raises(HwprofError, match="out of range"):
+        parse_indices("5-12", 10)
+    with pytest.raises(HwprofError, match="bad index range"):
+        parse_indices("3-1", 10)
+
+
+def test_read_arch_file(tmp_path, toy_space):
+    f = tmp_path / "a.txt"
+    f.write_text("# comment\nw4-d1\n\nw8-d2\n")
+    assert [a.spec for a in read_arch_file(f, toy_space)] == ["w4-d1", "w8-d2"]
+    f.write_text("w4-d1\nbogus\n")
+    with pytest.raises(InvalidArchitecture, match=r"a.txt:2"):
+        read_arch_file(f, toy_space)
