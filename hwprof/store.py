@@ -204,12 +204,12 @@ def apply_migrations(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> 
 def _check_path(path: Path, create: bool) -> bool:
     """Raise for paths that cannot hold a store; return whether the file exists."""
     if path.is_dir():
-        raise StoreError(f"{path} is a directory, not a database file; pass a file path such as {path / 'hwprof.db'}")
+        raise StoreError(f"{path} is a directory, not a database file; pass a file such as {path / 'hwprof.db'}")
     if path.exists():
         if not os.access(path, os.R_OK | os.W_OK):
             raise StoreError(f"cannot open {path} for reading and writing: permission denied")
         if not os.access(path.parent, os.W_OK):
-            raise StoreError(f"cannot use {path}: directory {path.parent} is not writable (SQLite needs it for its WAL file)")
+            raise StoreError(f"cannot use {path}: directory {path.parent} is not writable (SQLite keeps its WAL there)")
         return True
     if not create:
         raise StoreError(f"no such database: {path}")
@@ -268,7 +268,7 @@ class Store:
         try:
             tables = _table_names(self._conn)
             if not tables and not create:
-                raise StoreError(f"{self.path} holds no tables, not an hwprof database (open with create=True to initialise it)")
+                raise StoreError(f"{self.path} holds no tables, not an hwprof database (create=True initialises it)")
             try:
                 ours = not tables or _is_hwprof(self._conn, tables)
             except sqlite3.OperationalError:  # e.g. someone else's "meta" table with other columns
@@ -276,6 +276,8 @@ class Store:
             if not ours:
                 raise StoreError(f"foreign database: {self.path} has tables {', '.join(tables)} but no hwprof schema")
             version = read_schema_version(self._conn)
+        except sqlite3.OperationalError as exc:  # locked by another process past the busy timeout
+            raise StoreError(f"cannot read {self.path}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not an hwprof database (corrupt SQLite file: {exc})") from exc
         if version > SCHEMA_VERSION:
@@ -302,7 +304,9 @@ class Store:
             apply_migrations(self._conn)
         except sqlite3.Error as exc:
             kept = f"; the file before migrating is at {self.backup_path}" if self.backup_path else ""
-            raise StoreError(f"cannot bring {self.path} from schema v{version} to v{SCHEMA_VERSION}: {exc}{kept}") from exc
+            raise StoreError(
+                f"cannot bring {self.path} from schema v{version} to v{SCHEMA_VERSION}: {exc}{kept}"
+            ) from exc
 
     def _backup(self, version: int) -> Path:
         target = self.path.with_name(f"{self.path.name}.bak-v{version}")
@@ -481,7 +485,9 @@ class Store:
         )
         return {r["arch_id"] for r in rows}
 
-    def measurements(self, device: str | None = None, space: str | None = None, latest_only: bool = False) -> list[dict]:
+    def measurements(
+        self, device: str | None = None, space: str | None = None, latest_only: bool = False
+    ) -> list[dict]:
         """Measurement rows with ``device`` (name), ``space`` and ``spec``; JSON columns parsed.
 
         ``latest_only`` keeps the newest row per (device, settings, architecture),
@@ -584,7 +590,12 @@ class Store:
                     "n_unstable": r["n_unstable"],
                 }
             )
-        return {"path": str(self.path), "schema_version": self.schema_version, "counts": counts, "per_device": per_device}
+        return {
+            "path": str(self.path),
+            "schema_version": self.schema_version,
+            "counts": counts,
+            "per_device": per_device,
+        }
 
     def export_csv(self, out: str | Path | TextIO, device: str | None = None) -> int:
         """Every measurement row (the full append-only history) as CSV; returns the row count."""
@@ -598,6 +609,7 @@ class Store:
         writer.writerow(CSV_COLUMNS)
         rows = self.measurements(device=device)
         for r in rows:
-            flat = {**r, "settings_json": _dumps(r["settings"]), **{k: r["host"].get(k) for k in ("cpu_model", "hostname")}}
+            host = {k: r["host"].get(k) for k in ("cpu_model", "hostname")}
+            flat = {**r, "settings_json": _dumps(r["settings"]), **host}
             writer.writerow(["" if flat[c] is None else flat[c] for c in CSV_COLUMNS])
         return len(rows)

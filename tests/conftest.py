@@ -14,3 +14,12 @@ def shared_data() -> Path:
     if not (path / "nb201.csv.gz").is_file():
         pytest.skip(f"shared benchmark data not found at {path} (expected nb201.csv.gz and fbnet.csv.gz there)")
     return path
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread: on a 2-core CI box, intra-op threads fighting pytest make forward passes 50x slower."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        return
+    torch.set_num_threads(1)

@@ -364,6 +364,8 @@ def _v1_database(path):
 def test_v1_database_is_backed_up_and_migrated_with_data_intact(tmp_path):
     path = tmp_path / "old.db"
     _v1_database(path)
+    earlier = tmp_path / "old.db.bak-v1"
+    earlier.write_bytes(b"an earlier backup")  # must survive: backups are never overwritten
     conn = raw(path)
     assert "drift_checks" not in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     conn.close()
@@ -378,8 +380,9 @@ def test_v1_database_is_backed_up_and_migrated_with_data_intact(tmp_path):
         indexes = {r[0] for r in raw(path).execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert "measurements_lookup" in indexes
 
-    backup = tmp_path / "old.db.bak-v1"
+    backup = tmp_path / "old.db.bak-v1.2"
     assert store.backup_path == backup and backup.is_file()
+    assert earlier.read_bytes() == b"an earlier backup"
     bconn = raw(backup)
     assert bconn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 1
     assert bconn.execute("SELECT median_ms FROM measurements").fetchall() == [(4.2,)]
@@ -387,7 +390,7 @@ def test_v1_database_is_backed_up_and_migrated_with_data_intact(tmp_path):
 
     with Store(path) as again:  # already current: no second migration, no second backup
         assert again.migrated_from is None and again.backup_path is None
-    assert sorted(p.name for p in tmp_path.iterdir() if ".bak" in p.name) == ["old.db.bak-v1"]
+    assert sorted(p.name for p in tmp_path.iterdir() if ".bak" in p.name) == ["old.db.bak-v1", "old.db.bak-v1.2"]
 
 
 def test_newer_schema_is_rejected(tmp_path):
@@ -476,3 +479,15 @@ def test_empty_file_is_initialised_only_when_create(tmp_path):
         assert store.schema_version == SCHEMA_VERSION
     with Store(path, create=False) as store:  # now an hwprof file
         assert store.devices() == []
+
+
+def test_sqlite_file_without_tables_is_initialised_only_when_create(tmp_path):
+    path = tmp_path / "bare.db"
+    conn = raw(path)
+    conn.execute("PRAGMA user_version = 7")  # a valid SQLite file with a header but no tables
+    conn.close()
+    assert path.stat().st_size > 0
+    with pytest.raises(StoreError, match="holds no tables"):
+        Store(path, create=False)
+    with Store(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
