@@ -6,6 +6,7 @@ Usage in a third-party adapter's tests::
     def test_conformance(tmp_path):
         check_device(MyDevice, good_artifact, tmp_path)
 
+A search space checks itself the same way with ``check_space(space, specs)``.
 Each check raises AssertionError with a message naming the broken contract.
 """
 
@@ -87,3 +88,30 @@ def _check_corrupt_model_rejected(device: Any, artifact: ModelArtifact, tmp_path
         raise AssertionError(f"a corrupt model must raise ModelRunError, got {type(exc).__name__}") from exc
     else:
         raise AssertionError("measuring a corrupt model file must raise ModelRunError")
+
+
+def check_space(space: Any, specs: list[str]) -> None:
+    """Contract of a search space on a few of its spec strings (needs torch for the builds)."""
+    import numpy as np
+    import torch
+
+    assert space.name and space.num_layers == len(space.layers) >= 1
+    archs = [space.parse(s) for s in specs]
+    for spec, arch in zip(specs, archs):
+        assert arch.spec == spec, f"parse() must keep a canonical spec: {spec!r} -> {arch.spec!r}"
+        assert space.from_choices(space.to_choices(arch)) == arch, "choices round trip broken"
+    enc = space.encode(archs)
+    assert enc.shape == (len(archs), space.encoding_width)
+    assert np.all(enc.sum(axis=1) == space.num_layers), "one-hot rows must hold one 1 per layer"
+    arch = archs[0]
+    a, b = space.build(arch, seed=7).state_dict(), space.build(arch, seed=7).state_dict()
+    c = space.build(arch, seed=8).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "seeded builds must be identical"
+    assert not all(torch.equal(a[k], c[k]) for k in a), "different seeds must give different weights"
+    state = torch.random.get_rng_state()
+    model = space.build(arch, seed=7)
+    assert torch.equal(state, torch.random.get_rng_state()), "a seeded build must not move the global RNG"
+    assert not model.training, "build() must return an eval-mode module"
+    with torch.no_grad():
+        out = model(torch.zeros(*space.input_shape))
+    assert out.shape[0] == space.input_shape[0], "output batch must match the input batch"

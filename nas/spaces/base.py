@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from hwprof.errors import InvalidArchitecture
+from hwprof.errors import ConfigError, InvalidArchitecture
 from hwprof.types import Architecture
 
 if TYPE_CHECKING:  # torch is imported lazily by build()
@@ -138,3 +138,36 @@ class SearchSpace(ABC):
     def reference_architecture(self) -> Architecture:
         """A fixed mid-sized network, re-measured during long runs to detect drift."""
         return self.from_choices([len(opts) // 2 for _, opts in self.layers])
+
+
+class ImageSpace(SearchSpace):
+    """A space of image classifiers: fixed layer table, (batch, 3, size, size) input.
+
+    Subclasses set ``_LAYERS`` and call ``super().__init__`` with their integer
+    hyper-parameters, all of which must be positive.
+    """
+
+    _LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    num_classes: int
+    input_size: int
+    batch_size: int
+
+    def __init__(self, num_classes: int, input_size: int, batch_size: int, **more: int) -> None:
+        values = {"num_classes": num_classes, "input_size": input_size, "batch_size": batch_size, **more}
+        for arg, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{type(self).__name__}: {arg} must be a positive integer, got {value!r}")
+        self._params = values
+        for arg, value in values.items():
+            setattr(self, arg, value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in self._params.items())})"
+
+    @property
+    def layers(self) -> list[tuple[str, tuple[str, ...]]]:
+        return list(self._LAYERS)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.batch_size, 3, self.input_size, self.input_size)

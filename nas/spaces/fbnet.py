@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 from hwprof.errors import ConfigError, InvalidArchitecture
 from hwprof.types import Architecture
-from nas.spaces.base import SearchSpace
+from nas.spaces.base import ImageSpace
 
 if TYPE_CHECKING:
     import torch
@@ -76,7 +76,7 @@ def block_config(op: str) -> tuple[int, int, int] | None:
     return int(parts[0][1:]), int(parts[1][1:]), int(parts[2][1:]) if len(parts) == 3 else 1
 
 
-class FBNetSpace(SearchSpace):
+class FBNetSpace(ImageSpace):
     """FBNet (HW-NAS-Bench/HELP): 22 layers ``layer0``..``layer21``, nine blocks each.
 
     Every layer offers, in this order: k3_e1, k3_e1_g2, k3_e3, k3_e6, k5_e1,
@@ -89,27 +89,7 @@ class FBNetSpace(SearchSpace):
     _LAYERS = tuple((f"layer{i}", OPS) for i in range(NUM_LAYERS))
 
     def __init__(self, num_classes: int = 100, input_size: int = 32, batch_size: int = 1) -> None:
-        for arg, value in (("num_classes", num_classes), ("input_size", input_size), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"FBNetSpace: {arg} must be a positive integer, got {value!r}")
-        self.num_classes = num_classes
-        self.input_size = input_size
-        self.batch_size = batch_size
-
-    def __repr__(self) -> str:
-        return (
-            f"FBNetSpace(num_classes={self.num_classes}, input_size={self.input_size}, "
-            f"batch_size={self.batch_size})"
-        )
-
-    # --- structure -------------------------------------------------------------
-    @property
-    def layers(self) -> list[tuple[str, tuple[str, ...]]]:
-        return list(self._LAYERS)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return (self.batch_size, 3, self.input_size, self.input_size)
+        super().__init__(num_classes=num_classes, input_size=input_size, batch_size=batch_size)
 
     # --- conversions -------------------------------------------------------------
     def spec_from_choices(self, choices: Sequence[int]) -> str:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from hwprof.errors import ConfigError, InvalidArchitecture
 from hwprof.types import Architecture
-from nas.spaces.base import SearchSpace
+from nas.spaces.base import ImageSpace
 from nas.tabular import load_nb201
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ EXAMPLE_SPEC = "|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_con
 NUM_ARCHS = len(OPS) ** len(EDGES)
 
 
-class NB201Space(SearchSpace):
+class NB201Space(ImageSpace):
     """NAS-Bench-201: six edges of a 4-node cell, each one of five operations.
 
     ``index``/``from_index`` use the benchmark's official numbering (from the
@@ -43,39 +43,17 @@ class NB201Space(SearchSpace):
         input_size: int = 32,
         batch_size: int = 1,
     ) -> None:
-        for arg, value in (
-            ("num_classes", num_classes),
-            ("channels", channels),
-            ("cells_per_stage", cells_per_stage),
-            ("batch_size", batch_size),
-            ("input_size", input_size),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"NB201Space: {arg} must be a positive integer, got {value!r}")
+        super().__init__(
+            num_classes=num_classes,
+            input_size=input_size,
+            batch_size=batch_size,
+            channels=channels,
+            cells_per_stage=cells_per_stage,
+        )
         if input_size % 4:
             raise ConfigError(
                 f"NB201Space: input_size must be a multiple of 4 (two stride-2 reductions), got {input_size}"
             )
-        self.num_classes = num_classes
-        self.channels = channels
-        self.cells_per_stage = cells_per_stage
-        self.input_size = input_size
-        self.batch_size = batch_size
-
-    def __repr__(self) -> str:
-        return (
-            f"NB201Space(num_classes={self.num_classes}, channels={self.channels}, "
-            f"cells_per_stage={self.cells_per_stage}, input_size={self.input_size}, batch_size={self.batch_size})"
-        )
-
-    # --- structure -------------------------------------------------------------
-    @property
-    def layers(self) -> list[tuple[str, tuple[str, ...]]]:
-        return list(self._LAYERS)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return (self.batch_size, 3, self.input_size, self.input_size)
 
     # --- conversions -------------------------------------------------------------
     def spec_from_choices(self, choices: Sequence[int]) -> str:

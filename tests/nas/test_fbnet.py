@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from hwprof.errors import ConfigError, InvalidArchitecture
+from hwprof.testing import check_space
 from hwprof.registry import get_space
 from hwprof.types import Architecture
 from nas.spaces import FBNetSpace, SearchSpace
@@ -230,16 +231,8 @@ def test_group_blocks_shuffle_between_pointwise_and_depthwise(space, torch):
     assert shuffle(x).flatten().tolist() == [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
 
 
-def test_seeded_builds_are_identical(space, torch, rows):
-    arch = space.parse(rows[3])
-    a, b = space.build(arch, seed=7).state_dict(), space.build(arch, seed=7).state_dict()
-    c = space.build(arch, seed=8).state_dict()
-    assert a.keys() == b.keys()
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not all(torch.equal(a[k], c[k]) for k in a)
-    state = torch.random.get_rng_state()
-    space.build(arch, seed=7)
-    assert torch.equal(state, torch.random.get_rng_state()), "a seeded build must not move the global RNG"
+def test_space_conformance(space, torch, rows):
+    check_space(space, [rows[3], rows[4]])
 
 
 def _macs(model, torch, input_shape) -> int:
