@@ -7,13 +7,14 @@ deployment would use). Every setting is recorded with each measurement.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from devices.base import Device
-from hwprof.errors import ConfigError, DeviceUnavailable, ModelRunError
+from hwprof.errors import ConfigError, DeviceUnavailable, ModelRunError, first_line
 from hwprof.hostinfo import cpu_model, package_version
 from hwprof.types import DeviceInfo, ModelArtifact
 
@@ -88,7 +89,8 @@ class OrtCpuDevice(Device):
     def runtime_packages(self) -> tuple[str, ...]:
         return ("onnxruntime",)
 
-    def _ort(self):
+    def runtime(self):
+        """The onnxruntime module, or DeviceUnavailable when it is not installed."""
         try:
             import onnxruntime
         except ImportError as exc:
@@ -96,7 +98,7 @@ class OrtCpuDevice(Device):
         return onnxruntime
 
     def check(self) -> DeviceInfo:
-        ort = self._ort()
+        ort = self.runtime()
         providers = ort.get_available_providers()
         if "CPUExecutionProvider" not in providers:
             raise DeviceUnavailable(f"ort-cpu: CPUExecutionProvider missing from onnxruntime (have {providers})")
@@ -112,7 +114,9 @@ class OrtCpuDevice(Device):
             extra={"providers": list(providers), "onnx": package_version("onnx")},
         )
 
-    def _session_options(self, ort):
+    def session_options(self):
+        """SessionOptions carrying this device's settings (callers may add e.g. profiling)."""
+        ort = self.runtime()
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.settings["intra_op_threads"]
         so.inter_op_num_threads = self.settings["inter_op_threads"]
@@ -138,34 +142,54 @@ class OrtCpuDevice(Device):
             for spec in artifact.inputs
         }
 
-    def prepare(self, artifact: ModelArtifact) -> Callable[[], object]:
-        ort = self._ort()
-        self._pin()
+    def open_session(self, artifact: ModelArtifact, sess_options: Any = None):
+        """An InferenceSession for the artifact; ModelRunError naming the file when it is rejected."""
+        ort = self.runtime()
         try:
-            session = ort.InferenceSession(
-                artifact.path, sess_options=self._session_options(ort), providers=["CPUExecutionProvider"]
+            return ort.InferenceSession(
+                artifact.path,
+                sess_options=sess_options if sess_options is not None else self.session_options(),
+                providers=["CPUExecutionProvider"],
             )
         except Exception as exc:
-            self._unpin()
-            raise ModelRunError(f"onnxruntime could not load {artifact.path}: {_first_line(exc)}") from exc
-        feeds = self.make_inputs(artifact)
-        expected = {i.name: i for i in session.get_inputs()}
-        if set(expected) != set(feeds):
-            self._unpin()
-            raise ModelRunError(
-                f"model inputs {sorted(expected)} do not match the artifact's input spec {sorted(feeds)}"
-            )
+            raise ModelRunError(f"onnxruntime could not load {artifact.path}: {first_line(exc)}") from exc
+
+    def run_checked(self, session: Any, artifact: ModelArtifact, feeds: dict[str, np.ndarray]) -> None:
+        """One inference; ModelRunError naming the file when the runtime fails."""
         try:
             session.run(None, feeds)
         except Exception as exc:
+            raise ModelRunError(f"onnxruntime failed to run {artifact.path}: {first_line(exc)}") from exc
+
+    def prepare(self, artifact: ModelArtifact) -> Callable[[], object]:
+        self._pin()
+        try:
+            session = self.open_session(artifact)
+            feeds = self.make_inputs(artifact)
+            expected = {i.name for i in session.get_inputs()}
+            if expected != set(feeds):
+                raise ModelRunError(
+                    f"model inputs {sorted(expected)} do not match the artifact's input spec {sorted(feeds)}"
+                )
+            self.run_checked(session, artifact, feeds)
+        except BaseException:
             self._unpin()
-            raise ModelRunError(f"onnxruntime failed to run {artifact.path}: {_first_line(exc)}") from exc
+            raise
         self._session = session
         return lambda: session.run(None, feeds)
 
     def release(self) -> None:
         self._session = None
         self._unpin()
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Apply the cpu_affinity setting for the duration of the block."""
+        self._pin()
+        try:
+            yield
+        finally:
+            self._unpin()
 
     def _pin(self) -> None:
         cores = self.settings["cpu_affinity"]
@@ -178,8 +202,3 @@ class OrtCpuDevice(Device):
         if self._saved_affinity is not None:
             os.sched_setaffinity(0, self._saved_affinity)
             self._saved_affinity = None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -47,3 +47,9 @@ class PersistenceError(HwprofError):
 
 class SearchError(HwprofError):
     """A search cannot run as configured (infeasible constraint, budget too small...)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type name): for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from hwprof.errors import ExportError
+from hwprof.errors import ExportError, first_line
 from hwprof.hostinfo import package_version
 from hwprof.types import InputSpec, ModelArtifact, stable_hash
 
@@ -73,11 +73,11 @@ def export_onnx(
                 do_constant_folding=True,
             )
     except Exception as exc:  # torch raises many unrelated types here
-        raise ExportError(f"torch -> ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        raise ExportError(f"torch -> ONNX export failed: {type(exc).__name__}: {first_line(exc)}") from exc
     try:
         onnx.checker.check_model(str(out_path))
     except Exception as exc:
-        raise ExportError(f"exported ONNX model failed validation: {str(exc).splitlines()[0]}") from exc
+        raise ExportError(f"exported ONNX model failed validation: {first_line(exc)}") from exc
 
 
 def load_onnx_artifact(path: str | Path, arch_id: str = "") -> ModelArtifact:
@@ -91,7 +91,7 @@ def load_onnx_artifact(path: str | Path, arch_id: str = "") -> ModelArtifact:
         model = onnx.load(str(path))
         onnx.checker.check_model(model)
     except Exception as exc:
-        raise ExportError(f"{path} is not a valid ONNX model: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+        raise ExportError(f"{path} is not a valid ONNX model: {first_line(exc)}") from exc
     initializers = {i.name for i in model.graph.initializer}
     inputs = []
     for inp in model.graph.input:

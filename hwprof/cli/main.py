@@ -17,7 +17,7 @@ from rich.text import Text
 from hwprof import __version__
 from hwprof.cli import predict_cmd, profile_cmd, search_cmd, store_cmd
 from hwprof.cli.common import CliState, err_console
-from hwprof.errors import HwprofError
+from hwprof.errors import HwprofError, first_line
 
 app = typer.Typer(
     name="hwprof",
@@ -45,11 +45,6 @@ def _root(
 
 for _module in (profile_cmd, store_cmd, predict_cmd, search_cmd):
     _module.register(app)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else exc.__class__.__name__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,7 +81,7 @@ def _report(exc: BaseException, label: str) -> None:
     if CliState.debug:
         err_console.print_exception()
     else:
-        err_console.print(Text.assemble((f"{label}: ", "red"), _one_line(exc)), highlight=False, soft_wrap=True)
+        err_console.print(Text.assemble((f"{label}: ", "red"), first_line(exc)), highlight=False, soft_wrap=True)
 
 
 def run() -> None:

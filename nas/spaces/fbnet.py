@@ -34,7 +34,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
-from hwprof.errors import ConfigError, InvalidArchitecture
+from hwprof.errors import InvalidArchitecture
 from hwprof.types import Architecture
 from nas.spaces.base import ImageSpace
 
