@@ -1,0 +1,266 @@
+"""The predictor contract (scikit-learn style) and the feature schema that travels with it.
+
+``__init__`` only stores parameters; ``fit`` validates data and parameters and
+returns ``self``; fitted state lives in attributes ending in ``_``. A
+subclass implements ``_fit``/``_predict`` plus ``_save_state``/``_load_state``
+(its model in a portable format, see :mod:`predictors.persistence`) and is
+registered under ``name`` in the ``hwprof.predictors`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
+
+import numpy as np
+
+from hwprof.errors import ConfigError, DataError, NotFittedError
+from hwprof.types import Architecture
+
+if TYPE_CHECKING:
+    from predictors.features import Featurizer
+
+# progress(done, total): called by long-running fits (boosting rounds, epochs, tuning candidates).
+ProgressCallback = Callable[[int, int], None]
+
+RAW_KIND = "raw"
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """What the columns of X mean: a kind (e.g. ``onehot:nb201``), column names and a version.
+
+    A predictor refuses inputs of another schema, so a model trained on one
+    encoding is never silently fed another.
+    """
+
+    kind: str
+    names: tuple[str, ...]
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, str) or not self.kind:
+            raise DataError(f"feature schema kind must be a non-empty string, got {self.kind!r}")
+        object.__setattr__(self, "names", tuple(str(n) for n in self.names))
+        if len(set(self.names)) != len(self.names):
+            dup = sorted({n for n in self.names if self.names.count(n) > 1})
+            raise DataError(f"feature schema {self.kind!r} repeats feature names {dup[:5]}")
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
+            raise DataError(f"feature schema version must be a positive integer, got {self.version!r}")
+
+    @property
+    def width(self) -> int:
+        return len(self.names)
+
+    @classmethod
+    def raw(cls, width: int) -> "FeatureSchema":
+        """Anonymous columns ``x0..x{width-1}``, for plain matrices without a featurizer."""
+        return cls(RAW_KIND, tuple(f"x{i}" for i in range(width)))
+
+    def describe(self) -> str:
+        return f"{self.kind!r} v{self.version} ({self.width} features)"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "version": self.version, "names": list(self.names)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "FeatureSchema":
+        try:
+            return cls(kind=data["kind"], names=tuple(data["names"]), version=data.get("version", 1))
+        except (KeyError, TypeError) as exc:
+            raise DataError(f"malformed feature schema {data!r}: missing or bad field {exc}") from None
+
+
+def check_X(X: Any, n_features: int | None = None) -> np.ndarray:
+    """X as a finite float64 2-D array (with ``n_features`` columns when given)."""
+    try:
+        arr = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"expected a numeric 2-D X, got {type(X).__name__}") from None
+    if arr.ndim != 2:
+        raise DataError(f"expected 2-D X, got shape {arr.shape}")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise DataError(f"expected X with {n_features} features, got shape {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise DataError(f"X holds a non-finite value {arr[r, c]} at row {r}, column {c}; expected finite numbers")
+    return np.ascontiguousarray(arr)
+
+
+def check_y(y: Any, n_rows: int | None = None) -> np.ndarray:
+    """y as a finite, positive float64 1-D array of latencies (ms)."""
+    try:
+        arr = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"expected numeric latencies y, got {type(y).__name__}") from None
+    if arr.ndim != 1:
+        raise DataError(f"expected 1-D y, got shape {arr.shape}")
+    if n_rows is not None and arr.shape[0] != n_rows:
+        raise DataError(f"X has {n_rows} rows but y has {arr.shape[0]} values; expected one latency per row")
+    bad = np.flatnonzero(~np.isfinite(arr) | (arr <= 0))
+    if bad.size:
+        i = int(bad[0])
+        raise DataError(f"latency y[{i}] = {arr[i]}; expected finite positive milliseconds ({bad.size} bad value(s))")
+    return np.ascontiguousarray(arr)
+
+
+def check_training_data(X: Any, y: Any, min_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    X = check_X(X)
+    y = check_y(y, X.shape[0])
+    if X.shape[0] < min_samples:
+        raise DataError(f"need at least {min_samples} training samples, got {X.shape[0]}")
+    if X.shape[1] == 0:
+        raise DataError(f"expected at least one feature, got shape {X.shape}")
+    return X, y
+
+
+def data_hash(X: np.ndarray, y: np.ndarray) -> str:
+    """sha256 of the training data (shapes, then X and y as little-endian float64 bytes)."""
+    h = hashlib.sha256()
+    X = np.ascontiguousarray(X, dtype="<f8")
+    y = np.ascontiguousarray(y, dtype="<f8")
+    h.update(f"{X.shape}{y.shape}".encode())
+    h.update(X.tobytes())
+    h.update(y.tobytes())
+    return h.hexdigest()
+
+
+def arch_specs(archs: Sequence[str | Architecture]) -> list[str]:
+    return [a.spec if isinstance(a, Architecture) else str(a) for a in archs]
+
+
+class Predictor(ABC):
+    """Latency predictor: ``fit(X, y)`` on features and measured milliseconds, ``predict(X)``.
+
+    Subclasses declare every parameter as an explicit keyword of ``__init__`` and
+    store it unchanged under the same attribute name (that is what
+    ``get_params`` and persistence rely on); validation belongs in
+    ``_check_params``, called by ``fit``.
+    """
+
+    name: ClassVar[str] = ""
+    min_samples: ClassVar[int] = 2
+
+    # --- parameters ----------------------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind in kinds]
+
+    def get_params(self) -> dict[str, Any]:
+        return {p: getattr(self, p) for p in self._param_names()}
+
+    def set_params(self, **params: Any) -> "Predictor":
+        known = self._param_names()
+        for key, value in params.items():
+            if key not in known:
+                raise ConfigError(f"{type(self).__name__} has no parameter {key!r}; known: {', '.join(known)}")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def _check_params(self) -> None:
+        """Raise ConfigError for invalid parameter values (called by fit)."""
+
+    # --- fit / predict ----------------------------------------------------------------
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        schema: FeatureSchema | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> "Predictor":
+        """Train on features X (n, d) and latencies y (n,) in ms; returns self."""
+        self._check_params()
+        X, y = check_training_data(X, y, self.min_samples)
+        if schema is None:
+            schema = FeatureSchema.raw(X.shape[1])
+        if schema.width != X.shape[1]:
+            raise DataError(f"feature schema {schema.describe()} does not match X of shape {X.shape}")
+        self._fit(X, y, progress)
+        self.schema_ = schema
+        self.n_features_in_ = X.shape[1]
+        self.n_train_ = X.shape[0]
+        self.train_hash_ = data_hash(X, y)
+        self._featurizer = None
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted latency (ms) per row of X."""
+        self._check_fitted()
+        X = check_X(X, self.n_features_in_)
+        return np.asarray(self._predict(X), dtype=np.float64).reshape(-1)
+
+    def predict_archs(self, archs: Sequence[str | Architecture]) -> np.ndarray:
+        """Predicted latency (ms) of architecture specs, featurized with the fitted schema."""
+        self._check_fitted()
+        return self.predict(self.featurizer.transform(archs))
+
+    @property
+    def featurizer(self) -> "Featurizer":
+        """The featurizer rebuilt from the fitted schema (ConfigError for raw features)."""
+        self._check_fitted()
+        if getattr(self, "_featurizer", None) is None:
+            from predictors.features import featurizer_for_schema
+
+            self._featurizer = featurizer_for_schema(self.schema_)
+        return self._featurizer
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "schema_")
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() first or load a saved one")
+
+    @abstractmethod
+    def _fit(self, X: np.ndarray, y: np.ndarray, progress: ProgressCallback | None) -> None:
+        """Train on validated data."""
+
+    @abstractmethod
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        """Predict on validated X."""
+
+    # --- persistence hooks (see predictors.persistence) --------------------------------
+    @abstractmethod
+    def _save_state(self, directory: Path) -> dict[str, Any]:
+        """Write the fitted model into ``directory`` in a portable format; return JSON-able state."""
+
+    @abstractmethod
+    def _load_state(self, directory: Path, state: Mapping[str, Any]) -> None:
+        """Restore the fitted model written by ``_save_state`` (schema attributes are set by the loader)."""
+
+    def _restore_common(self, schema: FeatureSchema, n_train: int, train_hash: str) -> None:
+        self.schema_ = schema
+        self.n_features_in_ = schema.width
+        self.n_train_ = n_train
+        self.train_hash_ = train_hash
+        self._featurizer = None
+
+
+def positive_int(owner: str, name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def positive_float(owner: str, name: str, value: Any, *, allow_zero: bool = False, maximum: float | None = None) -> float:
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value >= 0 if allow_zero else value > 0) and (maximum is None or value <= maximum)
+    if not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        upper = f" and <= {maximum}" if maximum is not None else ""
+        raise ConfigError(f"{owner}: {name} must be a finite number {bound}{upper}, got {value!r}")
+    return float(value)

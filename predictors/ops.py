@@ -1,0 +1,542 @@
+"""Op-level latency prediction in the spirit of nn-Meter's kernel predictors.
+
+A network's latency is predicted as the sum of the latencies of the kernels
+the runtime executes, plus a per-network overhead. Because the unit is the
+kernel, not the architecture, the predictor serves networks whose op
+combinations it never saw, and networks of other spaces, as far as their
+kernels resemble the ones it was trained on.
+
+The kernels are those of the graph *as the runtime executes it*: onnxruntime's
+optimizer folds BatchNorm into convs, fuses activations and residual sums into
+them and switches to a blocked (NCHWc) layout. Rather than re-implementing
+those fusion rules (nn-Meter's approach), a graph is lowered with
+onnxruntime's own optimizer (a session is created and its optimized graph
+saved; nothing is executed), so training samples (the profiler's per-node
+timings) and prediction inputs describe the same nodes.
+
+Each node is one row of a node table: its kind (op type, layout domain and
+conv variant, e.g. ``nchwc.Conv.depthwise``, stored as a CRC-32 id so any op
+type fits without a vocabulary) and shape features. Per kind:
+
+- a non-negative linear cost ``c0 + c1*MACs + c2*activation bytes + c3*parameter
+  bytes`` fitted on relative error and shrunk towards the global cost (fitted
+  over all nodes) scaled to the kind, so directions the kind's samples do not
+  span (a layer that always has the same shape) fall back to the global ones;
+  this extrapolates to kernels larger than any seen in training;
+- with ``min_samples_xgb`` samples or more, an xgboost model of the log-ratio
+  of measured to linear cost, on the shape features.
+
+A kind never seen in training gets the global linear cost. Network latency is
+``scale * sum(node latencies) + o0 + o1 * n_nodes``, fitted robustly on the
+training networks' measured latencies.
+
+``fit(X, y)``/``predict(X)`` (the :class:`~predictors.base.Predictor`
+contract) work on the node table and node latencies; ``fit_graphs`` and
+``predict_graphs`` work on ONNX graphs and networks.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from hwprof.errors import ConfigError, DataError, PersistenceError
+from predictors.base import (
+    FeatureSchema,
+    Predictor,
+    ProgressCallback,
+    check_y,
+    data_hash,
+    positive_float,
+    positive_int,
+)
+from predictors.features.graph import ModelLike, NodeInfo, analyze_graph, load_model
+
+OPT_LEVELS = ("disable", "basic", "extended", "all")
+ACTIVATION_CODES = {"Relu": 1, "Clip": 2, "Sigmoid": 3, "HardSigmoid": 4, "LeakyRelu": 5, "Tanh": 6}
+NODE_FEATURES = (
+    "kernel_h", "kernel_w", "stride_h", "stride_w", "groups",
+    "c_in", "c_out", "h_in", "w_in", "h_out", "w_out",
+    "in_elems", "out_elems", "macs", "flops",
+    "bytes_read", "bytes_written", "param_bytes", "n_act_inputs",
+    "fused_sum", "fused_activation",
+)  # fmt: skip
+NODE_SCHEMA = FeatureSchema(kind="ops-nodes:onnx", names=("kind_id", *NODE_FEATURES), version=1)
+_COL = {name: i for i, name in enumerate(NODE_SCHEMA.names)}
+GLOBAL_KIND = -1
+MIN_NODE_MS = 0.0005  # the profiler counts whole µs; a node recorded as 0 µs is taken as half of one
+
+
+# --- nodes -> rows ------------------------------------------------------------------------
+
+
+def op_kind(node: NodeInfo) -> str:
+    """The kind of kernel a node runs as: op type, layout domain, conv variant."""
+    prefix = {"com.microsoft.nchwc": "nchwc.", "com.microsoft": "ms."}.get(node.domain, "")
+    suffix = f".{node.conv_kind}" if node.conv_kind and node.conv_kind != "dense" else ""
+    return f"{prefix}{node.op_type}{suffix}"
+
+
+def kind_id(kind: str) -> int:
+    """Stable numeric id of a kind name (CRC-32; exact in float64)."""
+    return zlib.crc32(kind.encode())
+
+
+def _chw(shape: tuple[int, ...] | None) -> tuple[int, int, int]:
+    """(channels, height, width) of an N,C[,H[,W]] tensor; 1 where absent."""
+    if not shape:
+        return 1, 1, 1
+    c = shape[1] if len(shape) > 1 else shape[0]
+    h = shape[2] if len(shape) > 2 else 1
+    w = shape[3] if len(shape) > 3 else 1
+    return c, h, w
+
+
+def node_row(node: NodeInfo) -> list[float]:
+    """One row of the node table (``NODE_SCHEMA`` columns)."""
+    x = node.input_shapes[0] if node.input_shapes else None
+    y = node.output_shapes[0] if node.output_shapes else None
+    attrs = node.attrs
+    kernel = list(attrs.get("kernel_shape") or [])
+    if not kernel and node.conv_kind and len(node.input_shapes) > 1 and node.input_shapes[1]:
+        kernel = list(node.input_shapes[1][2:])
+    kernel = (kernel + [1, 1])[:2]
+    strides = (list(attrs.get("strides") or []) + [1, 1])[:2]
+    c_in, h_in, w_in = _chw(x)
+    c_out, h_out, w_out = _chw(y)
+    act = attrs.get("activation", "")
+    n_act = sum(1 for s, c in zip(node.input_shapes, node.const_inputs) if s is not None and not c)
+    fused_sum = int(bool(node.conv_kind) and len(node.input_shapes) > 3 and node.input_shapes[3] is not None)
+    return [
+        kind_id(op_kind(node)),
+        kernel[0], kernel[1], strides[0], strides[1], int(attrs.get("group", 1)),
+        c_in, c_out, h_in, w_in, h_out, w_out,
+        math.prod(x) if x else 0, math.prod(y) if y else 0, node.macs, node.flops,
+        node.bytes_read, node.bytes_written, node.param_bytes, n_act,
+        fused_sum, ACTIVATION_CODES.get(act, len(ACTIVATION_CODES) + 1) if act else 0,
+    ]  # fmt: skip
+
+
+def _linear_terms(X: np.ndarray) -> np.ndarray:
+    """[1, MACs, activation bytes, parameter bytes] per row of a node table."""
+    return np.column_stack(
+        [
+            np.ones(len(X)),
+            X[:, _COL["macs"]],
+            X[:, _COL["bytes_read"]] + X[:, _COL["bytes_written"]],
+            X[:, _COL["param_bytes"]],
+        ]
+    )
+
+
+def match_node_timings(nodes: Sequence[NodeInfo], timings: Mapping[str, float]) -> list[float | None]:
+    """Latency of each node from a profile's ``{node name: ms}``; None where the profile lacks it.
+
+    onnxruntime reports an unnamed node as ``<op type>_<internal index>``;
+    those are matched to the graph's unnamed nodes of that op type in order.
+    """
+    out: list[float | None] = [timings.get(n.name) if n.name else None for n in nodes]
+    used = {n.name for n in nodes if n.name}
+    spare: dict[str, list[tuple[int, str]]] = {}
+    for name in timings:
+        if name in used:
+            continue
+        op, sep, index = name.rpartition("_")
+        if sep and index.isdigit():
+            spare.setdefault(op, []).append((int(index), name))
+    for names in spare.values():
+        names.sort()
+    for i, n in enumerate(nodes):
+        if not n.name and spare.get(n.op_type):
+            out[i] = timings[spare[n.op_type].pop(0)[1]]
+    return out
+
+
+def lower_for_ort(model: ModelLike, optimization_level: str = "all") -> Any:
+    """The graph onnxruntime would execute (its optimizer's output) as a ModelProto.
+
+    Only a session is created, to run the graph optimizer; nothing is executed.
+    """
+    if optimization_level not in OPT_LEVELS:
+        raise ConfigError(f"optimization_level must be one of {', '.join(OPT_LEVELS)}, got {optimization_level!r}")
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise ConfigError(f"lowering a graph for the ops predictor needs onnxruntime ({exc}); pip install onnxruntime") from exc
+    import onnx
+
+    proto = load_model(model)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[optimization_level]
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    with tempfile.TemporaryDirectory(prefix="hwprof-lower-") as tmp:
+        so.optimized_model_filepath = str(Path(tmp) / "lowered.onnx")
+        try:
+            ort.InferenceSession(proto.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            text = str(exc).strip().splitlines()
+            raise DataError(f"onnxruntime could not load the graph to lower it: {text[0] if text else type(exc).__name__}") from exc
+        return onnx.load(so.optimized_model_filepath)
+
+
+class NodeFeaturizer:
+    """Nodes (``NodeInfo`` of an analysed, lowered graph) -> node-table rows; schema ``ops-nodes:onnx``."""
+
+    def __init__(self) -> None:
+        self.schema = NODE_SCHEMA
+
+    @classmethod
+    def from_kind(cls, kind: str) -> "NodeFeaturizer":
+        if kind != NODE_SCHEMA.kind:
+            raise DataError(f"node tables have kind {NODE_SCHEMA.kind!r}, got {kind!r}")
+        return cls()
+
+    def transform(self, items: Sequence[NodeInfo]) -> np.ndarray:
+        return np.array([node_row(n) for n in items], dtype=np.float64).reshape(len(items), NODE_SCHEMA.width)
+
+
+
+@dataclass(frozen=True)
+class NodeTable:
+    """The node rows of one graph, with the nodes they came from."""
+
+    nodes: tuple[NodeInfo, ...]
+    kinds: tuple[str, ...]
+    X: np.ndarray  # (n_nodes, NODE_SCHEMA.width)
+
+
+def node_table(model: ModelLike) -> NodeTable:
+    """Rows of every computing node of a graph (lower it first to describe what a runtime executes)."""
+    nodes = analyze_graph(model).nodes
+    return NodeTable(nodes=nodes, kinds=tuple(op_kind(n) for n in nodes), X=NodeFeaturizer().transform(nodes))
+
+
+# --- per-kind cost models ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinearCost:
+    """Non-negative ``coef . [1, macs, act_bytes, param_bytes]`` in ms."""
+
+    coef: tuple[float, ...]
+
+    FLOOR_MS = 1e-6  # a kernel never takes zero time, and the ratio model needs a positive base
+
+    @classmethod
+    def fit(cls, terms: np.ndarray, y_ms: np.ndarray, prior_weight: float, prior: np.ndarray | None = None) -> "LinearCost":
+        """Least squares on relative error, coef >= 0, shrunk towards ``prior``.
+
+        The prior counts as ``prior_weight`` pseudo-samples: a deviation of a
+        coefficient is penalised by how much it changes the relative
+        prediction of a typical sample (RMS of that term over the samples), so
+        a kind with a handful of samples stays near the prior and one with
+        thousands follows its data.
+        """
+        from scipy.optimize import lsq_linear
+
+        k = terms.shape[1]
+        a = terms / y_ms[:, None]  # rows weighted by 1/y: relative error
+        s = np.sqrt(np.mean(a**2, axis=0))
+        s[s == 0] = 1.0
+        p = np.zeros(k) if prior is None else np.asarray(prior, dtype=np.float64)
+        w = math.sqrt(prior_weight)
+        a_aug = np.vstack([a / s, w * np.eye(k)])  # solve for u = coef * s
+        b_aug = np.concatenate([np.ones(len(y_ms)), w * p * s])
+        sol = lsq_linear(a_aug, b_aug, bounds=(0.0, np.inf), method="bvls")
+        return cls(coef=tuple(float(c) for c in sol.x / s))
+
+    def predict(self, terms: np.ndarray) -> np.ndarray:
+        return np.maximum(terms @ np.asarray(self.coef), self.FLOOR_MS)
+
+
+@dataclass(frozen=True)
+class NodePrediction:
+    name: str
+    op_type: str
+    kind: str
+    latency_ms: float
+    source: str  # "xgboost", "linear" or "global" (a kind not seen in training)
+
+
+# --- the predictor ------------------------------------------------------------------------------
+
+
+class OpsPredictor(Predictor):
+    """Kernel-level latency predictor; network latency = sum of kernels + fitted overhead."""
+
+    name = "ops"
+    min_samples = 10  # node rows
+
+    def __init__(
+        self,
+        optimization_level: str = "all",
+        min_samples_xgb: int = 30,
+        n_estimators: int = 300,
+        max_depth: int = 4,
+        learning_rate: float = 0.05,
+        subsample: float = 0.8,
+        prior_weight: float = 3.0,
+        random_state: int = 0,
+    ) -> None:
+        self.optimization_level = optimization_level
+        self.min_samples_xgb = min_samples_xgb
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.learning_rate = learning_rate
+        self.subsample = subsample
+        self.prior_weight = prior_weight
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        owner = type(self).__name__
+        if self.optimization_level not in OPT_LEVELS:
+            raise ConfigError(f"{owner}: optimization_level must be one of {', '.join(OPT_LEVELS)}, got {self.optimization_level!r}")
+        positive_int(owner, "min_samples_xgb", self.min_samples_xgb)
+        positive_int(owner, "n_estimators", self.n_estimators)
+        positive_int(owner, "max_depth", self.max_depth)
+        positive_float(owner, "learning_rate", self.learning_rate, maximum=1.0)
+        positive_float(owner, "subsample", self.subsample, maximum=1.0)
+        positive_float(owner, "prior_weight", self.prior_weight)
+        positive_int(owner, "random_state", self.random_state, minimum=0)
+
+    # --- node level (the Predictor contract) ------------------------------------------------
+    def fit(self, X: Any, y: Any, *, schema: FeatureSchema | None = None, progress: ProgressCallback | None = None) -> "OpsPredictor":
+        """Train the kernel models on a node table (``NODE_SCHEMA`` columns) and node latencies (ms).
+
+        Fitting nodes alone leaves the network overhead at zero (``scale`` 1);
+        :meth:`fit_graphs` fits it from whole-network latencies.
+        """
+        schema = NODE_SCHEMA if schema is None else schema
+        if schema != NODE_SCHEMA:
+            raise DataError(f"the ops predictor takes node tables of schema {NODE_SCHEMA.describe()}, got {schema.describe()}")
+        super().fit(X, y, schema=schema, progress=progress)
+        self.overhead_ = (1.0, 0.0, 0.0)
+        self.overhead_fitted_ = False
+        self.kind_names_ = self.__dict__.pop("_pending_kind_names", {})
+        return self
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, progress: ProgressCallback | None) -> None:
+        import xgboost as xgb
+
+        y = np.maximum(y, MIN_NODE_MS)
+        ids = X[:, 0].astype(np.int64)
+        terms = _linear_terms(X)
+        glob = LinearCost.fit(terms, y, self.prior_weight)
+        self.linear_: dict[int, LinearCost] = {GLOBAL_KIND: glob}
+        self.boosters_: dict[int, Any] = {}
+        self.kind_counts_: dict[int, int] = {}
+        kinds = sorted(set(ids.tolist()))
+        params = {
+            "max_depth": self.max_depth,
+            "eta": self.learning_rate,
+            "subsample": self.subsample,
+            "objective": "reg:squarederror",
+            "seed": self.random_state,
+            "nthread": 1,
+        }
+        for done, k in enumerate(kinds, start=1):
+            m = ids == k
+            self.kind_counts_[k] = int(m.sum())
+            ratio = float(np.exp(np.median(np.log(y[m] / glob.predict(terms[m])))))
+            lin = LinearCost.fit(terms[m], y[m], self.prior_weight, prior=np.asarray(glob.coef) * ratio)
+            self.linear_[k] = lin
+            if m.sum() >= self.min_samples_xgb:
+                target = np.log(y[m]) - np.log(lin.predict(terms[m]))
+                dtrain = xgb.DMatrix(X[m, 1:], label=target, feature_names=list(NODE_FEATURES))
+                self.boosters_[k] = xgb.train(params, dtrain, num_boost_round=self.n_estimators)
+            if progress is not None:
+                progress(done, len(kinds))
+
+    def _predict_with_source(self, X: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        ids = X[:, 0].astype(np.int64)
+        terms = _linear_terms(X)
+        out = np.empty(len(X))
+        sources = [""] * len(X)
+        for k in set(ids.tolist()):
+            idx = np.flatnonzero(ids == k)
+            if k in self.linear_:
+                pred = self.linear_[k].predict(terms[idx])
+                source = "linear"
+                if k in self.boosters_:
+                    pred = pred * np.exp(self.boosters_[k].inplace_predict(X[idx, 1:]))
+                    source = "xgboost"
+            else:
+                pred = self.linear_[GLOBAL_KIND].predict(terms[idx])
+                source = "global"
+            out[idx] = pred
+            for i in idx:
+                sources[i] = source
+        return out, sources
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        return self._predict_with_source(X)[0]
+
+    def predict_archs(self, archs: Sequence[Any]) -> np.ndarray:
+        raise ConfigError(
+            "the ops predictor predicts ONNX graphs, not architecture specs: export the networks "
+            "(devices.export) and call predict_graphs()"
+        )
+
+    # --- graph level ---------------------------------------------------------------------------
+    def _tables(self, models: Sequence[ModelLike], lowered: bool) -> list[NodeTable]:
+        return [node_table(m if lowered else lower_for_ort(m, self.optimization_level)) for m in models]
+
+    def fit_graphs(
+        self,
+        models: Sequence[ModelLike],
+        node_latency_ms: Sequence[Mapping[str, float]],
+        latency_ms: Sequence[float],
+        lowered: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> "OpsPredictor":
+        """Learn kernel latencies from profiled graphs and the overhead from whole-network latencies.
+
+        ``node_latency_ms[i]`` maps node names of the lowered graph ``i`` to
+        their latency (``NodeProfile.node_latency_ms()``); ``latency_ms[i]`` is
+        the measured latency of network ``i``. Pass ``lowered=True`` when
+        ``models`` already are the runtime's optimized graphs
+        (``ProfileResult.optimized_model_path``); otherwise they are lowered
+        at ``optimization_level``, which must be the one they were profiled at.
+        """
+        self._check_params()
+        n = len(models)
+        if len(node_latency_ms) != n or len(latency_ms) != n:
+            raise DataError(
+                f"need one node-timing map and one latency per graph; got {n} graphs, "
+                f"{len(node_latency_ms)} timing maps and {len(latency_ms)} latencies"
+            )
+        if n < 3:
+            raise DataError(f"the ops predictor needs at least 3 profiled networks to fit the overhead, got {n}")
+        y_net = check_y(latency_ms)
+        tables = self._tables(models, lowered)
+        rows, ys = [], []
+        kind_names: dict[int, str] = {}
+        for i, (t, timings) in enumerate(zip(tables, node_latency_ms)):
+            matched = match_node_timings(t.nodes, timings)
+            missing = [t.nodes[j].name or t.nodes[j].op_type for j, v in enumerate(matched) if v is None]
+            if len(missing) > 0.1 * len(t.nodes):
+                raise DataError(
+                    f"graph {i}: {len(missing)} of {len(t.nodes)} nodes have no timing (e.g. {missing[:3]}); "
+                    "were the timings profiled on this graph, lowered at the same optimization level?"
+                )
+            for j, v in enumerate(matched):
+                if v is None:
+                    continue
+                if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                    raise DataError(f"graph {i}: node {t.nodes[j].name!r} has latency {v!r}; expected a number >= 0 ms")
+                rows.append(t.X[j])
+                ys.append(max(float(v), MIN_NODE_MS))
+            kind_names.update({int(x): k for x, k in zip(t.X[:, 0], t.kinds)})
+        X = np.array(rows)
+        y = np.array(ys)
+        self._pending_kind_names = kind_names
+        self.fit(X, y, progress=progress)
+        sums, sizes = self._node_sums(tables)
+        self.overhead_ = _fit_overhead(sums, sizes, y_net)
+        self.overhead_fitted_ = True
+        self.n_graphs_ = n
+        self.network_hash_ = data_hash(np.column_stack([sums, sizes]), y_net)
+        return self
+
+    def predict_graphs(self, models: Sequence[ModelLike], lowered: bool = False) -> np.ndarray:
+        """Predicted latency (ms) of each graph (lowered first unless ``lowered``)."""
+        self._check_fitted()
+        tables = self._tables(models, lowered)
+        if not tables:
+            return np.zeros(0)
+        sums, sizes = self._node_sums(tables)
+        scale, o0, o1 = self.overhead_
+        return scale * sums + o0 + o1 * sizes
+
+    def _node_sums(self, tables: Sequence[NodeTable]) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted kernel time and node count of each graph (one batched prediction)."""
+        sizes = np.array([len(t.nodes) for t in tables])
+        if sizes.min() == 0:
+            raise DataError(f"graph {int(np.argmin(sizes))} has no computing nodes; nothing to predict")
+        pred = self.predict(np.vstack([t.X for t in tables]))
+        sums = np.bincount(np.repeat(np.arange(len(tables)), sizes), weights=pred, minlength=len(tables))
+        return sums, sizes.astype(np.float64)
+
+    def predict_nodes(self, model: ModelLike, lowered: bool = False) -> list[NodePrediction]:
+        """Per-node predictions of one graph and the model each came from (for inspection)."""
+        self._check_fitted()
+        t = self._tables([model], lowered)[0]
+        pred, sources = self._predict_with_source(t.X)
+        return [NodePrediction(n.name, n.op_type, k, float(p), s) for n, k, p, s in zip(t.nodes, t.kinds, pred, sources)]
+
+    # --- persistence ------------------------------------------------------------------------------
+    def _save_state(self, directory: Path) -> dict[str, Any]:
+        kinds = {}
+        for k, lin in self.linear_.items():
+            entry: dict[str, Any] = {"coef": list(lin.coef), "n": self.kind_counts_.get(k, 0), "name": self.kind_names_.get(k, "")}
+            if k in self.boosters_:
+                fname = f"xgb_kind_{k}.json"
+                self.boosters_[k].save_model(str(directory / fname))
+                entry["xgboost"] = fname
+            kinds[str(k)] = entry
+        return {
+            "kinds": kinds,
+            "overhead": {"scale": self.overhead_[0], "o0_ms": self.overhead_[1], "o1_ms_per_node": self.overhead_[2]},
+            "overhead_fitted": self.overhead_fitted_,
+            "n_graphs": getattr(self, "n_graphs_", 0),
+            "network_hash": getattr(self, "network_hash_", ""),
+        }
+
+    def _load_state(self, directory: Path, state: Mapping[str, Any]) -> None:
+        import xgboost as xgb
+
+        try:
+            self.linear_, self.boosters_, self.kind_counts_, self.kind_names_ = {}, {}, {}, {}
+            for key, entry in state["kinds"].items():
+                k = int(key)
+                self.linear_[k] = LinearCost(tuple(float(c) for c in entry["coef"]))
+                self.kind_counts_[k] = int(entry["n"])
+                if entry["name"]:
+                    self.kind_names_[k] = entry["name"]
+                if "xgboost" in entry:
+                    path = directory / entry["xgboost"]
+                    if not path.is_file():
+                        raise PersistenceError(f"{directory}: the model file {entry['xgboost']} is missing")
+                    booster = xgb.Booster()
+                    booster.load_model(str(path))
+                    self.boosters_[k] = booster
+            o = state["overhead"]
+            self.overhead_ = (float(o["scale"]), float(o["o0_ms"]), float(o["o1_ms_per_node"]))
+            self.overhead_fitted_ = bool(state["overhead_fitted"])
+            self.n_graphs_ = int(state["n_graphs"])
+            self.network_hash_ = str(state["network_hash"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PersistenceError(f"{directory}: malformed ops predictor state ({type(exc).__name__}: {exc})") from None
+        if GLOBAL_KIND not in self.linear_:
+            raise PersistenceError(f"{directory}: the ops predictor state lacks the global cost model")
+
+
+def _fit_overhead(node_sum_ms: np.ndarray, n_nodes: np.ndarray, latency_ms: np.ndarray) -> tuple[float, float, float]:
+    """(scale, o0, o1) of ``latency = scale*node_sum + o0 + o1*n_nodes``: robust, on relative residuals."""
+    from scipy.optimize import least_squares
+
+    def residual(theta: np.ndarray) -> np.ndarray:
+        return (theta[0] * node_sum_ms + theta[1] + theta[2] * n_nodes - latency_ms) / latency_ms
+
+    typical = float(np.median(latency_ms))
+    sol = least_squares(
+        residual,
+        x0=np.array([1.0, 0.0, 0.0]),
+        bounds=([0.5, -np.inf, -np.inf], [2.0, np.inf, np.inf]),
+        loss="soft_l1",
+        f_scale=0.02,
+        x_scale=np.array([1.0, 0.01 * typical, 0.01 * typical / float(np.median(n_nodes))]),
+    )
+    return float(sol.x[0]), float(sol.x[1]), float(sol.x[2])

@@ -1,0 +1,247 @@
+"""Save and load fitted predictors as a directory: ``predictor.json`` plus portable model files.
+
+No pickle anywhere: xgboost models are its JSON format, torch weights a
+``state_dict`` read back with ``weights_only=True``, arrays ``.npz`` read with
+``allow_pickle=False``. The metadata says which predictor class (by registry
+name) and parameters, the feature schema, the device, a hash of the training
+data and held-out metrics, so a directory found on disk explains itself.
+Every way loading can fail raises :class:`PersistenceError` with one line.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import inspect
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from hwprof import __version__
+from hwprof.errors import DataError, HwprofError, PersistenceError
+from predictors.base import FeatureSchema, Predictor
+from predictors.metrics import LatencyMetrics
+
+FORMAT_VERSION = 1
+METADATA_FILE = "predictor.json"
+
+
+@dataclass(frozen=True)
+class PredictorInfo:
+    """The metadata of a saved predictor."""
+
+    name: str
+    params: Mapping[str, Any]
+    schema: FeatureSchema
+    device: str | None
+    train_hash: str
+    n_train: int
+    metrics: LatencyMetrics | None
+    created_at: str
+    hwprof_version: str
+    format_version: int
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "hwprof_version": self.hwprof_version,
+            "predictor": self.name,
+            "params": _jsonable(dict(self.params)),
+            "feature_schema": self.schema.to_json(),
+            "device": self.device,
+            "training_data": {"sha256": self.train_hash, "n_samples": self.n_train},
+            "metrics": self.metrics.to_json() if self.metrics is not None else None,
+            "created_at": self.created_at,
+            "extra": _jsonable(dict(self.extra)),
+            "state": _jsonable(dict(state)),
+        }
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        return obj.item()
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    raise PersistenceError(f"cannot store {type(obj).__name__} value {obj!r} as JSON metadata")
+
+
+def save(
+    predictor: Predictor,
+    directory: str | Path,
+    *,
+    device: str | None = None,
+    metrics: LatencyMetrics | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a fitted predictor into ``directory`` (created if needed); returns the metadata path.
+
+    ``device``/``metrics`` default to those the predictor was loaded with, if any.
+    Model files are written first and ``predictor.json`` last (atomically), so an
+    interrupted save never leaves a directory that looks complete.
+    """
+    predictor._check_fitted()
+    if not predictor.name:
+        raise PersistenceError(f"{type(predictor).__name__} has no registry name; set the class attribute 'name'")
+    previous: PredictorInfo | None = getattr(predictor, "info_", None)
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PersistenceError(f"cannot create predictor directory {str(directory)!r}: {exc.strerror or exc}") from None
+    info = PredictorInfo(
+        name=predictor.name,
+        params=predictor.get_params(),
+        schema=predictor.schema_,
+        device=device if device is not None else (previous.device if previous else None),
+        train_hash=predictor.train_hash_,
+        n_train=int(predictor.n_train_),
+        metrics=metrics if metrics is not None else (previous.metrics if previous else None),
+        created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        hwprof_version=__version__,
+        format_version=FORMAT_VERSION,
+        extra=dict(extra) if extra is not None else (dict(previous.extra) if previous else {}),
+    )
+    try:
+        state = predictor._save_state(directory)
+        text = json.dumps(info.to_json(state), indent=2, sort_keys=False, allow_nan=False)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".predictor-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+        os.replace(tmp, directory / METADATA_FILE)
+    except OSError as exc:
+        raise PersistenceError(f"cannot write predictor to {str(directory)!r}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # NaN/inf in metadata
+        raise PersistenceError(f"predictor metadata is not valid JSON: {exc}") from None
+    predictor.info_ = info
+    return directory / METADATA_FILE
+
+
+def _read_metadata(directory: Path) -> dict[str, Any]:
+    if not directory.exists():
+        raise PersistenceError(f"no predictor at {str(directory)!r}: the directory does not exist")
+    if not directory.is_dir():
+        raise PersistenceError(f"no predictor at {str(directory)!r}: it is a file, expected a directory with {METADATA_FILE}")
+    path = directory / METADATA_FILE
+    if not path.is_file():
+        raise PersistenceError(f"no predictor at {str(directory)!r}: {METADATA_FILE} is missing")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise PersistenceError(f"{path} is corrupt: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PersistenceError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise PersistenceError(f"{path} is corrupt: expected a JSON object, got {type(data).__name__}")
+    version = data.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise PersistenceError(f"{path} is corrupt: format_version is {version!r}, expected an integer")
+    if version > FORMAT_VERSION:
+        raise PersistenceError(
+            f"{path} has format version {version}, newer than this hwprof supports ({FORMAT_VERSION}); "
+            f"it was written by hwprof {data.get('hwprof_version', '?')}, upgrade hwprof to load it"
+        )
+    return data
+
+
+def read_info(directory: str | Path) -> PredictorInfo:
+    """The metadata of a saved predictor, without loading its model."""
+    directory = Path(directory)
+    return _info(_read_metadata(directory), directory / METADATA_FILE)
+
+
+def _info(data: Mapping[str, Any], path: Path) -> PredictorInfo:
+    try:
+        schema = FeatureSchema.from_json(data["feature_schema"])
+        metrics = LatencyMetrics.from_json(data["metrics"]) if data.get("metrics") is not None else None
+        training = data["training_data"]
+        return PredictorInfo(
+            name=str(data["predictor"]),
+            params=dict(data["params"]),
+            schema=schema,
+            device=data.get("device"),
+            train_hash=str(training["sha256"]),
+            n_train=int(training["n_samples"]),
+            metrics=metrics,
+            created_at=str(data.get("created_at", "")),
+            hwprof_version=str(data.get("hwprof_version", "")),
+            format_version=int(data["format_version"]),
+            extra=dict(data.get("extra") or {}),
+        )
+    except KeyError as exc:
+        raise PersistenceError(f"{path} is corrupt: missing field {exc}") from None
+    except (TypeError, ValueError, AttributeError, DataError) as exc:
+        raise PersistenceError(f"{path} is corrupt: {exc}") from None
+
+
+def _constructor_params(cls: type[Predictor], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Saved params back to constructor arguments (JSON lists -> tuples where the default is a tuple)."""
+    sig = inspect.signature(cls.__init__)
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if key not in sig.parameters:
+            raise PersistenceError(f"saved parameter {key!r} is unknown to {cls.__name__}; the predictor is stale, retrain it")
+        default = sig.parameters[key].default
+        out[key] = tuple(value) if isinstance(default, tuple) and isinstance(value, list) else value
+    return out
+
+
+def check_schema(info: PredictorInfo, expected_schema: FeatureSchema, where: str) -> None:
+    if info.schema != expected_schema:
+        raise PersistenceError(
+            f"feature schema mismatch for {where}: the predictor was trained on {info.schema.describe()}, "
+            f"the caller expects {expected_schema.describe()}"
+        )
+
+
+def load_predictor(
+    directory: str | Path,
+    *,
+    expected_schema: FeatureSchema | None = None,
+    expected_device: str | None = None,
+) -> Predictor:
+    """Rebuild a saved predictor; it carries its metadata as ``predictor.info_``."""
+    from predictors.features import featurizer_for_schema
+    from predictors.registry import get_predictor_class
+
+    directory = Path(directory)
+    data = _read_metadata(directory)
+    info = _info(data, directory / METADATA_FILE)
+    if expected_schema is not None:
+        check_schema(info, expected_schema, str(directory))
+    if expected_device is not None and info.device is not None and info.device != expected_device:
+        raise PersistenceError(
+            f"predictor {str(directory)!r} was trained for device {info.device!r}, not {expected_device!r}"
+        )
+    try:
+        cls = get_predictor_class(info.name)
+    except HwprofError as exc:
+        raise PersistenceError(f"cannot load predictor {str(directory)!r}: {exc}") from None
+    if info.schema.kind != "raw":
+        try:
+            featurizer_for_schema(info.schema)
+        except HwprofError as exc:
+            raise PersistenceError(f"predictor {str(directory)!r} is stale: {exc}") from None
+    predictor = cls(**_constructor_params(cls, info.params))
+    predictor._restore_common(info.schema, info.n_train, info.train_hash)
+    state = data.get("state") or {}
+    try:
+        predictor._load_state(directory, state)
+    except PersistenceError:
+        raise
+    except FileNotFoundError as exc:
+        raise PersistenceError(f"predictor {str(directory)!r} is incomplete: {Path(exc.filename or '?').name} is missing") from None
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, DataError) as exc:
+        line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PersistenceError(f"predictor {str(directory)!r} has a corrupt model file: {line}") from None
+    except Exception as exc:  # xgboost.core.XGBoostError and other backend errors
+        line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PersistenceError(f"predictor {str(directory)!r} has an unreadable model file: {line}") from None
+    predictor.info_ = info
+    return predictor
