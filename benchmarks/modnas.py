@@ -1,0 +1,252 @@
+"""MODNAS benchmark on NAS-Bench-201: one hypernetwork, 21 devices, 24 preference rays each.
+
+Devices of the bundled nb201.csv.gz (identical to ../shared/data/nb201.csv.gz):
+- validation: titanx_1, titanx_32, titanx_256, gold_6240 (as in the MODNAS paper);
+- zero-shot test: titan_rtx_32, silver_4210r, pixel3 — one GPU, one server CPU,
+  one phone, each with a sibling of its class among the training devices
+  (as the paper's titan_rtx_256 / gold_6226 / pixel2), fixed before any run;
+- training: the 14 others.
+
+The hypernetwork is trained on the training devices only. Every device is
+then given to it through its latencies on the 10 reference architectures
+(table values) — the only thing it knows about a validation or test device.
+For each device, 24 rays -> 24 architectures; error (100 - cifar10 test
+accuracy from the table) and latency (the table's value) are normalised to
+[0, 1] with the true min/max over all 15,625 networks on that device;
+hypervolume w.r.t. [1, 1] divided by the true Pareto front's.
+
+Baselines per device on the same normalisation: random search with 100
+architectures (mean over 10 seeds) and LayerNAS with 100 evaluations
+(multi-objective mode, mean over 3 seeds), both through ``nas.search``.
+
+Runs:
+- surrogate mode, MGD (the method; its wall time is "one full search");
+- surrogate mode ablations: linear scalarisation, GDAS sampler;
+- supernet mode on scikit-learn's digits (32x32): accuracy from a
+  weight-sharing supernet trained here, latency from the same surrogate.
+
+    python benchmarks/modnas.py           # everything (~1 h on 2 cores)
+    python benchmarks/modnas.py --quick   # the surrogate-mode MGD run and the baselines only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from nas.cost import LookupCost
+from nas.evaluators import TabularEvaluator
+from nas.pareto import modnas_hypervolume
+from nas.search import search
+from nas.search.modnas import ModnasConfig, ModnasModel, preference_rays, train_modnas
+from nas.spaces import NB201Space
+from nas.tabular import load_nb201
+
+VALIDATION = ("titanx_1", "titanx_32", "titanx_256", "gold_6240")
+ZERO_SHOT = ("titan_rtx_32", "silver_4210r", "pixel3")
+DATASET = "cifar10"
+N_RAYS = 24
+RANDOM_SEEDS = range(10)
+LAYERNAS_SEEDS = range(3)
+BASELINE_BUDGET = 100
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+RUNS = RESULTS / "modnas_runs"
+
+
+def split_of(device: str) -> str:
+    return "validation" if device in VALIDATION else "zero-shot" if device in ZERO_SHOT else "train"
+
+
+def train_devices(table) -> tuple[str, ...]:
+    return tuple(d for d in table.devices if d not in VALIDATION + ZERO_SHOT)
+
+
+def bounds(table, device: str) -> tuple[list[float], list[float]]:
+    acc, lat = np.asarray(table.accuracy[DATASET]), np.asarray(table.latency_ms[device])
+    return [100.0 - float(acc.max()), float(lat.min())], [100.0 - float(acc.min()), float(lat.max())]
+
+
+def hv_ratio(table, device: str, idx: list[int] | np.ndarray) -> float:
+    acc, lat = np.asarray(table.accuracy[DATASET]), np.asarray(table.latency_ms[device])
+    lo, hi = bounds(table, device)
+    true_hv = modnas_hypervolume(acc, lat, lo, hi)
+    idx = np.asarray(idx, dtype=np.int64)
+    return modnas_hypervolume(acc[idx], lat[idx], lo, hi) / true_hv
+
+
+def evaluate_model(model: ModnasModel, table) -> dict[str, dict[str, Any]]:
+    """Per device: the 24-ray front from the device's reference latencies, scored on the table."""
+    rays = preference_rays(N_RAYS)
+    out = {}
+    for d in table.devices:
+        emb, _ = model.embedding(ref_latencies_ms=model.refs.latencies_from_table(table.archs, table.latency_ms[d]))
+        archs = model.architectures(emb, rays)
+        idx = [table.index_of(a.spec) for a in archs]
+        out[d] = {"split": split_of(d), "hv_ratio": hv_ratio(table, d, idx), "n_distinct": len(set(idx)),
+                  "archs": [a.spec for a in archs]}
+    return out
+
+
+def baselines(table, devices, on_line=None) -> dict[str, dict[str, Any]]:
+    space = NB201Space()
+    ev = TabularEvaluator(table, DATASET)
+    out: dict[str, dict[str, Any]] = {}
+    for d in devices:
+        cost = LookupCost.from_nb201(table, d)
+        t0 = time.perf_counter()
+        rnd, lay = [], []
+        for algo, seeds, dest in (("random", RANDOM_SEEDS, rnd), ("layernas", LAYERNAS_SEEDS, lay)):
+            for s in seeds:
+                res = search(algo, space, ev, [cost], None, budget=BASELINE_BUDGET, seed=s, multi_objective=True)
+                dest.append(hv_ratio(table, d, [table.index_of(e.spec) for e in res.history]))
+        out[d] = {"random100_mean": float(np.mean(rnd)), "random100_std": float(np.std(rnd)), "random100": rnd,
+                  "layernas100_mean": float(np.mean(lay)), "layernas100": lay}
+        if on_line:
+            on_line(f"baselines {d}: random {np.mean(rnd):.4f}, layernas {np.mean(lay):.4f} ({time.perf_counter() - t0:.0f} s)")
+    return out
+
+
+def run_modnas(name: str, config: ModnasConfig, table, on_line=None) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    last = {"t": t0}
+
+    def progress(p) -> None:
+        if on_line and p.phase == "hypernetwork" and (p.done % max(1, p.total // 5) == 0):
+            on_line(f"{name}: step {p.done}/{p.total} loss {p.info.get('loss', float('nan')):.4f} ({time.perf_counter() - t0:.0f} s)")
+        last["t"] = time.perf_counter()
+
+    out = train_modnas(config, progress)
+    wall = time.perf_counter() - t0
+    model = ModnasModel.load(out)
+    per_device = evaluate_model(model, table)
+    summary = summarize_split(per_device)
+    return {"name": name, "config": config.to_json(), "wall_s_this_process": wall,
+            "wall_s_training": model.meta["training"]["wall_s"], "accuracy_source": model.accuracy_source,
+            "references": list(model.refs.specs), "surrogate_fit": {
+                "latency": model.meta["latency_surrogate"]["fit"],
+                "accuracy": (model.meta.get("accuracy_surrogate") or {}).get("fit")},
+            "summary": summary, "devices": per_device}
+
+
+def summarize_split(per_device: dict[str, dict[str, Any]]) -> dict[str, float]:
+    s: dict[str, float] = {}
+    for split in ("train", "validation", "zero-shot"):
+        v = [r["hv_ratio"] for r in per_device.values() if r["split"] == split]
+        s[f"{split}_mean"] = float(np.mean(v))
+        s[f"{split}_min"] = float(np.min(v))
+    tv = [r["hv_ratio"] for r in per_device.values() if r["split"] in ("train", "validation")]
+    s["train+validation_mean"] = float(np.mean(tv))
+    return s
+
+
+def supernet_accuracy(model_dir: Path, config: ModnasConfig, archs: list[str]) -> dict[str, float]:
+    """Weight-sharing validation accuracy (%) on digits of the given architectures (batch-statistics BN)."""
+    from nas.evaluators.data import load_digits_data
+    from nas.search.modnas.model import load_state
+    from nas.search.modnas.supernet import NB201Supernet
+
+    s = config.supernet_input_size
+    data = load_digits_data((3, s, s), seed=config.seed)
+    net = NB201Supernet(config.supernet_channels, config.supernet_cells, data.num_classes)
+    net.load_state_dict(load_state(model_dir / "supernet.pt"))
+    net.train()  # batch statistics, as during the search
+    space = NB201Space()
+    out = {}
+    with torch.no_grad():
+        for spec in dict.fromkeys(archs):
+            w = torch.nn.functional.one_hot(torch.tensor(space.choices_from_spec(spec)), 5).float()
+            pred = torch.cat([net(data.x_val[i : i + 256], w).argmax(1) for i in range(0, data.x_val.shape[0], 256)])
+            out[spec] = float((pred == data.y_val).float().mean() * 100)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="only the surrogate-mode MGD run and the baselines")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (the target is stated for 2 cores)")
+    ap.add_argument("--out", type=Path, default=RESULTS / "modnas.json")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    console = Console()
+    say = lambda line: console.print(line, highlight=False)  # noqa: E731
+    table = load_nb201()
+    train = train_devices(table)
+    say(f"train devices ({len(train)}): {', '.join(train)}")
+    say(f"validation: {', '.join(VALIDATION)}; zero-shot: {', '.join(ZERO_SHOT)}")
+
+    base = ModnasConfig(out_dir=str(RUNS / "surrogate_mgd"), devices=train, seed=0)
+    runs = {"surrogate_mgd": base}
+    if not args.quick:
+        runs["surrogate_linear"] = replace(base, out_dir=str(RUNS / "surrogate_linear"), combine="linear")
+        runs["surrogate_gdas"] = replace(base, out_dir=str(RUNS / "surrogate_gdas"), sampler="gdas")
+        runs["supernet_mgd"] = replace(
+            base, out_dir=str(RUNS / "supernet_mgd"), mode="supernet", steps=1000, supernet_warmup_steps=300,
+            tasks_per_step=4, samples_per_task=1,
+        )
+    results: dict[str, Any] = {}
+    for name, cfg in runs.items():
+        say(f"[bold]{name}[/bold]")
+        results[name] = run_modnas(name, cfg, table, say)
+        if cfg.mode == "supernet":
+            archs = [a for r in results[name]["devices"].values() for a in r["archs"]]
+            acc = supernet_accuracy(Path(cfg.out_dir), cfg, archs)
+            results[name]["supernet_val_accuracy_pct"] = {"mean_over_front_archs": float(np.mean(list(acc.values()))),
+                                                         "max": float(np.max(list(acc.values()))), "per_arch": acc}
+        say(f"{name}: {results[name]['summary']} ({results[name]['wall_s_training']:.0f} s training)")
+    base_res = baselines(table, table.devices, say)
+
+    report = {
+        "settings": {
+            "dataset": DATASET, "rays": N_RAYS, "train_devices": list(train), "validation_devices": list(VALIDATION),
+            "zero_shot_devices": list(ZERO_SHOT), "baseline_budget": BASELINE_BUDGET,
+            "random_seeds": list(RANDOM_SEEDS), "layernas_seeds": list(LAYERNAS_SEEDS), "torch_threads": args.threads,
+            "hv_normalisation": "error=100-accuracy and latency scaled by the true min/max over all 15625 archs per device; reference [1,1]; ratio to the true front's HV",
+            "python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
+            "processor": platform.processor(),
+        },
+        "runs": results,
+        "baselines": base_res,
+        "targets": {
+            "surrogate_mgd_train+validation_mean>=0.98": results["surrogate_mgd"]["summary"]["train+validation_mean"] >= 0.98,
+            "surrogate_mgd_zero-shot_mean>=0.97": results["surrogate_mgd"]["summary"]["zero-shot_mean"] >= 0.97,
+            "surrogate_mgd_beats_random100_on_devices": sum(
+                results["surrogate_mgd"]["devices"][d]["hv_ratio"] > base_res[d]["random100_mean"] for d in table.devices),
+            "n_devices": len(table.devices),
+            "one_search_wall_s": results["surrogate_mgd"]["wall_s_training"],
+            "one_search_under_30_min": results["surrogate_mgd"]["wall_s_training"] < 1800,
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+
+    t = Table(title="MODNAS on NB201 (cifar10): hypervolume ratio to the true front, 24 rays per device")
+    t.add_column("device")
+    t.add_column("split")
+    for name in results:
+        t.add_column(name, justify="right")
+    t.add_column("random-100", justify="right")
+    t.add_column("LayerNAS-100", justify="right")
+    for d in table.devices:
+        t.add_row(d, split_of(d), *(f"{results[n]['devices'][d]['hv_ratio']:.4f}" for n in results),
+                  f"{base_res[d]['random100_mean']:.4f}", f"{base_res[d]['layernas100_mean']:.4f}")
+    for key in ("train+validation_mean", "zero-shot_mean"):
+        t.add_row(f"[bold]{key}[/bold]", "", *(f"{results[n]['summary'][key]:.4f}" for n in results), "", "")
+    console.print(t)
+    for k, v in report["targets"].items():
+        say(f"{k}: {v}")
+    say(f"saved {args.out}")
+
+
+if __name__ == "__main__":
+    main()

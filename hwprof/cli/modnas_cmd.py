@@ -1,0 +1,210 @@
+"""`hwprof modnas train|front|pick|refs`: one hypernetwork search, then any device and trade-off on demand.
+
+Thin: options -> ``nas.search.modnas`` calls -> rich output. ``train_with_progress``
+is also what ``hwprof search --algo modnas`` calls.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from hwprof.cli.common import console
+from hwprof.errors import ConfigError
+
+app = typer.Typer(
+    name="modnas",
+    help="MODNAS: train one hypernetwork for many devices, then get the accuracy/latency front of any device.",
+    no_args_is_help=True,
+)
+
+DIR_ARG = typer.Argument(..., help="Directory of a trained hypernetwork (from `hwprof modnas train -o DIR`).")
+DEVICE_HELP = "Device: a training device, a column of the NB201 table, or any name together with --ref-latencies."
+REF_HELP = "CSV of arch,latency_ms rows with the device's latency on every reference architecture (see `hwprof modnas refs`)."
+
+
+def parse_preference(text: str) -> list[float]:
+    """'0.3' (accuracy weight) or '0.3,0.7' (accuracy, latency) -> floats; checked on the simplex by the library."""
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise ConfigError(
+            f"--preference {text!r} is not understood; expected the accuracy weight (e.g. 0.3) or 'ACC,LAT' (e.g. 0.3,0.7)"
+        ) from None
+
+
+def train_with_progress(config) -> Path:
+    """Run ``train_modnas`` with a progress bar per phase; print where the result went."""
+    from nas.search.modnas import train_modnas
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+    tasks: dict[str, int] = {}
+
+    def on_progress(p) -> None:
+        if p.phase == "done":
+            return
+        if not tasks:
+            progress.start()
+        if p.phase not in tasks:
+            tasks[p.phase] = progress.add_task(p.phase, total=p.total, info="")
+        info = ""
+        if p.info:
+            keys = [k for k in ("loss", "error", "latency", "tau", "supernet_ce") if k in p.info]
+            info = " ".join(f"{k} {p.info[k]:.3f}" for k in keys)
+        progress.update(tasks[p.phase], completed=p.done, total=p.total, info=info)
+
+    try:
+        out = train_modnas(config, on_progress)
+    finally:
+        progress.stop()
+    meta = json.loads((out / "modnas.json").read_text(encoding="utf-8"))
+    console.print(f"hypernetwork saved in [bold]{out}[/bold] ({meta['mode']} mode, {meta['training']['wall_s']:.0f} s)")
+    console.print(f"accuracy objective: {meta['accuracy_source']}")
+    return out
+
+
+@app.command("train")
+def train(
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory (resumes an unfinished run there)."),
+    devices: Optional[str] = typer.Option(None, "--devices", help="Comma-separated training devices (default: every table column)."),
+    mode: str = typer.Option("surrogate", "--mode", help="surrogate (accuracy surrogate fitted on the table) | supernet (digits)."),
+    dataset: str = typer.Option("cifar10", "--dataset", help="Accuracy column of the table (surrogate mode)."),
+    table: Optional[Path] = typer.Option(None, "--table", help="NAS-Bench-201 CSV (default: the bundled copy)."),
+    steps: int = typer.Option(1500, "--steps", help="Hypernetwork steps."),
+    combine: str = typer.Option("mgd", "--combine", help="mgd (min-norm point of the task gradients) | linear (their mean)."),
+    sampler: str = typer.Option("reinmax", "--sampler", help="reinmax | gdas."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train a hypernetwork over many devices (resumable; deterministic for a seed)."""
+    from nas.search.modnas import ModnasConfig
+
+    config = ModnasConfig(
+        out_dir=str(out),
+        mode=mode,
+        dataset=dataset,
+        table=str(table) if table is not None else None,
+        devices=tuple(d.strip() for d in devices.split(",") if d.strip()) if devices else None,
+        steps=steps,
+        combine=combine,
+        sampler=sampler,
+        seed=seed,
+        samples_per_task=1 if mode == "supernet" else 8,
+        tasks_per_step=4 if mode == "supernet" else 16,
+    )
+    train_with_progress(config)
+
+
+def _load(directory: Path):
+    from nas.search.modnas import ModnasModel
+
+    return ModnasModel.load(directory)
+
+
+def _device(model, device: Optional[str], ref_latencies: Optional[Path]):
+    if device is None and ref_latencies is None:
+        raise ConfigError("give --device NAME (a known device) or --ref-latencies FILE (any device)")
+    return model.embedding(device=device, ref_latencies_file=ref_latencies)
+
+
+def _fmt(x: Optional[float], digits: int = 4) -> str:
+    return "-" if x is None else f"{x:.{digits}g}"
+
+
+def _entries_table(model, entries, title: str) -> Table:
+    t = Table(title=title)
+    t.add_column("ray", justify="right")
+    t.add_column("pref. accuracy", justify="right")
+    t.add_column("pref. latency", justify="right")
+    t.add_column("predicted latency ms", justify="right")
+    if model.accuracy is not None:
+        t.add_column("surrogate error %", justify="right")
+    t.add_column("architecture", overflow="fold")
+    for i, e in enumerate(entries):
+        lat = _fmt(e.predicted_latency_ms) if e.predicted_latency_ms is not None else f"x{e.predicted_latency_rel:.3g} ref"
+        row = [str(i), f"{e.preference[0]:.3f}", f"{e.preference[1]:.3f}", lat]
+        if model.accuracy is not None:
+            row.append(_fmt(e.surrogate_error_pct))
+        t.add_row(*row, e.spec)
+    return t
+
+
+@app.command("front")
+def front(
+    directory: Path = DIR_ARG,
+    device: Optional[str] = typer.Option(None, "--device", "-d", help=DEVICE_HELP),
+    ref_latencies: Optional[Path] = typer.Option(None, "--ref-latencies", help=REF_HELP),
+    rays: int = typer.Option(24, "--rays", help="Number of preference rays."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the front as JSON here."),
+) -> None:
+    """One architecture per preference ray for a device (zero-shot for a device given by its reference latencies)."""
+    model = _load(directory)
+    emb, lat = _device(model, device, ref_latencies)
+    entries = model.front(emb, lat, rays)
+    name = device or (ref_latencies.name if ref_latencies else "")
+    distinct = len({e.spec for e in entries})
+    console.print(_entries_table(model, entries, f"MODNAS front for {name}: {len(entries)} rays, {distinct} distinct architectures"))
+    console.print(f"accuracy objective: {model.accuracy_source}")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps({
+            "device": name, "accuracy_source": model.accuracy_source, "mode": model.mode,
+            "embedding": [float(x) for x in emb], "front": [e.to_json() for e in entries],
+        }, indent=1) + "\n", encoding="utf-8")
+        console.print(f"saved {json_out}")
+
+
+@app.command("pick")
+def pick(
+    directory: Path = DIR_ARG,
+    preference: str = typer.Option(..., "--preference", "-p", help="Accuracy weight in [0, 1] (e.g. 0.3), or 'ACC,LAT' summing to 1."),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help=DEVICE_HELP),
+    ref_latencies: Optional[Path] = typer.Option(None, "--ref-latencies", help=REF_HELP),
+) -> None:
+    """The architecture for one device and one preference."""
+    model = _load(directory)
+    emb, lat = _device(model, device, ref_latencies)
+    e = model.pick(emb, parse_preference(preference), lat)
+    console.print(e.spec, highlight=False, soft_wrap=True)
+    details = [f"preference accuracy {e.preference[0]:.3f} / latency {e.preference[1]:.3f}"]
+    if e.predicted_latency_ms is not None:
+        details.append(f"predicted latency {e.predicted_latency_ms:.4g} ms")
+    if e.surrogate_error_pct is not None:
+        details.append(f"surrogate error {e.surrogate_error_pct:.4g} % (a model of the table, not a measurement)")
+    console.print("; ".join(details), style="dim", highlight=False)
+
+
+@app.command("refs")
+def refs(
+    directory: Path = DIR_ARG,
+    csv_out: Optional[Path] = typer.Option(None, "--template", help="Write an arch,latency_ms CSV to fill in (latency left empty)."),
+) -> None:
+    """The reference architectures whose latencies a new device must supply (for --ref-latencies)."""
+    model = _load(directory)
+    t = Table(title=f"{len(model.refs)} reference architectures ({model.refs.space})")
+    t.add_column("index", justify="right")
+    t.add_column("architecture", overflow="fold")
+    for i, s in enumerate(model.refs.specs):
+        t.add_row(str(i), s)
+    console.print(t)
+    console.print(f"chosen by {model.refs.method}", style="dim", highlight=False)
+    if csv_out is not None:
+        csv_out.parent.mkdir(parents=True, exist_ok=True)
+        csv_out.write_text("arch,latency_ms\n" + "".join(f"{s},\n" for s in model.refs.specs), encoding="utf-8")
+        console.print(f"saved {csv_out}; fill in the latency_ms column and pass it with --ref-latencies")
+
+
+def register(parent: typer.Typer) -> None:
+    parent.add_typer(app, name="modnas")

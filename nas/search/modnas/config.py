@@ -1,0 +1,162 @@
+"""Everything that defines one MODNAS training run; its hash identifies the run for resuming."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+
+from hwprof.errors import ConfigError
+from hwprof.types import stable_hash
+from nas.search.modnas.sampling import SAMPLERS, TemperatureSchedule
+
+MODES = ("surrogate", "supernet")
+COMBINES = ("mgd", "linear")
+# Fields that do not change the result: leaving them out of the hash lets a run resume after editing them.
+_NOT_HASHED = ("out_dir", "checkpoint_every")
+
+
+@dataclass(frozen=True)
+class ModnasConfig:
+    """One hypernetwork search.
+
+    ``mode="surrogate"``: accuracy comes from a surrogate fitted on the
+    benchmark table (every result says "surrogate"); ``"supernet"``: from a
+    weight-sharing supernet trained on the bundled digits images. Latency
+    always comes from a latency surrogate fitted on ``devices``' table columns.
+    ``combine="mgd"`` joins the step's per-task gradients at their min-norm
+    point; ``"linear"`` averages them (the linear-scalarisation ablation).
+    ``entropy_weight`` rewards spread-out architecture distributions early on
+    and decays linearly to zero at ``entropy_until`` of the run: a
+    distribution that collapses onto one architecture gets (almost) no
+    gradient from either sampler any more, so without it the hypernetwork
+    freezes on whatever it found in the first few hundred steps.
+    """
+
+    out_dir: str
+    mode: str = "surrogate"
+    space: str = "nb201"
+    dataset: str = "cifar10"
+    table: str | None = None
+    devices: tuple[str, ...] | None = None
+    n_refs: int = 10
+    steps: int = 1500
+    tasks_per_step: int = 16
+    samples_per_task: int = 8
+    sampler: str = "reinmax"
+    tau_start: float = 1.0
+    tau_end: float = 0.3
+    tau_schedule: str = "exponential"
+    combine: str = "mgd"
+    dirichlet_alpha: tuple[float, ...] = (1.0, 1.0)
+    entropy_weight: float = 0.5
+    entropy_until: float = 0.7
+    lr: float = 1e-3
+    hidden: tuple[int, ...] = (256, 256)
+    surrogate_hidden: tuple[int, ...] = (256, 256)
+    accuracy_epochs: int = 150
+    latency_epochs: int = 12
+    max_table_archs: int | None = None
+    seed: int = 0
+    checkpoint_every: int = 250
+    supernet_channels: int = 8
+    supernet_cells: int = 1
+    supernet_input_size: int = 32
+    supernet_batch_size: int = 64
+    supernet_lr: float = 0.05
+    supernet_warmup_steps: int = 200
+
+    def __post_init__(self) -> None:
+        for name in ("devices", "dirichlet_alpha", "hidden", "surrogate_hidden"):
+            v = getattr(self, name)
+            if isinstance(v, list):
+                object.__setattr__(self, name, tuple(v))
+        self.validate()
+
+    def validate(self) -> None:
+        def positive_int(name: str, minimum: int = 1) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+                raise ConfigError(f"modnas: {name} must be an integer >= {minimum}, got {v!r}")
+
+        def positive_float(name: str) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ConfigError(f"modnas: {name} must be a finite number > 0, got {v!r}")
+
+        if not isinstance(self.out_dir, str) or not self.out_dir:
+            raise ConfigError(f"modnas: out_dir must be a directory path, got {self.out_dir!r}")
+        if self.mode not in MODES:
+            raise ConfigError(f"modnas: mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.combine not in COMBINES:
+            raise ConfigError(f"modnas: combine must be one of {', '.join(COMBINES)}, got {self.combine!r}")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"modnas: sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.space != "nb201":
+            raise ConfigError(
+                f"modnas: training needs a space with an accuracy table and latency columns; only 'nb201' has both, got {self.space!r}"
+            )
+        if self.mode == "supernet" and self.samples_per_task != 1:
+            raise ConfigError("modnas: supernet mode runs one network per task; set samples_per_task=1")
+        for name in ("n_refs",):
+            positive_int(name, 2)
+        for name in ("steps", "tasks_per_step", "samples_per_task", "accuracy_epochs", "latency_epochs",
+                     "checkpoint_every", "supernet_channels", "supernet_cells", "supernet_batch_size"):
+            positive_int(name)
+        positive_int("supernet_warmup_steps", 0)
+        positive_int("seed", 0)
+        if self.supernet_input_size < 4 or self.supernet_input_size % 4:
+            raise ConfigError(f"modnas: supernet_input_size must be a positive multiple of 4, got {self.supernet_input_size}")
+        for name in ("lr", "supernet_lr"):
+            positive_float(name)
+        if isinstance(self.entropy_weight, bool) or not isinstance(self.entropy_weight, (int, float)) or not (
+            math.isfinite(self.entropy_weight) and self.entropy_weight >= 0
+        ):
+            raise ConfigError(f"modnas: entropy_weight must be a finite number >= 0, got {self.entropy_weight!r}")
+        if isinstance(self.entropy_until, bool) or not isinstance(self.entropy_until, (int, float)) or not 0 < self.entropy_until <= 1:
+            raise ConfigError(f"modnas: entropy_until must be a fraction of the run in (0, 1], got {self.entropy_until!r}")
+        TemperatureSchedule(self.tau_start, self.tau_end, self.tau_schedule)
+        if len(self.dirichlet_alpha) != 2 or any(
+            isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a <= 0 for a in self.dirichlet_alpha
+        ):
+            raise ConfigError(f"modnas: dirichlet_alpha must be two positive numbers (accuracy, latency), got {self.dirichlet_alpha!r}")
+        for name in ("hidden", "surrogate_hidden"):
+            v = getattr(self, name)
+            if not v or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in v):
+                raise ConfigError(f"modnas: {name} must be a non-empty list of positive integers, got {v!r}")
+        if self.max_table_archs is not None and (
+            isinstance(self.max_table_archs, bool) or not isinstance(self.max_table_archs, int) or self.max_table_archs < 100
+        ):
+            raise ConfigError(f"modnas: max_table_archs must be None or an integer >= 100, got {self.max_table_archs!r}")
+        if self.devices is not None and (len(self.devices) == 0 or len(set(self.devices)) != len(self.devices)):
+            raise ConfigError(f"modnas: devices must be a non-empty list of distinct names, got {self.devices!r}")
+
+    @property
+    def temperature(self) -> TemperatureSchedule:
+        return TemperatureSchedule(self.tau_start, self.tau_end, self.tau_schedule)
+
+    def entropy_at(self, step: int, total: int) -> float:
+        """The entropy bonus weight at ``step``: linear from ``entropy_weight`` to 0 at ``entropy_until`` of the run."""
+        end = self.entropy_until * total
+        return float(self.entropy_weight * max(0.0, 1.0 - step / end)) if end > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "ModnasConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"modnas: unknown config field(s) {unknown}")
+        return cls(**dict(data))
+
+    def run_hash(self) -> str:
+        d = self.to_json()
+        for k in _NOT_HASHED:
+            d.pop(k, None)
+        return stable_hash(d)

@@ -1,0 +1,82 @@
+"""The two objectives of a MODNAS step, each normalised to about [0, 1] so a preference weights like with like.
+
+- error: from the accuracy surrogate (surrogate mode) scaled by the
+  surrogate's own minimum and maximum over the space, or the supernet's
+  cross-entropy divided by ln(classes) (supernet mode; 1 = chance level);
+- latency: the frozen latency surrogate's prediction for the device, scaled to
+  [0, 1] by its own minimum and maximum over the space *on that device* — the
+  per-device normalisation the MODNAS evaluation uses (min/max over the
+  space), so one preference means the same trade-off on a fast GPU and a slow
+  phone.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from nas.search.modnas.supernet import NB201Supernet
+from nas.search.modnas.surrogates import AccuracySurrogate, LatencySurrogate
+
+BATCH = 4096  # rows per no-grad pass when scoring a whole space
+
+
+def predict_in_batches(fn, enc: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        parts = [fn(enc[i : i + BATCH], *(e.expand(min(BATCH, enc.shape[0] - i), -1) for e in extra))
+                 for i in range(0, enc.shape[0], BATCH)]
+    return torch.cat(parts)
+
+
+class SurrogateError:
+    """Normalised predicted error of the accuracy surrogate (surrogate mode)."""
+
+    label = "surrogate"
+
+    def __init__(self, model: AccuracySurrogate, space_enc: torch.Tensor) -> None:
+        self.model = model
+        pred = predict_in_batches(model, space_enc)
+        self.lo, self.hi = float(pred.min()), float(pred.max())
+
+    def __call__(self, enc: torch.Tensor, onehot: torch.Tensor, batch: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        return (self.model(enc) - self.lo) / (self.hi - self.lo)
+
+
+class SupernetError:
+    """Cross-entropy of the weight-sharing supernet on a batch, / ln(classes) (supernet mode)."""
+
+    label = "supernet"
+
+    def __init__(self, supernet: NB201Supernet, num_classes: int) -> None:
+        self.supernet = supernet
+        self.scale = math.log(num_classes)
+
+    def __call__(self, enc: torch.Tensor, onehot: torch.Tensor, batch: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        assert batch is not None
+        x, y = batch
+        losses = [torch.nn.functional.cross_entropy(self.supernet(x, w, full=True), y) for w in onehot]
+        return torch.stack(losses) / self.scale
+
+
+class NormalisedLatency:
+    """Latency surrogate output mapped to [0, 1] per device by its range over the space."""
+
+    def __init__(self, model: LatencySurrogate, space_enc: torch.Tensor, embeddings: torch.Tensor) -> None:
+        self.model = model
+        lo, hi = [], []
+        for e in embeddings:
+            z = predict_in_batches(model, space_enc, e[None])
+            lo.append(float(z.min()))
+            hi.append(float(z.max()))
+        self.z_min = torch.tensor(lo)
+        self.z_max = torch.tensor(hi)
+
+    def __call__(self, enc: torch.Tensor, emb: torch.Tensor, device_rows: torch.Tensor) -> torch.Tensor:
+        z = self.model(enc, emb)
+        lo, hi = self.z_min[device_rows], self.z_max[device_rows]
+        return torch.expm1(z - lo) / torch.expm1(hi - lo)
+
+    def ranges(self) -> np.ndarray:
+        return torch.stack([self.z_min, self.z_max], 1).numpy()
