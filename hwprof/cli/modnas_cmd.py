@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -91,20 +91,60 @@ def train(
     """Train a hypernetwork over many devices (resumable; deterministic for a seed)."""
     from nas.search.modnas import ModnasConfig
 
-    config = ModnasConfig(
-        out_dir=str(out),
-        mode=mode,
-        dataset=dataset,
-        table=str(table) if table is not None else None,
-        devices=tuple(d.strip() for d in devices.split(",") if d.strip()) if devices else None,
-        steps=steps,
-        combine=combine,
-        sampler=sampler,
-        seed=seed,
-        samples_per_task=1 if mode == "supernet" else 8,
-        tasks_per_step=4 if mode == "supernet" else 16,
+    config = ModnasConfig.create(
+        str(out), mode, dataset=dataset, table=str(table) if table is not None else None,
+        devices=_device_list(devices), steps=steps, combine=combine, sampler=sampler, seed=seed,
     )
     train_with_progress(config)
+
+
+def _device_list(devices: Optional[str]) -> Optional[tuple[str, ...]]:
+    if devices is None:
+        return None
+    names = tuple(d.strip() for d in devices.split(",") if d.strip())
+    if not names:
+        raise ConfigError(f"--devices {devices!r} names no device; expected a comma-separated list of table columns")
+    return names
+
+
+def search_modnas(
+    space: str,
+    devices: Optional[str],
+    accuracy: str,
+    out: Path,
+    table: Optional[Path],
+    seed: int,
+    params: dict[str, Any],
+    costs: list[str],
+    constraints: list[str],
+    max_latency_ms: Optional[float],
+) -> Path:
+    """`hwprof search --algo modnas`: ``--accuracy tabular:DATASET`` trains in surrogate mode,
+    ``train:digits`` in supernet mode; ``--param NAME=VALUE`` sets any other ``ModnasConfig`` field."""
+    from nas.search.modnas import ModnasConfig
+
+    if costs or constraints or max_latency_ms is not None:
+        raise ConfigError(
+            "--algo modnas learns every accuracy/latency trade-off of the --devices at once; it takes no "
+            "--cost/--constraint/--max-latency-ms (pick a trade-off later with `hwprof modnas pick`)"
+        )
+    kind, _, arg = accuracy.partition(":")
+    if kind == "tabular":
+        mode, dataset = "surrogate", arg or "cifar10"
+    elif kind == "train" and arg in ("", "digits"):
+        mode, dataset = "supernet", "cifar10"
+    else:
+        raise ConfigError(
+            f"--algo modnas takes --accuracy tabular:DATASET (surrogate mode) or train:digits (supernet mode), got {accuracy!r}"
+        )
+    for name in ("out_dir", "mode", "space", "devices", "table", "seed", "dataset"):
+        if name in params:
+            raise ConfigError(f"--param {name}=... is set through its own option for --algo modnas")
+    config = ModnasConfig.create(
+        str(out), mode, space=space, dataset=dataset, table=str(table) if table is not None else None,
+        devices=_device_list(devices), seed=seed, **params,
+    )
+    return train_with_progress(config)
 
 
 def _load(directory: Path):

@@ -164,7 +164,7 @@ def _print_result(result) -> None:
 
 def search(
     space: str = typer.Option("nb201", "--space", "-s", help="Search space."),
-    algo: str = typer.Option("layernas", "--algo", "-a", help="layernas | random | evolution | nsga2."),
+    algo: str = typer.Option("layernas", "--algo", "-a", help="layernas | random | evolution | nsga2 | modnas."),
     accuracy: str = typer.Option("tabular:cifar10", "--accuracy", help=ACCURACY_HELP),
     cost: list[str] = typer.Option([], "--cost", "-c", help=COST_HELP),
     max_latency_ms: Optional[float] = typer.Option(None, "--max-latency-ms", help="Shorthand for --constraint 'latency_ms<=X'."),
@@ -176,12 +176,18 @@ def search(
     db: Path = typer.Option(Path("hwprof.db"), "--db", help="Store used by --cost measure:DEVICE."),
     table: Optional[Path] = typer.Option(None, "--table", help="NAS-Bench-201 CSV (default: the bundled copy)."),
     param: list[str] = typer.Option([], "--param", "-p", help="Algorithm parameter NAME=VALUE, e.g. buckets=8 (repeatable)."),
+    devices: Optional[str] = typer.Option(None, "--devices", help="--algo modnas: comma-separated training devices (table columns)."),
 ) -> None:
     """Search a space for accurate networks that meet a cost bound (or for the Pareto set)."""
     from nas.cost import Constraint
     from nas.search import algorithm_names, algorithm_params
     from nas.search import search as run_search
 
+    if algo == "modnas":  # one hypernetwork for many devices: trained here, queried with `hwprof modnas`
+        from hwprof.cli.modnas_cmd import search_modnas
+
+        search_modnas(space, devices, accuracy, out, table, seed, parse_params(param), cost, constraint, max_latency_ms)
+        return
     if algo not in algorithm_names():
         raise UnknownNameError(f"unknown search algorithm {algo!r}; known: {', '.join(algorithm_names())}")
     params = parse_params(param)

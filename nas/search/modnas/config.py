@@ -12,6 +12,8 @@ from nas.search.modnas.sampling import SAMPLERS, TemperatureSchedule
 
 MODES = ("surrogate", "supernet")
 COMBINES = ("mgd", "linear")
+# Supernet mode evaluates one real network per (device, preference) task, so it runs fewer, single-sample tasks.
+MODE_DEFAULTS: dict[str, dict[str, Any]] = {"supernet": {"samples_per_task": 1, "tasks_per_step": 4}}
 # Fields that do not change the result: leaving them out of the hash lets a run resume after editing them.
 _NOT_HASHED = ("out_dir", "checkpoint_every")
 
@@ -130,6 +132,15 @@ class ModnasConfig:
             raise ConfigError(f"modnas: max_table_archs must be None or an integer >= 100, got {self.max_table_archs!r}")
         if self.devices is not None and (len(self.devices) == 0 or len(set(self.devices)) != len(self.devices)):
             raise ConfigError(f"modnas: devices must be a non-empty list of distinct names, got {self.devices!r}")
+
+    @classmethod
+    def create(cls, out_dir: str, mode: str = "surrogate", **overrides: Any) -> "ModnasConfig":
+        """A configuration with ``mode``'s defaults (``MODE_DEFAULTS``) under ``overrides``; unknown fields are a ConfigError."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigError(f"modnas: unknown setting(s) {unknown}; known: {', '.join(sorted(known - {'out_dir', 'mode'}))}")
+        return cls(out_dir=out_dir, mode=mode, **{**MODE_DEFAULTS.get(mode, {}), **overrides})
 
     @property
     def temperature(self) -> TemperatureSchedule:
