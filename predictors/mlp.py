@@ -261,6 +261,44 @@ class MLPPredictor(Predictor):
         out = out * self.y_std_ + self.y_mean_
         return np.exp(out) if self.log_target else out
 
+    @classmethod
+    def from_network(
+        cls,
+        net: "torch.nn.Module",
+        schema: Any,
+        *,
+        x_mean: np.ndarray,
+        x_std: np.ndarray,
+        y_mean: float,
+        y_std: float,
+        params: Mapping[str, Any],
+        n_train: int = 0,
+        train_hash: str = "",
+    ) -> "MLPPredictor":
+        """A fitted predictor around a trained single-output network (e.g. one adapted to a new device).
+
+        ``params`` must describe the network (hidden sizes, activation, skip path)
+        so that ``load`` rebuilds the same module; the target is log-latency.
+        """
+        pred = cls(**{**dict(params), "log_target": True})
+        pred._check_params()
+        x_mean = np.asarray(x_mean, dtype=np.float64).reshape(-1)
+        if x_mean.shape[0] != schema.width:
+            raise DataError(f"network scaling is for {x_mean.shape[0]} features; the schema has {schema.width}")
+        pred._restore_common(schema, n_train, train_hash)
+        pred.n_in_ = schema.width
+        pred.x_mean_ = x_mean
+        pred.x_std_ = np.asarray(x_std, dtype=np.float64).reshape(-1)
+        pred.y_mean_, pred.y_std_ = float(y_mean), float(y_std)
+        reference = pred._network()
+        try:
+            reference.load_state_dict(net.state_dict())
+        except RuntimeError as exc:
+            raise DataError(f"network does not match MLPPredictor{tuple(pred.hidden_sizes)}: {str(exc).splitlines()[0]}") from None
+        pred.net_ = reference.eval()
+        pred.epochs_ = 0
+        return pred
+
     # --- differentiable module --------------------------------------------------------------
     def as_module(self) -> "torch.nn.Module":
         """Frozen module: architecture encoding (batch, width) -> latency (batch,) in ms, differentiable in the input.

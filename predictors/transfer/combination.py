@@ -17,14 +17,16 @@ predictor, saved, loaded and differentiated like any other.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
 from hwprof.errors import ConfigError
-from predictors.base import check_y, data_hash, positive_float
+from predictors.base import FeatureSchema, ProgressCallback, check_y, data_hash, positive_float
 from predictors.linear import LinearPredictor, ridge_fit
-from predictors.transfer.sources import SourceBank
+from predictors.transfer.base import TransferModel, check_method_params, featurizer_for_sources
+from predictors.transfer.sources import SourceBank, SourceLatencies
 
 
 def combination_weights(S: np.ndarray, y: np.ndarray, *, nonnegative: bool, alpha: float) -> tuple[np.ndarray, float]:
@@ -64,3 +66,72 @@ class SourceCombination:
         if progress is not None:
             progress(1, 1)
         return predictor
+
+
+class _CombinationModel(TransferModel):
+    """A :class:`SourceBank` plus the combination rule; adapting fits the weights on the K samples."""
+
+    nonnegative: ClassVar[bool] = True
+    min_samples = 2
+    PARAMS = ("alpha", "bank_alpha")
+
+    def __init__(self, bank: SourceBank, alpha: float = 1.0) -> None:
+        self.bank = bank
+        self.alpha = positive_float(type(self).__name__, "alpha", alpha, allow_zero=True)
+        self.schema = bank.schema
+        self.devices = bank.devices
+
+    @classmethod
+    def pretrain(
+        cls,
+        sources: SourceLatencies,
+        *,
+        feature_set: str = "onehot+counts",
+        space: str | None = None,
+        seed: int = 0,
+        progress: ProgressCallback | None = None,
+        **params: Any,
+    ) -> "_CombinationModel":
+        """Fit the bank (ridge per source device; ``bank_alpha``) on the source table; ``alpha`` is the ridge penalty of the combination."""
+        check_method_params(cls.method, params, cls.PARAMS)
+        bank_alpha = positive_float(cls.__name__, "bank_alpha", params.get("bank_alpha", 1.0), allow_zero=True)
+        bank = SourceBank.fit(sources, featurizer_for_sources(sources, feature_set, space), bank_alpha)
+        if progress is not None:
+            progress(1, 1)
+        return cls(bank, params.get("alpha", 1.0))
+
+    def _adapt(self, specs: list[str], X: np.ndarray, y: np.ndarray, progress: ProgressCallback | None) -> LinearPredictor:
+        S = self.bank.predict(X)
+        w, b = combination_weights(S, y, nonnegative=self.nonnegative, alpha=self.alpha)
+        predictor = LinearPredictor.from_coefficients(
+            self.bank.coef @ w, float(self.bank.intercept @ w + b), self.schema, n_train=len(y), train_hash=data_hash(X, y)
+        )
+        predictor.source_weights_ = dict(zip(self.devices, (float(v) for v in w)))
+        if progress is not None:
+            progress(1, 1)
+        return predictor
+
+    def _save_state(self, directory: Path) -> dict[str, Any]:
+        self.bank.save(directory / "bank")
+        return {"bank": "bank", "alpha": self.alpha}
+
+    @classmethod
+    def _load_state(cls, directory: Path, schema: FeatureSchema, devices: tuple[str, ...], state: Mapping[str, Any]) -> "_CombinationModel":
+        bank = SourceBank.load(directory / str(state["bank"]))
+        if bank.schema != schema or bank.devices != devices:
+            raise ConfigError(f"the source bank in {str(directory)!r} does not match its transfer.json (schema or devices differ)")
+        return cls(bank, float(state.get("alpha", 1.0)))
+
+
+class RidgeCombination(_CombinationModel):
+    """The issue's reference: ridge (alpha = 1) over the source devices' latencies."""
+
+    method = "ridge"
+    nonnegative = False
+
+
+class NNLSCombination(_CombinationModel):
+    """Non-negative combination of source devices (free intercept); no penalty to tune."""
+
+    method = "nnls"
+    nonnegative = True
