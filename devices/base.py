@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as _dt
 from abc import ABC, abstractmethod
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from hwprof import __version__
 from hwprof.errors import ConfigError
 from hwprof.hostinfo import host_metadata
-from hwprof.protocol import ProtocolSettings, TimingResult, run_protocol
+from hwprof.protocol import ProtocolSettings, TimingResult, run_interleaved, run_protocol
 from hwprof.types import DeviceInfo, Measurement, ModelArtifact
 
 
@@ -57,7 +57,11 @@ class Device(ABC):
         """
 
     def release(self) -> None:
-        """Free what ``prepare`` loaded (sessions, interpreters). Optional."""
+        """Free what one ``prepare`` call loaded (sessions, interpreters). Optional.
+
+        ``measure_many`` prepares several artifacts before timing any of them and
+        then calls ``release`` once per successful ``prepare``.
+        """
 
     def runtime_packages(self) -> tuple[str, ...]:
         """Distribution names whose versions are recorded with every measurement."""
@@ -67,10 +71,7 @@ class Device(ABC):
         """Run the shared protocol on one artifact and return an immutable Measurement."""
         protocol = protocol or ProtocolSettings()
         protocol.validate()
-        if artifact.format not in self.supported_formats:
-            raise ConfigError(
-                f"device {self.name!r} runs {', '.join(self.supported_formats)}, not {artifact.format!r}"
-            )
+        self._check_format(artifact)
         fn = self.prepare(artifact)
         try:
             result = self.time(fn, protocol)
@@ -78,9 +79,40 @@ class Device(ABC):
             self.release()
         return self.to_measurement(artifact, result, protocol)
 
+    def measure_many(self, artifacts: Sequence[ModelArtifact], protocol: ProtocolSettings | None = None) -> list[Measurement]:
+        """Measure several artifacts together, interleaved in ``protocol.rounds`` rounds.
+
+        All artifacts are loaded first, so no repetition pays for loading; see
+        ``hwprof.protocol.run_interleaved`` for why interleaving makes latencies
+        measured minutes apart comparable.
+        """
+        protocol = protocol or ProtocolSettings()
+        protocol.validate()
+        for artifact in artifacts:
+            self._check_format(artifact)
+        fns: list[Callable[[], object]] = []
+        try:
+            for artifact in artifacts:
+                fns.append(self.prepare(artifact))
+            results = self.time_many(fns, protocol)
+        finally:
+            for _ in fns:
+                self.release()
+        return [self.to_measurement(a, r, protocol) for a, r in zip(artifacts, results)]
+
+    def _check_format(self, artifact: ModelArtifact) -> None:
+        if artifact.format not in self.supported_formats:
+            raise ConfigError(
+                f"device {self.name!r} runs {', '.join(self.supported_formats)}, not {artifact.format!r}"
+            )
+
     def time(self, fn: Callable[[], object], protocol: ProtocolSettings) -> TimingResult:
         """Hook for adapters that time differently (e.g. on-device timers); default: host clock."""
         return run_protocol(fn, protocol)
+
+    def time_many(self, fns: Sequence[Callable[[], object]], protocol: ProtocolSettings) -> list[TimingResult]:
+        """Interleaved counterpart of ``time``; default: host clock."""
+        return run_interleaved(fns, protocol)
 
     def to_measurement(
         self, artifact: ModelArtifact, result: TimingResult, protocol: ProtocolSettings

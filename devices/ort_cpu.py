@@ -60,6 +60,7 @@ class OrtCpuDevice(Device):
         super().__init__(**settings)
         self._session = None
         self._saved_affinity: set[int] | None = None
+        self._pin_depth = 0  # prepare() may be called several times before release() (measure_many)
 
     def validate_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         for key in ("intra_op_threads", "inter_op_threads"):
@@ -192,13 +193,15 @@ class OrtCpuDevice(Device):
             self._unpin()
 
     def _pin(self) -> None:
+        self._pin_depth += 1
         cores = self.settings["cpu_affinity"]
-        if cores is None or not hasattr(os, "sched_setaffinity"):
+        if self._pin_depth > 1 or cores is None or not hasattr(os, "sched_setaffinity"):
             return
         self._saved_affinity = os.sched_getaffinity(0)
         os.sched_setaffinity(0, set(cores))
 
     def _unpin(self) -> None:
-        if self._saved_affinity is not None:
+        self._pin_depth = max(0, self._pin_depth - 1)
+        if self._pin_depth == 0 and self._saved_affinity is not None:
             os.sched_setaffinity(0, self._saved_affinity)
             self._saved_affinity = None

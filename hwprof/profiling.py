@@ -1,4 +1,4 @@
-"""Profiling orchestration: export -> measure -> store, one model at a time.
+"""Profiling orchestration: export -> measure -> store, in small interleaved groups.
 
 Each model's architecture, artifact and measurement are written in one
 transaction, so an interrupted run (Ctrl-C, a failing model) leaves every
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from hwprof.errors import HwprofError
+from hwprof.errors import ConfigError, HwprofError
 from hwprof.protocol import DriftCheck, DriftMonitor, ProtocolSettings
 from hwprof.registry import get_device, get_space
 from hwprof.store import Store
@@ -61,6 +61,7 @@ class Profiler:
         command: str = "",
         drift_every: int = 50,
         drift_threshold_rel: float = 0.05,
+        interleave: int = 10,
     ) -> None:
         from devices.export import ArtifactCache  # the core never imports a runtime at module import
 
@@ -73,6 +74,9 @@ class Profiler:
         self.command = command
         self.drift_every = drift_every
         self.drift_threshold_rel = drift_threshold_rel
+        if isinstance(interleave, bool) or not isinstance(interleave, int) or interleave < 1:
+            raise ConfigError(f"interleave must be an integer >= 1, got {interleave!r}")
+        self.interleave = interleave
         self.info = device.check()
         self.device_id = store.upsert_device(self.info)
         self.settings_hash = stable_hash(dict(device.settings))
@@ -130,46 +134,81 @@ class Profiler:
         return self.store.measured_arch_ids(self.device_id, self.settings_hash)
 
     # --- batches -----------------------------------------------------------
+    def measure_batch(self, archs: Sequence[Architecture]) -> list[Measurement]:
+        """Export (cached) and measure ``archs`` together, interleaved; each stored atomically."""
+        artifacts = [self.export(a) for a in archs]
+        measurements = self.device.measure_many(artifacts, self.protocol)
+        run_id = self.run_id
+        for arch, artifact, m in zip(archs, artifacts, measurements):
+            with self.store.transaction():
+                self.store.add_architecture(arch)
+                self.store.add_artifact(artifact)
+                self.store.add_measurement(run_id, self.device_id, m)
+        return measurements
+
     def profile(
         self,
         archs: Sequence[Architecture],
         again: bool = False,
         on_progress: Callable[[ProgressEvent], None] | None = None,
     ) -> ProfileSummary:
-        """Measure ``archs`` in order; resumable (skips already measured unless ``again``)."""
+        """Measure ``archs`` in order; resumable (skips already measured unless ``again``).
+
+        With ``protocol.rounds > 1`` the architectures are measured in groups of
+        ``interleave``, each group's models visited in alternating rounds (see
+        ``hwprof.protocol.run_interleaved``); a group is committed when it is
+        complete, so an interrupt loses at most the group in progress.
+        """
         done = set() if again else self.already_measured()
         summary = ProfileSummary(run_id=self.run_id, n_requested=len(archs))
         monitor = self._drift_monitor(len(archs) - sum(a.arch_id in done for a in archs))
+        group_size = self.interleave if self.protocol.rounds > 1 else 1
+        n_done = 0
+
+        def emit(arch: Architecture, m: Measurement | None, drift: DriftCheck | None) -> None:
+            nonlocal n_done
+            n_done += 1
+            if on_progress is not None:
+                on_progress(
+                    ProgressEvent(
+                        n_done=n_done,
+                        n_total=len(archs),
+                        arch=arch,
+                        measurement=m,
+                        skipped=m is None,
+                        running_median_ms=statistics.median(summary.latencies_ms) if summary.latencies_ms else None,
+                        drift=drift,
+                    )
+                )
+
+        def flush(group: list[Architecture]) -> None:
+            measurements = self.measure_batch(group)
+            drift = None
+            for arch, m in zip(group, measurements):
+                summary.n_measured += 1
+                summary.n_unstable += int(m.unstable)
+                summary.latencies_ms.append(m.latency_ms)
+                if m.unstable:
+                    summary.warnings.append(f"{arch.spec}: unstable measurement (CV {m.stats.cv:.1%})")
+                if monitor is not None and drift is None and monitor.due(summary.n_measured):
+                    drift = self._check_drift(monitor, summary)
+                emit(arch, m, drift if arch is group[-1] else None)
+            group.clear()
+
         status = "failed"
         try:
-            for i, arch in enumerate(archs):
-                drift = None
+            group: list[Architecture] = []
+            for arch in archs:
                 if arch.arch_id in done:
                     summary.n_skipped += 1
-                    m = None
-                else:
-                    m = self.measure(arch)
-                    summary.n_measured += 1
-                    summary.n_unstable += int(m.unstable)
-                    summary.latencies_ms.append(m.latency_ms)
-                    if m.unstable:
-                        summary.warnings.append(
-                            f"{arch.spec}: unstable measurement (CV {m.stats.cv:.1%})"
-                        )
-                    if monitor is not None and monitor.due(summary.n_measured):
-                        drift = self._check_drift(monitor, summary)
-                if on_progress is not None:
-                    on_progress(
-                        ProgressEvent(
-                            n_done=i + 1,
-                            n_total=len(archs),
-                            arch=arch,
-                            measurement=m,
-                            skipped=m is None,
-                            running_median_ms=statistics.median(summary.latencies_ms) if summary.latencies_ms else None,
-                            drift=drift,
-                        )
-                    )
+                    emit(arch, None, None)
+                    continue
+                done.add(arch.arch_id)
+                group.append(arch)
+                if len(group) >= group_size:
+                    flush(group)
+            if group:
+                flush(group)
             status = "completed"
         except KeyboardInterrupt:
             status = "interrupted"

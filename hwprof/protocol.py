@@ -46,6 +46,11 @@ class ProtocolSettings:
     check_every: int = 5
     confidence: float = 0.95
     unstable_cv: float = 0.10
+    # Interleaving (several models measured together, see run_interleaved): each model is
+    # visited at least ``rounds`` times, in alternating order, each visit warming up again
+    # and timing for at least ``round_min_s``; the stopping rule applies to the pooled samples.
+    rounds: int = 1
+    round_min_s: float = 0.1
 
     def validate(self) -> None:
         """Raise ConfigError naming every bad value (given vs expected)."""
@@ -55,11 +60,11 @@ class ProtocolSettings:
             if not ok:
                 problems.append(message)
 
-        for name in ("min_warmup", "max_warmup", "warmup_window", "min_runs", "max_runs", "check_every"):
+        for name in ("min_warmup", "max_warmup", "warmup_window", "min_runs", "max_runs", "check_every", "rounds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 problems.append(f"{name} must be an integer, got {value!r}")
-        for name in ("warmup_rel_tol", "target_rel_ci", "max_time_s", "confidence", "unstable_cv"):
+        for name in ("warmup_rel_tol", "target_rel_ci", "max_time_s", "confidence", "unstable_cv", "round_min_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
                 problems.append(f"{name} must be a number, got {value!r}")
@@ -83,6 +88,8 @@ class ProtocolSettings:
         need(self.check_every >= 1, f"check_every must be >= 1, got {self.check_every}")
         need(0 < self.confidence < 1, f"confidence must be in (0, 1), got {self.confidence}")
         need(self.unstable_cv > 0, f"unstable_cv must be > 0, got {self.unstable_cv}")
+        need(self.rounds >= 1, f"rounds must be >= 1, got {self.rounds}")
+        need(self.round_min_s >= 0, f"round_min_s must be >= 0, got {self.round_min_s}")
         if problems:
             raise ConfigError("invalid protocol settings: " + "; ".join(problems))
 
@@ -199,52 +206,122 @@ def run_protocol(
     ``check_every`` runs from ``min_runs`` on), at ``max_runs``, or once
     ``max_time_s`` of measured-phase time has passed on ``clock``. Exceptions
     raised by ``fn`` propagate: the adapter knows how to describe them.
+    With ``settings.rounds > 1`` the measured phase is split into that many
+    visits (each with its own warm-up), as in :func:`run_interleaved`.
+    """
+    return run_interleaved([fn], settings, clock)[0]
+
+
+@dataclass
+class _Track:
+    """Protocol state of one model across the visits of an interleaved measurement."""
+
+    fn: Callable[[], object]
+    samples: list[float] = field(default_factory=list)
+    n_warmup: int = 0
+    unsettled_visits: int = 0  # visits whose warm-up hit max_warmup without settling (warned)
+    settled_visits: int = 0
+    measured_s: float = 0.0
+    visits: int = 0
+    stop_reason: str | None = None
+
+
+def _warm_up(track: _Track, settings: ProtocolSettings, timed_call_ms: Callable[[Callable[[], object]], float]) -> None:
+    warm_ms: list[float] = []
+    window = settings.warmup_window
+    settled = False
+    while len(warm_ms) < settings.max_warmup:
+        warm_ms.append(timed_call_ms(track.fn))
+        if len(warm_ms) >= max(settings.min_warmup, 2 * window) and _settled(warm_ms, window, settings.warmup_rel_tol):
+            settled = True
+            break
+    track.n_warmup += len(warm_ms)
+    track.settled_visits += settled
+    # A fixed warm-up (min == max) is the user's choice, not a failure to settle.
+    if not settled and settings.max_warmup > settings.min_warmup:
+        track.unsettled_visits += 1
+
+
+def _visit(track: _Track, settings: ProtocolSettings, z: float, clock: Callable[[], float],
+           timed_call_ms: Callable[[Callable[[], object]], float]) -> None:
+    """Warm up, then time until the model is done or (before the last round) its time slice is used."""
+    _warm_up(track, settings, timed_call_ms)
+    track.visits += 1
+    final_round = track.visits >= settings.rounds
+    # Each of the first rounds - 1 visits takes its share of min_runs and at least round_min_s.
+    share = -(-settings.min_runs // settings.rounds)
+    t_visit = clock()
+    n_visit = 0
+    while True:
+        t0 = clock()
+        track.samples.append(timed_call_ms(track.fn))
+        track.measured_s += clock() - t0
+        n_visit += 1
+        n = len(track.samples)
+        if final_round and n >= settings.min_runs and (n % settings.check_every == 0 or n == settings.max_runs):
+            if _ci_target_met(track.samples, settings, z):
+                track.stop_reason = STOP_CI_TARGET
+                return
+        if n >= settings.max_runs:
+            track.stop_reason = STOP_MAX_RUNS
+            return
+        if track.measured_s >= settings.max_time_s:
+            track.stop_reason = STOP_MAX_TIME
+            return
+        if not final_round and n_visit >= share and clock() - t_visit >= settings.round_min_s:
+            return
+        if final_round and settings.rounds > 1 and n_visit >= settings.check_every and clock() - t_visit >= settings.round_min_s:
+            return  # keep interleaving: come back after the other models
+
+
+def run_interleaved(
+    fns: Sequence[Callable[[], object]],
+    settings: ProtocolSettings = ProtocolSettings(),
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[TimingResult]:
+    """Measure several models together, interleaving them in rounds; one TimingResult per model.
+
+    A slow change of the machine (frequency, a neighbour's load, temperature)
+    during a long profiling run biases models measured in one block each: a
+    model timed in a bad minute stays slow. Visiting every model ``rounds``
+    times, in alternating order, spreads each model's samples over the whole
+    span, so such changes hit all of them alike. Each visit warms up again
+    (other models evicted the caches), times at least its share of
+    ``min_runs`` and ``round_min_s``; from the last round on, the stopping
+    rule of :func:`run_protocol` applies to the pooled samples, and models
+    still short of the CI target keep being visited until a cap is hit.
+    ``max_time_s`` and ``max_runs`` cap each model's pooled measured phase.
     """
     settings.validate()
     z = _z(settings.confidence)
-    warnings: list[str] = []
 
-    def timed_call_ms() -> float:
+    def timed_call_ms(fn: Callable[[], object]) -> float:
         t0 = clock()
         fn()
         return (clock() - t0) * 1000.0
 
-    # Warm-up: settle test needs two full windows.
-    warm_ms: list[float] = []
-    settled = False
-    window = settings.warmup_window
-    while len(warm_ms) < settings.max_warmup:
-        warm_ms.append(timed_call_ms())
-        if len(warm_ms) >= max(settings.min_warmup, 2 * window) and _settled(
-            warm_ms, window, settings.warmup_rel_tol
-        ):
-            settled = True
-            break
-    # A fixed warm-up (min == max) is the user's choice, not a failure to settle.
-    if not settled and settings.max_warmup > settings.min_warmup:
-        hint = ""
-        if settings.max_warmup < 2 * window:
-            hint = f" (the settle test needs 2 x warmup_window = {2 * window} calls)"
-        warnings.append(f"warm-up did not settle within {settings.max_warmup} calls{hint}")
-
-    # Measured phase.
-    samples: list[float] = []
-    t_start = clock()
+    tracks = [_Track(fn) for fn in fns]
+    round_no = 0
     while True:
-        samples.append(timed_call_ms())
-        n = len(samples)
-        if n >= settings.min_runs and (n % settings.check_every == 0 or n == settings.max_runs):
-            if _ci_target_met(samples, settings, z):
-                stop_reason = STOP_CI_TARGET
-                break
-        if n >= settings.max_runs:
-            stop_reason = STOP_MAX_RUNS
+        pending = [t for t in tracks if t.stop_reason is None]
+        if not pending:
             break
-        if clock() - t_start >= settings.max_time_s:
-            stop_reason = STOP_MAX_TIME
-            break
+        for track in pending if round_no % 2 == 0 else reversed(pending):
+            _visit(track, settings, z, clock, timed_call_ms)
+        round_no += 1
+    return [_result(t, settings) for t in tracks]
 
-    stats = summarize(samples, settings.confidence)
+
+def _result(track: _Track, settings: ProtocolSettings) -> TimingResult:
+    warnings: list[str] = []
+    if track.unsettled_visits:
+        hint = ""
+        if settings.max_warmup < 2 * settings.warmup_window:
+            hint = f" (the settle test needs 2 x warmup_window = {2 * settings.warmup_window} calls)"
+        where = "" if track.visits == 1 else f" in {track.unsettled_visits} of {track.visits} visits"
+        warnings.append(f"warm-up did not settle within {settings.max_warmup} calls{where}{hint}")
+    stats = summarize(track.samples, settings.confidence)
+    stop_reason = track.stop_reason or STOP_MAX_RUNS
     if stats.n_runs < settings.min_runs:
         warnings.append(
             f"only {stats.n_runs} runs (< min_runs {settings.min_runs}) fit in max_time_s {settings.max_time_s:g} s"
@@ -261,10 +338,10 @@ def run_protocol(
     for message in warnings:
         logger.debug("protocol: %s", message)
     return TimingResult(
-        samples_ms=tuple(samples),
+        samples_ms=tuple(track.samples),
         stats=stats,
-        n_warmup=len(warm_ms),
-        warmup_settled=settled,
+        n_warmup=track.n_warmup,
+        warmup_settled=track.visits > 0 and track.settled_visits == track.visits,
         stop_reason=stop_reason,
         unstable=unstable,
         warnings=tuple(warnings),

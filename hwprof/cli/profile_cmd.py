@@ -78,6 +78,8 @@ def profile(
     min_runs: int = typer.Option(10, "--min-runs"),
     max_runs: int = typer.Option(1000, "--max-runs"),
     max_time_s: float = typer.Option(10.0, "--max-time-s", help="Cap on timed runs per model (seconds)."),
+    rounds: int = typer.Option(3, "--rounds", help="Visit each model at least this many times, interleaved with its group (1 = one block per model)."),
+    interleave: int = typer.Option(10, "--interleave", help="Models measured together, in alternating rounds."),
     drift_every: int = typer.Option(50, "--drift-every", help="Re-measure a reference model every N models (0 = off)."),
     drift_threshold: float = typer.Option(0.05, "--drift-threshold", help="Warn when the reference drifts more than this fraction."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Exported-model cache (default: .hwprof-cache beside the db)."),
@@ -88,7 +90,9 @@ def profile(
         settings["intra_op_threads"] = threads
     if n < 1 and archs_file is None and indices is None:
         raise ConfigError(f"-n must be >= 1, got {n}")
-    protocol = ProtocolSettings(target_rel_ci=target_ci, min_runs=min_runs, max_runs=max_runs, max_time_s=max_time_s)
+    protocol = ProtocolSettings(
+        target_rel_ci=target_ci, min_runs=min_runs, max_runs=max_runs, max_time_s=max_time_s, rounds=rounds
+    )
     protocol.validate()
     dev = registry.get_device(device, **settings)
     sp = registry.get_space(space)
@@ -98,6 +102,7 @@ def profile(
         profiler = Profiler(
             dev, sp, store, protocol=protocol, cache_dir=cache_dir,
             command=shlex.join(["hwprof", *sys.argv[1:]]), drift_every=drift_every, drift_threshold_rel=drift_threshold,
+            interleave=interleave,
         )
         console.print(
             f"profiling {len(archs)} {space} architectures on [bold]{device}[/bold] "

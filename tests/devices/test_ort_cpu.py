@@ -80,3 +80,46 @@ def test_bigger_model_is_slower(tmp_path):
     t_small = dev.measure(small, FAST_PROTOCOL).latency_ms
     t_big = dev.measure(big, FAST_PROTOCOL).latency_ms
     assert t_big > 3 * t_small
+
+
+def test_measure_many_interleaves_real_sessions_and_restores_affinity(tmp_path):
+    """Several sessions open at once, timed in rounds; pinning nests and is undone once at the end."""
+    import dataclasses
+
+    import torch
+
+    def net(c):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(*[torch.nn.Conv2d(c if i else 3, c, 3, padding=1) for i in range(3)]).eval()
+
+    cache = ArtifactCache(tmp_path / "c")
+    arts = [cache.get_or_export(f"m{c}", {"c": c}, lambda c=c: net(c), (1, 3, 32, 32)) for c in (8, 64, 8)]
+    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    dev = OrtCpuDevice(cpu_affinity="0") if before is not None else OrtCpuDevice()
+    protocol = dataclasses.replace(FAST_PROTOCOL, rounds=3, round_min_s=0.0)
+    small, big, small_again = dev.measure_many(arts, protocol)
+    assert big.latency_ms > 3 * small.latency_ms
+    assert all(m.stats.n_runs >= protocol.min_runs for m in (small, big, small_again))
+    assert small.n_warmup >= 3 * protocol.min_warmup  # a warm-up on every visit
+    assert [m.arch_id for m in (small, big, small_again)] == ["m8", "m64", "m8"]
+    if before is not None:
+        assert os.sched_getaffinity(0) == before
+
+
+def test_measure_many_failing_model_releases_what_was_prepared(artifact, tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not an onnx model")
+    broken = dataclasses_replace(artifact, path=str(bad))
+    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    dev = OrtCpuDevice(cpu_affinity="0") if before is not None else OrtCpuDevice()
+    with pytest.raises(ModelRunError):
+        dev.measure_many([artifact, broken], FAST_PROTOCOL)
+    if before is not None:
+        assert os.sched_getaffinity(0) == before
+    assert dev._pin_depth == 0
+
+
+def dataclasses_replace(obj, **changes):
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devices.base import Device
-from hwprof.protocol import ProtocolSettings, run_protocol
+from hwprof.protocol import ProtocolSettings, run_interleaved, run_protocol
 from hwprof.types import DeviceInfo
 from nas.spaces.base import SearchSpace
 
@@ -83,6 +83,9 @@ class ScriptedDevice(Device):
 
     def time(self, fn, protocol):
         return run_protocol(fn, protocol, clock=lambda: self.now)
+
+    def time_many(self, fns, protocol):
+        return run_interleaved(fns, protocol, clock=lambda: self.now)
 
 
 @pytest.fixture

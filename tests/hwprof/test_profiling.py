@@ -106,3 +106,42 @@ def test_read_arch_file(tmp_path, toy_space):
     f.write_text("w4-d1\nbogus\n")
     with pytest.raises(InvalidArchitecture, match=r"a.txt:2"):
         read_arch_file(f, toy_space)
+
+
+def test_interleaved_groups_store_everything_and_resume(tmp_path, toy_space):
+    from dataclasses import replace
+
+    archs = list(toy_space.enumerate())
+    store = Store(tmp_path / "i.db")
+    dev = ScriptedDevice()
+    p = Profiler(dev, toy_space, store, protocol=replace(FAST, rounds=3, round_min_s=0.0), cache_dir=tmp_path / "c",
+                 drift_every=0, interleave=4)
+    events = []
+    s = p.profile(archs, on_progress=events.append)
+    assert (s.n_measured, s.status) == (6, "completed")
+    assert [e.n_done for e in events] == [1, 2, 3, 4, 5, 6]
+    assert dev.n_prepared == 6  # each model loaded once for all of its rounds
+    rows = store.measurements()
+    assert len(rows) == 6 and all(r["median_ms"] == pytest.approx(2.0) for r in rows)
+    assert all(r["n_runs"] >= FAST.min_runs for r in rows)
+    assert p.profile(archs).n_skipped == 6
+    p.close()
+
+
+def test_interrupt_inside_a_group_keeps_the_finished_groups(tmp_path, toy_space):
+    from dataclasses import replace
+
+    archs = list(toy_space.enumerate())
+    store = Store(tmp_path / "g.db")
+    p = Profiler(ScriptedDevice(interrupt_on=5), toy_space, store, protocol=replace(FAST, rounds=2),
+                 cache_dir=tmp_path / "c", drift_every=0, interleave=3)
+    with pytest.raises(KeyboardInterrupt):
+        p.profile(archs)
+    assert len(store.measurements()) == 3  # first group committed, second lost as a whole
+    assert store.runs()[-1]["status"] == "interrupted"
+    store.close()
+
+
+def test_interleave_must_be_positive(tmp_path, toy_space):
+    with pytest.raises(HwprofError, match="interleave"):
+        Profiler(ScriptedDevice(), toy_space, Store(tmp_path / "x.db"), protocol=FAST, interleave=0)

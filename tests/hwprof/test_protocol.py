@@ -263,7 +263,7 @@ def test_default_settings_are_valid_and_json_serialisable():
     s.validate()
     d = s.to_json()
     assert json.loads(json.dumps(d)) == d
-    assert d["target_rel_ci"] == 0.01 and d["min_runs"] == 10 and len(d) == 11
+    assert d["target_rel_ci"] == 0.01 and d["min_runs"] == 10 and d["rounds"] == 1 and len(d) == 13
 
 
 @pytest.mark.parametrize(
@@ -295,3 +295,76 @@ def test_run_protocol_validates_settings_before_calling_fn():
     with pytest.raises(ConfigError):
         run_protocol(timer.fn, ProtocolSettings(max_runs=0), clock=timer.clock)
     assert timer.calls == 0
+
+
+# -- interleaving --------------------------------------------------------------------
+
+
+class SharedMachine:
+    """One fake clock for several models; the machine slows down by ``slowdown`` after ``switch_s``."""
+
+    def __init__(self, base_ms: list[float], switch_s: float = math.inf, slowdown: float = 1.0) -> None:
+        self.now = 0.0
+        self.base_ms = base_ms
+        self.switch_s = switch_s
+        self.slowdown = slowdown
+        self.order: list[int] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def fn(self, i: int):
+        def call() -> None:
+            if not self.order or self.order[-1] != i:
+                self.order.append(i)
+            factor = self.slowdown if self.now >= self.switch_s else 1.0
+            self.now += self.base_ms[i] * factor / 1000.0
+
+        return call
+
+
+def test_interleaved_visits_every_model_each_round_in_alternating_order():
+    from hwprof.protocol import run_interleaved
+
+    m = SharedMachine([1.0, 2.0, 3.0])
+    settings = ProtocolSettings(rounds=3, round_min_s=0.0, min_warmup=0, max_warmup=0)
+    results = run_interleaved([m.fn(i) for i in range(3)], settings, clock=m.clock)
+    # 0,1,2 then 2,1,0 then 0,1,2 (a model visited twice in a row shows once)
+    assert m.order[:7] == [0, 1, 2, 1, 0, 1, 2]
+    assert [r.stats.median_ms for r in results] == pytest.approx([1.0, 2.0, 3.0])
+    assert all(r.stop_reason == "ci_target" and r.stats.n_runs >= 10 for r in results)
+
+
+def test_interleaving_cancels_a_slowdown_that_blocks_attribute_to_one_model():
+    from hwprof.protocol import run_interleaved
+
+    # Two identical 2 ms models; the machine becomes 30% slower half-way through.
+    settings = ProtocolSettings(min_warmup=0, max_warmup=0, min_runs=100, max_runs=100, check_every=100)
+    block = SharedMachine([2.0, 2.0], switch_s=0.2, slowdown=1.3)
+    blocks = [run_protocol(block.fn(i), settings, clock=block.clock) for i in range(2)]
+    assert blocks[1].stats.median_ms / blocks[0].stats.median_ms == pytest.approx(1.3)
+
+    inter = SharedMachine([2.0, 2.0], switch_s=0.2, slowdown=1.3)
+    results = run_interleaved([inter.fn(i) for i in range(2)], replace_settings(settings, rounds=10, round_min_s=0.0), clock=inter.clock)
+    ratio = results[1].stats.mean_ms / results[0].stats.mean_ms
+    assert abs(ratio - 1) < 0.02
+
+
+def replace_settings(settings: ProtocolSettings, **changes: object) -> ProtocolSettings:
+    from dataclasses import replace
+
+    return replace(settings, **changes)
+
+
+def test_interleaved_time_cap_is_per_model_and_rounds_validated():
+    from hwprof.protocol import run_interleaved
+
+    m = SharedMachine([1000.0, 1.0])
+    settings = ProtocolSettings(rounds=2, round_min_s=0.0, min_warmup=0, max_warmup=0, max_time_s=3.0)
+    slow, fast = run_interleaved([m.fn(0), m.fn(1)], settings, clock=m.clock)
+    assert slow.stop_reason == "max_time" and slow.stats.n_runs == 3
+    assert fast.stop_reason == "ci_target"
+    with pytest.raises(ConfigError, match="rounds"):
+        ProtocolSettings(rounds=0).validate()
+    with pytest.raises(ConfigError, match="round_min_s"):
+        ProtocolSettings(round_min_s=-1).validate()
