@@ -30,7 +30,7 @@ from hwprof.cli.predict_data import (
     split_indices,
     target_device,
 )
-from hwprof.errors import ConfigError, DataError, PersistenceError
+from hwprof.errors import ConfigError, DataError, HwprofError, PersistenceError
 
 OPS_MODEL = "ops"
 
@@ -359,13 +359,46 @@ def _split_names(text: Optional[str]) -> Optional[list[str]]:
 
 
 class Sources:
-    """The source devices of a few-shot adaptation: a latency table (when measured) and/or a saved model."""
+    """The source devices of a few-shot adaptation: their latency table (when measured) and the pretrained model."""
 
-    def __init__(self, table: Any, bank: Any, space: str, description: str) -> None:
-        self.table = table  # predictors.transfer.sources.SourceLatencies or None
-        self.bank = bank  # predictors.transfer.sources.SourceBank
+    def __init__(self, table: Any, model: Any, space: str, description: str) -> None:
+        self.table = table  # predictors.transfer.SourceLatencies, or None for a saved model
+        self.model = model  # predictors.transfer.TransferModel
         self.space = space
         self.description = description
+
+    def rows_of(self, archs: Sequence[str]) -> dict[str, int]:
+        """Row of each of ``archs`` in the source table (those it holds)."""
+        if self.table is None:
+            return {}
+        index = {a: i for i, a in enumerate(self.table.archs)}
+        return {a: index[a] for a in archs if a in index}
+
+
+def load_source_table(sources_csv: Optional[Path], sources_db: Optional[Path], source_devices: Optional[list[str]],
+                      exclude: Optional[str], space: Optional[str]) -> tuple[Any, str, str]:
+    """(SourceLatencies, space, description) from a CSV or a store, without the new device itself."""
+    from hwprof.cli.predict_data import resolve_space
+    from predictors.transfer import SourceLatencies
+
+    if sources_csv is not None:
+        archs, latency = read_table(sources_csv)
+        space = resolve_space(archs, space)
+        drop = [exclude] if exclude is not None and exclude in latency else []
+        return SourceLatencies.from_columns(archs, latency, devices=source_devices, exclude=drop), space, f"csv:{sources_csv}"
+    assert sources_db is not None
+    store = open_store(sources_db)
+    try:
+        if space is None:
+            spaces = sorted({r["space"] for r in store.measurements(latest_only=True)})
+            if len(spaces) != 1:
+                raise ConfigError(f"{sources_db} holds spaces {', '.join(spaces) or 'none'}; choose one with --space")
+            space = spaces[0]
+        drop = [exclude] if exclude is not None else []
+        table = SourceLatencies.from_store(store, space=space, devices=source_devices, exclude=drop)
+    finally:
+        store.close()
+    return table, space, f"db:{sources_db}"
 
 
 def load_sources(
@@ -373,71 +406,100 @@ def load_sources(
     sources_db: Optional[Path],
     sources_model: Optional[Path],
     source_devices: Optional[list[str]],
-    exclude: Optional[str],
+    new_device: Optional[str],
     space: Optional[str],
     features: Optional[str],
+    method: Optional[str],
+    params: dict[str, Any],
+    seed: int,
 ) -> Sources:
-    from predictors.transfer.sources import SourceBank, SourceLatencies
+    """Load or pretrain the transfer model of ``method`` (default: a saved model's own method, else nnls)."""
+    from predictors.transfer import DEFAULT_METHOD, get_transfer_method, load_transfer_model, pretrain
 
     given = [p for p in (sources_csv, sources_db, sources_model) if p is not None]
     if len(given) != 1:
         raise ConfigError("give the source devices with exactly one of --sources-csv FILE, --sources-db DB, --sources-model DIR")
-    if exclude is not None and source_devices is not None and exclude in source_devices:
-        raise ConfigError(f"the new device {exclude!r} cannot be one of its own --source-devices")
+    if new_device is not None and source_devices is not None and new_device in source_devices:
+        raise ConfigError(f"the new device {new_device!r} cannot be one of its own --source-devices")
     if sources_model is not None:
-        if features is not None:
-            raise ConfigError("a saved source model fixes its features; drop --features")
-        bank = SourceBank.load(sources_model)
-        if source_devices is not None:
-            missing = [d for d in source_devices if d not in bank.devices]
-            if missing:
-                raise DataError(f"unknown source device(s) {missing}; {sources_model} has {', '.join(bank.devices)}")
-            bank = bank.without([d for d in bank.devices if d not in source_devices])
-        if exclude is not None and exclude in bank.devices:
-            bank = bank.without([exclude])
-        model_space = schema_space(bank.schema.kind)
-        if space is not None and model_space is not None and space != model_space:
-            raise PersistenceError(f"source model {str(sources_model)!r} is for space {model_space!r}, not {space!r}")
-        return Sources(None, bank, model_space or (space or ""), f"model:{sources_model}")
-    drop = [exclude] if exclude is not None else []
-    if sources_csv is not None:
-        archs, latency = read_table(sources_csv)
-        from hwprof.cli.predict_data import resolve_space
-
-        space = resolve_space(archs, space)
-        drop = [d for d in drop if d in latency]
-        table = SourceLatencies.from_columns(archs, latency, devices=source_devices, exclude=drop)
-        where = f"csv:{sources_csv}"
-    else:
-        assert sources_db is not None
-        store = open_store(sources_db)
-        try:
-            if space is None:
-                spaces = sorted({r["space"] for r in store.measurements(latest_only=True)})
-                if len(spaces) != 1:
-                    raise ConfigError(f"{sources_db} holds spaces {', '.join(spaces) or 'none'}; choose one with --space")
-                space = spaces[0]
-            table = SourceLatencies.from_store(store, space=space, devices=source_devices, exclude=drop)
-        finally:
-            store.close()
-        where = f"db:{sources_db}"
-    bank = SourceBank.fit(table, _featurizer(space, features))
-    return Sources(table, bank, space, where)
+        for flag, value in (("--source-devices", source_devices), ("--features", features), ("--param", params or None)):
+            if value is not None:
+                raise ConfigError(f"{flag} applies when pretraining on a source table; {sources_model} is already pretrained")
+        model = load_transfer_model(sources_model)
+        if method is not None and method != model.method:
+            raise ConfigError(f"{sources_model} is a pretrained {model.method!r} model; it cannot adapt with --method {method!r}")
+        model_space = schema_space(model.schema.kind) or ""
+        if space is not None and model_space and space != model_space:
+            raise PersistenceError(f"transfer model {str(sources_model)!r} is for space {model_space!r}, not {space!r}")
+        if new_device is not None and new_device in model.devices:
+            warn(f"{new_device!r} is one of the model's source devices; the result says nothing about few-shot accuracy")
+        return Sources(None, model, model_space, f"model:{sources_model}")
+    method = method or DEFAULT_METHOD
+    get_transfer_method(method)  # unknown names fail before any data is read
+    table, space, where = load_source_table(sources_csv, sources_db, source_devices, new_device, space)
+    feature_set = _featurizer(space, features).feature_set
+    model = run_with_progress(
+        f"pretraining {method} on {len(table.devices)} source devices",
+        lambda report: pretrain(method, table, feature_set=feature_set, space=space, seed=seed, progress=report, **params),
+    )
+    return Sources(table, model, space, where)
 
 
-def _candidates(sources: Sources, pool_file: Optional[Path], pool_size: int, seed: int) -> tuple[list[str], list[int]]:
-    """Architectures one could measure, with the index to show for each (table row or benchmark index)."""
+def _display_index(spec: str, rows: dict[str, int], space_name: str) -> str:
+    """Where to find an architecture: its source-table row, else its benchmark index when the space has one."""
     from hwprof import registry
 
-    if pool_file is not None:
-        archs = _read_arch_lines(pool_file)
-        return archs, list(range(len(archs)))
-    if sources.table is not None:
-        return list(sources.table.archs), list(range(len(sources.table.archs)))
-    space = registry.get_space(sources.space)
-    sample = space.sample(min(pool_size, space.size), np.random.default_rng(seed))
-    index = [space.index(a) for a in sample] if hasattr(space, "index") else list(range(len(sample)))
-    return [a.spec for a in sample], index
+    if spec in rows:
+        return str(rows[spec])
+    space = registry.get_space(space_name)
+    if hasattr(space, "index"):
+        try:
+            return str(space.index(space.parse(spec)))
+        except (HwprofError, LookupError):
+            return "-"
+    return "-"
+
+
+def _pool_rows(sources: Sources, pool_file: Optional[Path]) -> Optional[list[int]]:
+    if pool_file is None:
+        return None
+    archs = _read_arch_lines(pool_file)
+    rows = sources.rows_of(archs)
+    missing = [a for a in archs if a not in rows]
+    if missing:
+        raise DataError(f"{len(missing)} architecture(s) of {pool_file} are not in the source table (e.g. {missing[0]!r})")
+    return sorted(set(rows.values()))
+
+
+def suggest_archs_for(sources: Sources, k: int, seed: int, select: str, pool_rows: Optional[Sequence[int]]) -> list[str]:
+    """The K architectures to measure: the model's references when it has them, else chosen over the source table."""
+    from predictors.transfer import suggest_archs
+
+    if sources.model is not None and sources.model.reference_archs:
+        return suggest_archs(sources.model, k)
+    if sources.table is None:
+        return suggest_archs(sources.model, k)  # explains that a table is needed
+    return suggest_archs(sources.table, k, seed=seed, pool=pool_rows, method=select)
+
+
+def suggest_cmd(sources: Sources, k: int, seed: int, select: str, pool_file: Optional[Path], out: Optional[Path]) -> None:
+    chosen = suggest_archs_for(sources, _k(k), seed, select, _pool_rows(sources, pool_file))
+    rows = sources.rows_of(chosen)
+    how = "the model's reference architectures" if sources.model is not None and sources.model.reference_archs else select
+    n_dev = len(sources.model.devices) if sources.model is not None else len(sources.table.devices)
+    table = Table(title=f"measure these {len(chosen)} architectures on the new device ({how}, {n_dev} source devices)")
+    table.add_column("#", justify="right")
+    table.add_column("index", justify="right")
+    table.add_column("architecture", overflow="fold")
+    for n, spec in enumerate(chosen, start=1):
+        table.add_row(str(n), _display_index(spec, rows, sources.space), spec)
+    console.print(table)
+    if out is not None:
+        try:
+            out.write_text("".join(spec + "\n" for spec in chosen), encoding="utf-8")
+        except OSError as exc:
+            raise DataError(f"cannot write {str(out)!r}: {exc.strerror or exc}") from None
+        console.print(f"{len(chosen)} architectures -> {out} (measure them with `hwprof profile --archs {out}`)")
 
 
 def _k(k: int) -> int:
@@ -446,26 +508,25 @@ def _k(k: int) -> int:
     return k
 
 
-def suggest_cmd(sources: Sources, k: int, seed: int, select: str, pool_file: Optional[Path], pool_size: int,
-                out: Optional[Path]) -> None:
-    from predictors.transfer.selection import suggest_samples
+def choose_samples(sources: Sources, data: LatencyData, k: int, seed: int, select: str) -> np.ndarray:
+    """Row indices into ``data`` of the K architectures to adapt from (the rest is held out).
 
-    archs, index = _candidates(sources, pool_file, pool_size, seed)
-    lat = sources.bank.predict_archs(archs)
-    chosen = suggest_samples(_k(k), lat, seed, method=select)
-    table = Table(title=f"measure these {k} architectures on the new device ({select} over {len(sources.bank.devices)} source devices)")
-    table.add_column("#", justify="right")
-    table.add_column("index", justify="right")
-    table.add_column("architecture", overflow="fold")
-    for n, i in enumerate(chosen, start=1):
-        table.add_row(str(n), str(index[i]), archs[i])
-    console.print(table)
-    if out is not None:
-        try:
-            out.write_text("".join(archs[i] + "\n" for i in chosen), encoding="utf-8")
-        except OSError as exc:
-            raise DataError(f"cannot write {str(out)!r}: {exc.strerror or exc}") from None
-        console.print(f"{k} architectures -> {out} (measure them with `hwprof profile --archs {out}`)")
+    The model's references when all are measured; else chosen like ``--suggest`` among the
+    measured architectures the source table holds; else a seeded random choice.
+    """
+    from predictors.transfer import suggest_samples
+
+    position = {a: i for i, a in enumerate(data.archs)}
+    refs = sources.model.reference_archs if sources.model is not None else ()
+    if refs and all(r in position for r in refs):
+        return np.array(sorted(position[r] for r in refs))
+    rows = sources.rows_of(data.archs)
+    if len(rows) >= k:
+        picked = suggest_samples(k, sources.table.latency_ms, seed, pool=sorted(rows.values()), method=select)
+        by_row = {r: a for a, r in rows.items()}
+        return np.array(sorted(position[by_row[int(r)]] for r in picked))
+    warn(f"the source table holds only {len(rows)} of the {len(data)} measured architectures; choosing {k} at random")
+    return np.sort(np.random.default_rng(seed).choice(len(data), size=k, replace=False))
 
 
 def adapt(
@@ -474,17 +535,17 @@ def adapt(
     samples: Optional[Path] = typer.Option(None, "--samples", help="CSV rows arch,latency_ms measured on the new device."),
     k: int = typer.Option(10, "-k", help="Number of measured architectures to adapt from (or to suggest)."),
     sources_csv: Optional[Path] = typer.Option(None, "--sources-csv", help="Source devices as a benchmark CSV (e.g. nb201.csv.gz)."),
-    source_devices: Optional[str] = typer.Option(None, "--source-devices", help="Comma-separated source devices (default: all)."),
+    source_devices: Optional[str] = typer.Option(None, "--source-devices", help="Comma-separated source devices (default: all but the new one)."),
     sources_db: Optional[Path] = typer.Option(None, "--sources-db", help="Source devices from a store."),
-    sources_model: Optional[Path] = typer.Option(None, "--sources-model", help="A saved source model (see --save-sources)."),
-    save_sources: Optional[Path] = typer.Option(None, "--save-sources", help="Save the source model to DIR for later --sources-model."),
-    method: str = typer.Option("nnls", "--method", help="Few-shot method: nnls or ridge."),
+    sources_model: Optional[Path] = typer.Option(None, "--sources-model", help="A pretrained transfer model (see --save-sources)."),
+    save_sources: Optional[Path] = typer.Option(None, "--save-sources", help="Save the pretrained transfer model to DIR for --sources-model."),
+    method: Optional[str] = typer.Option(None, "--method", help="Few-shot method: nnls (default), ridge, embedding, finetune."),
+    param: list[str] = typer.Option([], "--param", help="Method setting KEY=VALUE for pretraining (repeatable), e.g. steps=2000."),
     space: Optional[str] = typer.Option(None, "--space", "-s", help="Search space (default: inferred)."),
-    features: Optional[str] = typer.Option(None, "--features", help="Features of the source model (default onehot+counts)."),
+    features: Optional[str] = typer.Option(None, "--features", help="Features of the transfer model (default onehot+counts)."),
     suggest: bool = typer.Option(False, "--suggest", help="Only print which K architectures to measure on the new device."),
     select: str = typer.Option("farthest", "--select", help="How to choose the K architectures: farthest, kmeans++, quantile, random."),
-    pool: Optional[Path] = typer.Option(None, "--pool", help="--suggest: choose among these architectures (one per line)."),
-    pool_size: int = typer.Option(5000, "--pool-size", help="--suggest with a source model: random candidates drawn from the space."),
+    pool: Optional[Path] = typer.Option(None, "--pool", help="--suggest: choose among these architectures of the source table."),
     seed: int = typer.Option(0, "--seed"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Save the adapted predictor to DIR (--suggest: the list to FILE)."),
 ) -> None:
@@ -492,80 +553,66 @@ def adapt(
     from predictors.metrics import evaluate_predictions
     from predictors.persistence import save
 
-    sources = load_sources(sources_csv, sources_db, sources_model, _split_names(source_devices), device, space, features)
-    if save_sources is not None:
-        sources.bank.save(save_sources)
-        console.print(f"source model ({len(sources.bank.devices)} devices, {sources.bank.schema.kind}) -> {save_sources}")
-    if suggest:
-        if db is not None or samples is not None:
-            raise ConfigError("--suggest chooses what to measure; it takes no --db or --samples")
-        suggest_cmd(sources, k, seed, select, pool, pool_size, out)
-        return
-    if (db is None) == (samples is None):
+    if suggest and (db is not None or samples is not None):
+        raise ConfigError("--suggest chooses what to measure; it takes no --db or --samples")
+    if not suggest and (db is None) == (samples is None):
         raise ConfigError("give the new device's measurements with exactly one of --db STORE --device NAME or --samples FILE")
-    if db is not None:
-        if device is None:
-            raise ConfigError("--db needs --device, the new device's name in the store")
-        data = from_store(db, device, sources.space or space)
-    else:
-        assert samples is not None
-        data = read_samples(samples, sources.space or space, device or samples.stem)
+    if db is not None and device is None:
+        raise ConfigError("--db needs --device, the new device's name in the store")
+    params = parse_params(param)
+    if suggest and (method or "") == "embedding" and sources_model is None and "n_refs" not in params:
+        params["n_refs"] = _k(k)  # the references are what to measure: as many as asked for
+    sources = load_sources(sources_csv, sources_db, sources_model, _split_names(source_devices), device, space,
+                           features, method, params, seed)
+    if save_sources is not None:
+        path = sources.model.save(save_sources)
+        console.print(f"pretrained {sources.model.method} model ({len(sources.model.devices)} source devices) -> {path.parent}")
+    if suggest:
+        suggest_cmd(sources, k, seed, select, pool, out)
+        return
+    space = sources.space or space
+    data = from_store(db, device, space) if db is not None else read_samples(samples, space, device or samples.stem)
     if sources.space and data.space != sources.space:
-        raise DataError(f"the new device's architectures are of space {data.space!r}, the sources of {sources.space!r}")
+        raise DataError(f"the new device's architectures are of space {data.space!r}, the sources' of {sources.space!r}")
     if db is not None:
-        from predictors.transfer.selection import suggest_samples
-
         if _k(k) >= len(data):
             raise DataError(f"-k {k} leaves no test architectures: {data.device} has {len(data)} in {db}")
-        chosen = suggest_samples(k, sources.bank.predict_archs(list(data.archs)), seed, method=select)
-        fit_data = data.subset(chosen)
-        test_data = data.subset(np.setdiff1d(np.arange(len(data)), chosen))
+        chosen = choose_samples(sources, data, k, seed, select)
+        fit_data, test_data = data.subset(chosen), data.subset(np.setdiff1d(np.arange(len(data)), chosen))
     else:
         fit_data, test_data = data, None
-    adapted = adapt_predictor(method, sources, fit_data)
-    rows = [("samples", evaluate_predictions(fit_data.latency_ms, adapted.predict_archs(list(fit_data.archs))))] \
-        if len(fit_data) >= 2 else []
+    y = check_latencies(fit_data.archs, fit_data.latency_ms, fit_data.source)
+    adapted = run_with_progress(
+        f"adapting ({sources.model.method}) from {len(y)} samples",
+        lambda report: sources.model.adapt(list(fit_data.archs), y, progress=report),
+    )
+    rows = [("samples", evaluate_predictions(y, adapted.predict_archs(list(fit_data.archs))))] if len(y) >= 2 else []
     held_out = None
     if test_data is not None and len(test_data) >= 2:
         held_out = evaluate_predictions(test_data.latency_ms, adapted.predict_archs(list(test_data.archs)))
         rows.append(("held out", held_out))
     console.print(metrics_table(
-        f"{method} from {len(fit_data)} samples of {data.device}, {len(sources.bank.devices)} source devices ({sources.description})", rows
+        f"{sources.model.method} from {len(y)} samples of {data.device}, "
+        f"{len(sources.model.devices)} source devices ({sources.description})", rows,
     ))  # fmt: skip
-    weights = getattr(adapted, "source_weights_", None)
-    if weights:
-        top = sorted(weights.items(), key=lambda kv: -abs(kv[1]))[:5]
-        console.print("main sources: " + ", ".join(f"{d} {w:+.3f}" for d, w in top if w != 0) or "none", highlight=False)
+    weights = getattr(adapted, "source_weights_", None) or {}
+    top = [f"{d} {w:+.3f}" for d, w in sorted(weights.items(), key=lambda kv: -abs(kv[1]))[:5] if w != 0]
+    if top:
+        console.print("main sources: " + ", ".join(top), highlight=False)
     if out is not None:
         extra = {
             "space": data.space,
             "transfer": {
-                "method": method,
+                "method": sources.model.method,
                 "sources": sources.description,
-                "source_devices": list(sources.bank.devices),
+                "source_devices": list(sources.model.devices),
                 "samples": list(fit_data.archs),
-                "select": select if db is not None else "given",
-                "source_weights": weights or {},
+                "select": "given" if db is None else select,
+                "source_weights": weights,
             },
         }
         path = save(adapted, out, device=data.device, metrics=held_out, extra=extra)
-        console.print(f"saved adapted predictor for {data.device} -> {path.parent}")
-
-
-ADAPT_METHODS = ("nnls", "ridge")
-
-
-def adapt_predictor(method: str, sources: Sources, data: LatencyData) -> Any:
-    """A fitted predictor for the new device from its samples and the source devices."""
-    from predictors.transfer.combination import SourceCombination
-
-    if method not in ADAPT_METHODS:
-        raise ConfigError(f"unknown --method {method!r}; known: {', '.join(ADAPT_METHODS)}")
-    y = check_latencies(data.archs, data.latency_ms, data.source)
-    combo = SourceCombination(nonnegative=(method == "nnls"))
-    return run_with_progress(
-        f"adapting ({method}) from {len(y)} samples", lambda report: combo.adapt(sources.bank, list(data.archs), y, report)
-    )
+        console.print(f"saved adapted {adapted.name} predictor for {data.device} -> {path.parent}")
 
 
 def register(app: typer.Typer) -> None:
