@@ -196,7 +196,7 @@ def front(
     name = device or (ref_latencies.name if ref_latencies else "")
     distinct = len({e.spec for e in entries})
     console.print(_entries_table(model, entries, f"MODNAS front for {name}: {len(entries)} rays, {distinct} distinct architectures"))
-    console.print(f"accuracy objective: {model.accuracy_source}")
+    console.print(f"accuracy objective: {model.accuracy_source}", highlight=False, soft_wrap=True)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps({
@@ -223,26 +223,37 @@ def pick(
         details.append(f"predicted latency {e.predicted_latency_ms:.4g} ms")
     if e.surrogate_error_pct is not None:
         details.append(f"surrogate error {e.surrogate_error_pct:.4g} % (a model of the table, not a measurement)")
-    console.print("; ".join(details), style="dim", highlight=False)
+    console.print("; ".join(details), style="dim", highlight=False, soft_wrap=True)
 
 
 @app.command("refs")
 def refs(
-    directory: Path = DIR_ARG,
+    directory: Optional[Path] = typer.Argument(
+        None, help="A trained hypernetwork's directory (default: the set a run on every table device uses)."
+    ),
+    table: Optional[Path] = typer.Option(None, "--table", help="NAS-Bench-201 CSV when no DIR is given (default: the bundled copy)."),
     csv_out: Optional[Path] = typer.Option(None, "--template", help="Write an arch,latency_ms CSV to fill in (latency left empty)."),
 ) -> None:
     """The reference architectures whose latencies a new device must supply (for --ref-latencies)."""
-    model = _load(directory)
-    t = Table(title=f"{len(model.refs)} reference architectures ({model.refs.space})")
+    if directory is not None:
+        ref_set = _load(directory).refs
+    else:
+        from nas.search.modnas.refs import nb201_references
+        from nas.tabular import load_nb201
+
+        ref_set = nb201_references(load_nb201(table))
+    t = Table(title=f"{len(ref_set)} reference architectures ({ref_set.space})")
     t.add_column("index", justify="right")
     t.add_column("architecture", overflow="fold")
-    for i, s in enumerate(model.refs.specs):
+    for i, s in enumerate(ref_set.specs):
         t.add_row(str(i), s)
     console.print(t)
-    console.print(f"chosen by {model.refs.method}", style="dim", highlight=False)
+    console.print(f"chosen by {ref_set.method}", style="dim", highlight=False)
+    if directory is None:
+        console.print("a hypernetwork trained on other devices has its own set: pass its DIR", style="dim", highlight=False)
     if csv_out is not None:
         csv_out.parent.mkdir(parents=True, exist_ok=True)
-        csv_out.write_text("arch,latency_ms\n" + "".join(f"{s},\n" for s in model.refs.specs), encoding="utf-8")
+        csv_out.write_text("arch,latency_ms\n" + "".join(f"{s},\n" for s in ref_set.specs), encoding="utf-8")
         console.print(f"saved {csv_out}; fill in the latency_ms column and pass it with --ref-latencies")
 
 

@@ -10,7 +10,7 @@ from nas.search.modnas.config import ModnasConfig
 from nas.search.modnas.hypernet import HyperNetwork
 from nas.search.modnas.mgd import min_norm_2, min_norm_point, min_norm_weights
 from nas.search.modnas.model import FrontEntry, ModnasModel, check_preference, preference_rays
-from nas.search.modnas.refs import ReferenceSet, device_embedding, select_references
+from nas.search.modnas.refs import ReferenceSet, device_embedding, nb201_references, select_references
 from nas.search.modnas.sampling import TemperatureSchedule, gumbel_st, reinmax
 from nas.search.modnas.supernet import NB201Supernet
 from nas.search.modnas.trainer import ModnasProgress, train_modnas
@@ -30,6 +30,7 @@ __all__ = [
     "min_norm_2",
     "min_norm_point",
     "min_norm_weights",
+    "nb201_references",
     "preference_rays",
     "reinmax",
     "select_references",

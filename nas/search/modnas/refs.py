@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from hwprof.errors import ConfigError, DataError, HwprofError
+from hwprof.errors import ConfigError, DataError, HwprofError, UnknownNameError
 
 if TYPE_CHECKING:
     from nas.spaces.base import SearchSpace
@@ -158,11 +158,6 @@ def nb201_is_live(spec: str) -> bool:
     return 3 in reach
 
 
-def live_filter(space_name: str) -> Callable[[str], bool] | None:
-    """The structural "computes something" test of a space, when one is known."""
-    return nb201_is_live if space_name == "nb201" else None
-
-
 def select_references(
     space_name: str,
     archs: Sequence[str],
@@ -202,3 +197,12 @@ def select_references(
         + ("; networks whose output ignores the input excluded" if is_live is not None else "")
     )
     return ReferenceSet(space_name, tuple(archs[int(i)] for i in rows), method)
+
+
+def nb201_references(table: Any, devices: Sequence[str] | None = None, n: int = DEFAULT_NUM_REFS, seed: int = 0) -> ReferenceSet:
+    """The reference set a MODNAS run on ``devices`` (default: every latency column) of an NB201 table uses."""
+    names = list(devices) if devices is not None else list(table.devices)
+    unknown = [d for d in names if d not in table.latency_ms]
+    if unknown:
+        raise UnknownNameError(f"no latency column for device(s) {unknown} in the table; known: {', '.join(table.devices)}")
+    return select_references("nb201", table.archs, {d: table.latency_ms[d] for d in names}, n, nb201_is_live, seed)

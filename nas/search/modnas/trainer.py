@@ -55,7 +55,7 @@ from nas.search.modnas.model import (
     load_state,
 )
 from nas.search.modnas.objectives import NormalisedLatency, SupernetError, SurrogateError
-from nas.search.modnas.refs import live_filter, select_references
+from nas.search.modnas.refs import nb201_references
 from nas.search.modnas.sampling import sample
 from nas.search.modnas.supernet import NB201Supernet
 from nas.search.modnas.surrogates import AccuracySurrogate, FitReport, fit_accuracy_surrogate, fit_latency_surrogate
@@ -126,8 +126,7 @@ class _Setup:
 
     def _build(self, out: Path, table, on_progress: Progress | None) -> None:
         cfg = self.config
-        lat = {d: table.latency_ms[d] for d in self.devices}
-        self.refs = select_references(self.space.name, table.archs, lat, cfg.n_refs, live_filter(self.space.name), cfg.seed)
+        self.refs = nb201_references(table, self.devices, cfg.n_refs, cfg.seed)
         self.embeddings = self._embeddings(table)
         enc = self.enc_all.numpy()[self.rows]
         relative = []
