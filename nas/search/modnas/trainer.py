@@ -319,7 +319,7 @@ class _Run:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         self.supernet_opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     def hypernet_step(self, tau: float, entropy_weight: float = 0.0) -> dict[str, float]:
         cfg, setup = self.cfg, self.setup
