@@ -197,6 +197,27 @@ def test_adapt_from_a_store_reports_held_out_metrics_and_reuses_a_saved_model(st
     assert "ridge from 8 samples" in stdout
 
 
+def test_embedding_suggests_its_references_and_adapts_from_a_saved_model(table, tmp_path, capsys):
+    path, archs, lat = table
+    model_dir, listing = tmp_path / "emb", tmp_path / "refs.txt"
+    code, stdout, err = run(capsys, "adapt", "--sources-csv", path, "--source-devices", "titanx_32,silver_4114,pixel3",
+                            "--method", "embedding", "--param", "steps=30", "--param", "mix_devices=2",
+                            "--suggest", "-k", 4, "-o", listing, "--save-sources", model_dir)
+    assert code == 0, err
+    refs = listing.read_text().split()
+    assert len(refs) == 4 and "reference architectures" in " ".join(stdout.split())
+    samples = tmp_path / "s.csv"
+    samples.write_text("".join(f"{a},{lat['titanx_1'][archs.index(a)]}\n" for a in refs))
+    code, stdout, err = run(capsys, "adapt", "--samples", samples, "--device", "titanx_1", "--sources-model", model_dir,
+                            "-o", tmp_path / "a")
+    assert code == 0, err
+    info = read_info(tmp_path / "a")
+    assert info.name == "mlp" and info.extra["transfer"]["method"] == "embedding"
+    assert info.extra["transfer"]["samples"] == refs
+    code, _, err = run(capsys, "adapt", "--samples", samples, "--sources-model", model_dir, "--method", "nnls")
+    assert code == 1 and "pretrained 'embedding' model" in one_line_error(err)
+
+
 # --- bad input: one line, exit 1 ------------------------------------------------------------------
 
 
