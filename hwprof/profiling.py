@@ -9,7 +9,7 @@ a latency benchmark must not share cores with another benchmark.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -62,6 +62,7 @@ class Profiler:
         drift_every: int = 50,
         drift_threshold_rel: float = 0.05,
         interleave: int = 10,
+        calibrate: bool = True,
     ) -> None:
         from devices.export import ArtifactCache  # the core never imports a runtime at module import
 
@@ -77,6 +78,8 @@ class Profiler:
         if isinstance(interleave, bool) or not isinstance(interleave, int) or interleave < 1:
             raise ConfigError(f"interleave must be an integer >= 1, got {interleave!r}")
         self.interleave = interleave
+        # Calibration needs interleaving: the reference must share the group's minutes.
+        self.calibrate = bool(calibrate) and self.protocol.rounds > 1
         self.info = device.check()
         self.device_id = store.upsert_device(self.info)
         self.settings_hash = stable_hash(dict(device.settings))
@@ -135,9 +138,22 @@ class Profiler:
 
     # --- batches -----------------------------------------------------------
     def measure_batch(self, archs: Sequence[Architecture]) -> list[Measurement]:
-        """Export (cached) and measure ``archs`` together, interleaved; each stored atomically."""
-        artifacts = [self.export(a) for a in archs]
+        """Export (cached) and measure ``archs`` together, interleaved; each stored atomically.
+
+        When calibrating, the space's reference architecture joins the group
+        (it is stored only if it was asked for) and every measurement records
+        the reference's median from the same group as ``reference_ms``.
+        """
+        group = list(archs)
+        ref = self.space.reference_architecture() if self.calibrate else None
+        if ref is not None and all(a.arch_id != ref.arch_id for a in group):
+            group.append(ref)
+        artifacts = [self.export(a) for a in group]
         measurements = self.device.measure_many(artifacts, self.protocol)
+        if ref is not None:
+            ref_ms = next(m.latency_ms for a, m in zip(group, measurements) if a.arch_id == ref.arch_id)
+            measurements = [replace(m, reference_ms=ref_ms) for m in measurements]
+        measurements = measurements[: len(archs)]
         run_id = self.run_id
         for arch, artifact, m in zip(archs, artifacts, measurements):
             with self.store.transaction():

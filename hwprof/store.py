@@ -33,7 +33,7 @@ _TABLES = ("devices", "runs", "architectures", "artifacts", "measurements", "dri
 CSV_COLUMNS = (
     "id", "run_id", "device", "space", "spec", "arch_id", "artifact_sha256", "settings_hash",
     *_STAT_COLUMNS, "n_warmup", "unstable", "stop_reason", "energy_mj", "meter",
-    "settings_json", "cpu_model", "hostname", "created_at", "hwprof_version",
+    "reference_ms", "corrected_ms", "settings_json", "cpu_model", "hostname", "created_at", "hwprof_version",
 )  # fmt: skip
 
 
@@ -154,7 +154,12 @@ def _migrate_v2(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2]
+def _migrate_v3(conn: sqlite3.Connection) -> None:
+    """Reference-model latency measured in the same interleaved group (calibration)."""
+    _execute_all(conn, ("ALTER TABLE measurements ADD COLUMN reference_ms REAL",))
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2, _migrate_v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -450,6 +455,7 @@ class Store:
             "samples_json": _dumps(list(m.samples_ms)),
             "energy_mj": m.energy_mj,
             "meter": m.meter,
+            "reference_ms": m.reference_ms,
             "created_at": m.timestamp,
             "hwprof_version": m.hwprof_version,
         }
@@ -509,8 +515,12 @@ class Store:
             + " ORDER BY m.id"
         )
         out = []
+        baselines = self._reference_baselines()
         for r in self._conn.execute(sql, params):
             row = dict(r)
+            base = baselines.get((row["device_id"], row["settings_hash"], row["space"]))
+            ref = row["reference_ms"]
+            row["corrected_ms"] = row["median_ms"] * base / ref if base and ref else None
             row["settings"] = json.loads(row.pop("settings_json"))
             row["host"] = json.loads(row.pop("host_json"))
             row["samples_ms"] = json.loads(row.pop("samples_json"))
@@ -518,19 +528,37 @@ class Store:
             out.append(row)
         return out
 
-    def latencies(self, device: str, space: str | None = None, settings_hash: str | None = None) -> dict[str, float]:
+    def _reference_baselines(self) -> dict[tuple[int, str, str], float]:
+        """(device id, settings hash, space) -> the first reference latency ever stored there.
+
+        A calibrated measurement's ``corrected_ms`` is ``median_ms * baseline / reference_ms``:
+        its latency scaled to the machine's state when the first calibrated group was measured.
+        """
+        rows = self._conn.execute(
+            "SELECT m.device_id, m.settings_hash, a.space, m.reference_ms FROM measurements m"
+            " JOIN architectures a ON a.arch_id = m.arch_id"
+            " WHERE m.id IN (SELECT MIN(m2.id) FROM measurements m2 JOIN architectures a2 ON a2.arch_id = m2.arch_id"
+            " WHERE m2.reference_ms IS NOT NULL GROUP BY m2.device_id, m2.settings_hash, a2.space)"
+        )
+        return {(r[0], r[1], r[2]): float(r[3]) for r in rows}
+
+    def latencies(
+        self, device: str, space: str | None = None, settings_hash: str | None = None, corrected: bool = False
+    ) -> dict[str, float]:
         """spec -> median latency (ms) of the newest measurement on ``device``.
 
         Without ``settings_hash`` rows of every setting of the device count and
-        the newest wins per spec.
+        the newest wins per spec. ``corrected`` uses the reference-calibrated
+        latency where the row has one (rows profiled without calibration stay raw).
         """
         rows = self.measurements(device=device, latest_only=True)
         if not rows:
             stored = sorted({d["name"] for d in self.devices() if d["n_measurements"]})
             have = f"it holds measurements on {', '.join(stored)}" if stored else "it holds no measurements"
             raise StoreError(f"no measurements on device {device!r} in {self.path}; {have}")
+        key = "corrected_ms" if corrected else "median_ms"
         return {
-            r["spec"]: float(r["median_ms"])
+            r["spec"]: float(r[key] if r[key] is not None else r["median_ms"])
             for r in rows
             if space in (None, r["space"]) and settings_hash in (None, r["settings_hash"])
         }

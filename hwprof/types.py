@@ -122,6 +122,9 @@ class Measurement:
     energy_mj: float | None = None
     meter: str | None = None
     stop_reason: str = ""
+    # Median of the space's reference model measured interleaved in the same group, when the
+    # profiler calibrates (see hwprof.profiling); lets the store correct slow machine changes.
+    reference_ms: float | None = None
 
     @property
     def latency_ms(self) -> float:

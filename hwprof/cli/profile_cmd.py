@@ -80,6 +80,7 @@ def profile(
     max_time_s: float = typer.Option(10.0, "--max-time-s", help="Cap on timed runs per model (seconds)."),
     rounds: int = typer.Option(3, "--rounds", help="Visit each model at least this many times, interleaved with its group (1 = one block per model)."),
     interleave: int = typer.Option(10, "--interleave", help="Models measured together, in alternating rounds."),
+    calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Measure the space's reference model in every group (needs --rounds > 1)."),
     drift_every: int = typer.Option(50, "--drift-every", help="Re-measure a reference model every N models (0 = off)."),
     drift_threshold: float = typer.Option(0.05, "--drift-threshold", help="Warn when the reference drifts more than this fraction."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Exported-model cache (default: .hwprof-cache beside the db)."),
@@ -102,7 +103,7 @@ def profile(
         profiler = Profiler(
             dev, sp, store, protocol=protocol, cache_dir=cache_dir,
             command=shlex.join(["hwprof", *sys.argv[1:]]), drift_every=drift_every, drift_threshold_rel=drift_threshold,
-            interleave=interleave,
+            interleave=interleave, calibrate=calibrate,
         )
         console.print(
             f"profiling {len(archs)} {space} architectures on [bold]{device}[/bold] "

@@ -115,7 +115,7 @@ def test_interleaved_groups_store_everything_and_resume(tmp_path, toy_space):
     store = Store(tmp_path / "i.db")
     dev = ScriptedDevice()
     p = Profiler(dev, toy_space, store, protocol=replace(FAST, rounds=3, round_min_s=0.0), cache_dir=tmp_path / "c",
-                 drift_every=0, interleave=4)
+                 drift_every=0, interleave=4, calibrate=False)
     events = []
     s = p.profile(archs, on_progress=events.append)
     assert (s.n_measured, s.status) == (6, "completed")
@@ -134,7 +134,7 @@ def test_interrupt_inside_a_group_keeps_the_finished_groups(tmp_path, toy_space)
     archs = list(toy_space.enumerate())
     store = Store(tmp_path / "g.db")
     p = Profiler(ScriptedDevice(interrupt_on=5), toy_space, store, protocol=replace(FAST, rounds=2),
-                 cache_dir=tmp_path / "c", drift_every=0, interleave=3)
+                 cache_dir=tmp_path / "c", drift_every=0, interleave=3, calibrate=False)
     with pytest.raises(KeyboardInterrupt):
         p.profile(archs)
     assert len(store.measurements()) == 3  # first group committed, second lost as a whole
@@ -145,3 +145,33 @@ def test_interrupt_inside_a_group_keeps_the_finished_groups(tmp_path, toy_space)
 def test_interleave_must_be_positive(tmp_path, toy_space):
     with pytest.raises(HwprofError, match="interleave"):
         Profiler(ScriptedDevice(), toy_space, Store(tmp_path / "x.db"), protocol=FAST, interleave=0)
+
+
+def test_calibrated_groups_record_the_reference_and_the_store_corrects_with_it(tmp_path, toy_space):
+    from dataclasses import replace
+
+    archs = [a for a in toy_space.enumerate() if a.arch_id != toy_space.reference_architecture().arch_id]
+    store = Store(tmp_path / "cal.db")
+    # every model prepared later runs 10% slower: the reference of the second group is slower too
+    dev = ScriptedDevice(drift_per_model=0.10)
+    p = Profiler(dev, toy_space, store, protocol=replace(FAST, rounds=2, round_min_s=0.0), cache_dir=tmp_path / "c",
+                 drift_every=0, interleave=2)
+    p.profile(archs[:4])
+    rows = store.measurements()
+    assert len(rows) == 4  # the reference was measured but not stored (not asked for)
+    assert dev.n_prepared == 6  # two groups of 2 + the reference in each
+    refs = [r["reference_ms"] for r in rows]
+    assert refs[0] == refs[1] and refs[2] == refs[3] and refs[2] > refs[0]
+    base = refs[0]
+    for r in rows:
+        assert r["corrected_ms"] == pytest.approx(r["median_ms"] * base / r["reference_ms"])
+    corrected = store.latencies("scripted", corrected=True)
+    assert corrected[rows[2]["spec"]] == pytest.approx(rows[2]["corrected_ms"])
+    assert store.latencies("scripted")[rows[2]["spec"]] == pytest.approx(rows[2]["median_ms"])
+    p.close()
+    # without interleaving there is nothing to calibrate with
+    q = Profiler(ScriptedDevice(), toy_space, Store(tmp_path / "raw.db"), protocol=FAST, drift_every=0)
+    assert q.calibrate is False
+    q.profile(archs[:1])
+    assert q.store.measurements()[0]["reference_ms"] is None and q.store.measurements()[0]["corrected_ms"] is None
+    q.close()

@@ -113,7 +113,7 @@ def raw(path) -> sqlite3.Connection:
 
 
 def test_new_store_has_current_schema_in_wal_mode_with_hwprof_marks(store):
-    assert SCHEMA_VERSION == len(MIGRATIONS) == 2
+    assert SCHEMA_VERSION == len(MIGRATIONS) == 3
     assert store.schema_version == SCHEMA_VERSION
     conn = raw(store.path)
     try:
@@ -123,7 +123,7 @@ def test_new_store_has_current_schema_in_wal_mode_with_hwprof_marks(store):
         assert meta["application"] == "hwprof" and meta["created_by"] == __version__
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"devices", "runs", "architectures", "artifacts", "measurements", "drift_checks", "meta"} <= tables
-        assert [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+        assert [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3]
     finally:
         conn.close()
 
@@ -371,7 +371,7 @@ def test_v1_database_is_backed_up_and_migrated_with_data_intact(tmp_path):
     conn.close()
 
     with Store(path) as store:
-        assert store.schema_version == 2 and store.migrated_from == 1
+        assert store.schema_version == SCHEMA_VERSION and store.migrated_from == 1
         (row,) = store.measurements()
         assert (row["spec"], row["median_ms"], row["n_runs"], row["hwprof_version"]) == ("w4-d1", 4.2, 20, "0.0.1")
         run_id = store.runs()[0]["id"]
@@ -397,9 +397,10 @@ def test_newer_schema_is_rejected(tmp_path):
     path = tmp_path / "new.db"
     Store(path).close()
     conn = raw(path)
-    conn.execute("INSERT INTO schema_version VALUES (3, 't', '9.9')")
+    conn.execute(f"INSERT INTO schema_version VALUES ({SCHEMA_VERSION + 1}, 't', '9.9')")
     conn.close()
-    with pytest.raises(StoreError, match=r"new\.db has schema v3; this hwprof reads up to v2 — upgrade hwprof"):
+    newer, ours = SCHEMA_VERSION + 1, SCHEMA_VERSION
+    with pytest.raises(StoreError, match=rf"new\.db has schema v{newer}; this hwprof reads up to v{ours} — upgrade hwprof"):
         Store(path)
 
 
