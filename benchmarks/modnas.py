@@ -22,7 +22,7 @@ architectures (mean over 10 seeds) and LayerNAS with 100 evaluations
 Runs:
 - surrogate mode, MGD (the method; its wall time is "one full search");
 - surrogate mode ablations: linear scalarisation, GDAS sampler;
-- supernet mode on scikit-learn's digits (32x32): accuracy from a
+- supernet mode on scikit-learn's digits (16x16): accuracy from a
   weight-sharing supernet trained here, latency from the same surrogate.
 
     python benchmarks/modnas.py           # everything (~1 h on 2 cores)
@@ -49,6 +49,7 @@ from nas.evaluators import TabularEvaluator
 from nas.pareto import modnas_hypervolume
 from nas.search import search
 from nas.search.modnas import ModnasConfig, ModnasModel, preference_rays, train_modnas
+from nas.search.modnas.trainer import reuse_setup
 from nas.spaces import NB201Space
 from nas.tabular import load_nb201
 
@@ -147,7 +148,7 @@ def baselines(table, devices, on_line=None) -> dict[str, dict[str, Any]]:
     return out
 
 
-def run_modnas(name: str, config: ModnasConfig, table, on_line=None) -> dict[str, Any]:
+def run_modnas(name: str, config: ModnasConfig, table, on_line=None, reuse_from: Path | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     last = {"t": t0}
 
@@ -156,6 +157,8 @@ def run_modnas(name: str, config: ModnasConfig, table, on_line=None) -> dict[str
             on_line(f"{name}: step {p.done}/{p.total} loss {p.info.get('loss', float('nan')):.4f} ({time.perf_counter() - t0:.0f} s)")
         last["t"] = time.perf_counter()
 
+    if reuse_from is not None and reuse_setup(reuse_from, config) and on_line:
+        on_line(f"{name}: surrogates and references reused from {reuse_from}")
     out = train_modnas(config, progress)
     wall = time.perf_counter() - t0
     model = ModnasModel.load(out)
@@ -232,7 +235,7 @@ def main() -> None:
     results: dict[str, Any] = {}
     for name, cfg in runs.items():
         say(f"[bold]{name}[/bold]")
-        results[name] = run_modnas(name, cfg, table, say)
+        results[name] = run_modnas(name, cfg, table, say, None if name == "surrogate_mgd" else Path(base.out_dir))
         if cfg.mode == "supernet":
             archs = [a for r in results[name]["devices"].values() for a in r["archs"]]
             acc = supernet_accuracy(Path(cfg.out_dir), cfg, archs)

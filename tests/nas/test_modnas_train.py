@@ -210,6 +210,22 @@ def test_config_checks_and_mode_defaults(tmp_path):
     assert ModnasConfig.from_json(cfg.to_json()) == cfg
 
 
+def test_an_ablation_reuses_the_set_up_only_when_it_is_the_same(trained, tmp_path):
+    from nas.search.modnas.trainer import reuse_setup
+
+    linear = tiny(tmp_path / "linear", combine="linear", steps=3)
+    assert reuse_setup(trained, linear)
+    assert not reuse_setup(trained, linear)  # already seeded
+    assert not reuse_setup(trained, tiny(tmp_path / "other", n_refs=5))  # another reference set
+    assert not reuse_setup(tmp_path / "nowhere", tiny(tmp_path / "x"))
+    phases = []
+    train_modnas(linear, lambda p: phases.append(p.phase))
+    assert "latency surrogate" not in phases and "accuracy surrogate" not in phases
+    a, b = ModnasModel.load(trained), ModnasModel.load(linear.out_dir)
+    assert a.refs == b.refs and a.meta["latency_normalisation"] == b.meta["latency_normalisation"]
+    assert not same_state(hypernet_state(trained), hypernet_state(tmp_path / "linear"))
+
+
 def test_unknown_training_device_is_named(tmp_path):
     with pytest.raises(UnknownNameError, match="my_phone"):
         train_modnas(tiny(tmp_path / "x", devices=("pixel3", "my_phone")))

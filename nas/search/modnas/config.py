@@ -16,6 +16,9 @@ COMBINES = ("mgd", "linear")
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {"supernet": {"samples_per_task": 1, "tasks_per_step": 4}}
 # Fields that do not change the result: leaving them out of the hash lets a run resume after editing them.
 _NOT_HASHED = ("out_dir", "checkpoint_every")
+# Fields that decide the set-up (references, embeddings, surrogates): runs that agree on them share it.
+_SETUP_FIELDS = ("mode", "space", "dataset", "table", "devices", "n_refs", "surrogate_hidden", "accuracy_epochs",
+                 "latency_epochs", "max_table_archs", "seed")
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class ModnasConfig:
     checkpoint_every: int = 250
     supernet_channels: int = 8
     supernet_cells: int = 1
-    supernet_input_size: int = 32
+    supernet_input_size: int = 16  # digits are 8x8; 16 keeps a spatial map after the two reductions
     supernet_batch_size: int = 64
     supernet_lr: float = 0.05
     supernet_warmup_steps: int = 200
@@ -171,3 +174,8 @@ class ModnasConfig:
         for k in _NOT_HASHED:
             d.pop(k, None)
         return stable_hash(d)
+
+    def setup_hash(self) -> str:
+        """Identifies the set-up alone, so an ablation (another sampler, combine, step count) can reuse it."""
+        d = self.to_json()
+        return stable_hash({k: d[k] for k in _SETUP_FIELDS})

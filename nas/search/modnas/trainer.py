@@ -79,6 +79,35 @@ class ModnasProgress:
 Progress = Callable[[ModnasProgress], None]
 
 
+SETUP_FILES = (SETUP_META, "accuracy_surrogate.pt", LATENCY_DIR)
+
+
+def reuse_setup(source: str | Path, config: ModnasConfig) -> bool:
+    """Seed ``config.out_dir`` with the set-up of the run in ``source`` when both runs need the same one.
+
+    Saves refitting the surrogates for an ablation of the search itself. Returns
+    False (and copies nothing) when the set-ups differ, ``source`` has none, or
+    the output directory already holds one.
+    """
+    import shutil
+
+    src, out = Path(source), Path(config.out_dir)
+    try:
+        same = json.loads((src / SETUP_META).read_text(encoding="utf-8")).get("setup_hash") == config.setup_hash()
+    except (OSError, ValueError):
+        return False
+    if not same or (out / SETUP_META).exists():
+        return False
+    out.mkdir(parents=True, exist_ok=True)
+    for name in SETUP_FILES[1:]:
+        if (src / name).is_dir():
+            shutil.copytree(src / name, out / name)
+        elif (src / name).is_file():
+            shutil.copy2(src / name, out / name)
+    shutil.copy2(src / SETUP_META, out / SETUP_META)  # last: a half-copied set-up is never taken for a whole one
+    return True
+
+
 # --- set-up -------------------------------------------------------------------------------
 class _Setup:
     """What every step needs, built once (or read back from the output directory)."""
@@ -156,7 +185,7 @@ class _Setup:
         self.reports = {"latency_surrogate": lat_report.to_json(),
                         "accuracy_surrogate": acc_report.to_json() if acc_report else None}
         _atomic_write_text(out / SETUP_META, json.dumps({
-            "run_hash": cfg.run_hash(), "references": self.refs.to_json(), "devices": self.devices,
+            "setup_hash": cfg.setup_hash(), "references": self.refs.to_json(), "devices": self.devices,
             "reports": self.reports,
         }, indent=1) + "\n")
 
@@ -165,7 +194,7 @@ class _Setup:
 
         try:
             meta = json.loads((out / SETUP_META).read_text(encoding="utf-8"))
-            if meta["run_hash"] != self.config.run_hash():
+            if meta["setup_hash"] != self.config.setup_hash():
                 raise ConfigError(
                     f"modnas: {str(out)!r} holds the set-up of a different configuration; use another output directory"
                 )
