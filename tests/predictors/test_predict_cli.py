@@ -153,6 +153,30 @@ def test_train_mlp_with_params_and_seed_is_reproducible(table, tmp_path, capsys)
     np.testing.assert_array_equal(outs[0].predict_archs(archs[:20]), outs[1].predict_archs(archs[:20]))
 
 
+@pytest.mark.slow
+def test_ops_predictor_profiles_kernels_and_predicts_unseen_architectures(nb201_rows, tmp_path, capsys):
+    archs, lat = nb201_rows
+    db = tmp_path / "ops.db"
+    settings = {"intra_op_threads": 1}
+    with Store(db) as store:
+        bench = Bench(store, device_info(name="ort-cpu", settings=settings))
+        for spec, ms in zip(archs[:6], lat["silver_4114"][:6]):
+            arch = Architecture("nb201", spec)
+            with store.transaction():
+                store.add_architecture(arch)
+                store.add_artifact(artifact_for(arch))
+                store.add_measurement(bench.run_id, bench.device_id, measurement(arch, float(ms), settings=settings))
+    out = tmp_path / "ops"
+    code, stdout, err = run(capsys, "train", "--db", db, "--model", "ops", "--node-runs", 3, "--val-fraction", 0.34,
+                            "--cache-dir", tmp_path / "cache", "-o", out)
+    assert code == 0, err
+    info = read_info(out)
+    assert info.name == "ops" and info.extra["space"] == "nb201" and info.metrics.n == 2
+    code, stdout, err = run(capsys, "predict", out, "--arch", archs[10], "--cache-dir", tmp_path / "cache")
+    assert code == 0, err
+    assert float(stdout.split()[0]) > 0
+
+
 # --- adapt -------------------------------------------------------------------------------------
 
 
@@ -268,6 +292,9 @@ BAD = [
     (["train", "--db", "{missing}", "--device", "ort-cpu", "-o", "{tmp}"], "no such database"),
     (["train", "--db", "{db}", "-o", "{tmp}"], "choose the device with --device"),
     (["train", "--db", "{db}", "--device", "ort-cpu", "--space", "fbnet", "-o", "{tmp}"], "no measurements of space 'fbnet'"),
+    (["train", "--csv", "{csv}", "--target", "titanx_1", "--model", "ops", "-o", "{tmp}"], "train it with --db, not --csv"),
+    (["train", "--db", "{db}", "--device", "ort-cpu", "--model", "ops", "--features", "onehot", "-o", "{tmp}"], "fixed node features"),
+    (["train", "--db", "{db}", "--device", "other", "--model", "ops", "-o", "{tmp}"], "is not one of ort-cpu"),
     (["evaluate", "{p}", "--csv", "{csv}", "--target", "pixel3"], "trained for device 'titanx_1'"),
     (["evaluate", "{p}", "--csv", "{fb}", "--target", "titanx_1"], "does not hold architectures of the predictor's space 'nb201'"),
     (["evaluate", "{newer}", "--csv", "{csv}", "--target", "titanx_1"], "newer than this hwprof supports"),
