@@ -61,8 +61,8 @@ class Profiler:
         command: str = "",
         drift_every: int = 50,
         drift_threshold_rel: float = 0.05,
-        interleave: int = 10,
-        calibrate: bool = True,
+        interleave: int = 50,
+        calibrate: bool = False,
     ) -> None:
         from devices.export import ArtifactCache  # the core never imports a runtime at module import
 

@@ -248,8 +248,12 @@ def _visit(track: _Track, settings: ProtocolSettings, z: float, clock: Callable[
     _warm_up(track, settings, timed_call_ms)
     track.visits += 1
     final_round = track.visits >= settings.rounds
-    # Each of the first rounds - 1 visits takes its share of min_runs and at least round_min_s.
+    # Each of the first rounds - 1 visits takes its share of min_runs and at least round_min_s,
+    # but no more than its share of the caps: a fast model must not spend max_runs (or
+    # max_time_s) in its first visits and so miss the later rounds.
     share = -(-settings.min_runs // settings.rounds)
+    run_slice = max(share, settings.max_runs // settings.rounds)
+    time_slice = settings.max_time_s / settings.rounds
     t_visit = clock()
     n_visit = 0
     while True:
@@ -268,9 +272,10 @@ def _visit(track: _Track, settings: ProtocolSettings, z: float, clock: Callable[
         if track.measured_s >= settings.max_time_s:
             track.stop_reason = STOP_MAX_TIME
             return
-        if not final_round and n_visit >= share and clock() - t_visit >= settings.round_min_s:
+        sliced = clock() - t_visit >= min(settings.round_min_s, time_slice) or n_visit >= run_slice
+        if not final_round and n_visit >= share and sliced:
             return
-        if final_round and settings.rounds > 1 and n_visit >= settings.check_every and clock() - t_visit >= settings.round_min_s:
+        if final_round and settings.rounds > 1 and n_visit >= settings.check_every and sliced:
             return  # keep interleaving: come back after the other models
 
 

@@ -155,7 +155,7 @@ def test_calibrated_groups_record_the_reference_and_the_store_corrects_with_it(t
     # every model prepared later runs 10% slower: the reference of the second group is slower too
     dev = ScriptedDevice(drift_per_model=0.10)
     p = Profiler(dev, toy_space, store, protocol=replace(FAST, rounds=2, round_min_s=0.0), cache_dir=tmp_path / "c",
-                 drift_every=0, interleave=2)
+                 drift_every=0, interleave=2, calibrate=True)
     p.profile(archs[:4])
     rows = store.measurements()
     assert len(rows) == 4  # the reference was measured but not stored (not asked for)

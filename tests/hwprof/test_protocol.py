@@ -368,3 +368,16 @@ def test_interleaved_time_cap_is_per_model_and_rounds_validated():
         ProtocolSettings(rounds=0).validate()
     with pytest.raises(ConfigError, match="round_min_s"):
         ProtocolSettings(round_min_s=-1).validate()
+
+
+def test_fast_model_spends_only_its_share_of_the_caps_per_visit():
+    """A 0.1 ms model must not use max_runs in its first long visits and so miss later rounds."""
+    from hwprof.protocol import run_interleaved
+
+    m = SharedMachine([5.0, 0.1, 5.0])  # the fast model in the middle: each of its visits shows in m.order
+    settings = ProtocolSettings(rounds=10, round_min_s=0.5, min_warmup=0, max_warmup=0, max_runs=200, max_time_s=2.0)
+    slow, fast, _ = run_interleaved([m.fn(0), m.fn(1), m.fn(2)], settings, clock=m.clock)
+    assert m.order.count(1) >= 10  # every round, although 0.5 s per visit would have hit max_runs in the first
+    assert fast.stats.n_runs <= 200
+    # the slow models' visits are bounded by their share of max_time_s (0.2 s), not round_min_s (0.5 s)
+    assert slow.stats.n_runs <= 2.0 / 0.005 and m.order.count(0) >= 5
