@@ -93,7 +93,7 @@ def make_cost(text: str, space, db: Path, table_path: Optional[Path] = None, clo
     if kind == "predictor":
         if not arg:
             raise ConfigError("--cost predictor needs a directory, e.g. predictor:models/pixel3")
-        return PredictorCost.load(arg), Path(arg).name
+        return PredictorCost.load(arg, space=space), Path(arg).name
     if kind == "measure":
         if not arg:
             raise ConfigError("--cost measure needs a device adapter, e.g. measure:ort-cpu")
@@ -182,6 +182,7 @@ def search(
     from nas.cost import Constraint
     from nas.search import algorithm_names, algorithm_params
     from nas.search import search as run_search
+    from nas.search.base import prepare_output_dir
 
     if algo == "modnas":  # one hypernetwork for many devices: trained here, queried with `hwprof modnas`
         from hwprof.cli.modnas_cmd import search_modnas
@@ -202,6 +203,7 @@ def search(
     if not constraints and not multi_objective:
         raise ConfigError("give a bound (--max-latency-ms or --constraint) or ask for --multi-objective")
     space_obj = _load_space(space)
+    prepare_output_dir(out)
     closers: list[Any] = []
     try:
         evaluator = make_evaluator(accuracy, space_obj, table, seed)
@@ -218,7 +220,7 @@ def search(
         names = [c.name for c in costs]
 
         def on_evaluation(p) -> None:
-            if p.n_evaluations == 1:
+            if not progress.live.is_started:
                 progress.start()  # only once the set-up is validated, so errors print alone
             best = "" if p.best is None else f"best {_fmt(p.best.accuracy)} {evaluator.unit} @ " + ", ".join(
                 f"{n} {_fmt(v)}" for n, v in zip(names, p.best.costs)
@@ -231,7 +233,8 @@ def search(
                 multi_objective=multi_objective, on_evaluation=on_evaluation, **params,
             )
         finally:
-            progress.stop()
+            if progress.live.is_started:  # stopping a bar never started prints an empty line
+                progress.stop()
     finally:
         for c in closers:
             c.close()

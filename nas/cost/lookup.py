@@ -112,12 +112,20 @@ class LookupCost:
             out[i] = self.cost(a) if v is None else v  # cost() raises the descriptive error
         return out
 
+    def covers(self, space: "SearchSpace") -> bool:
+        """True when every architecture of ``space`` has a cost here (the table is the whole space)."""
+        return len(self._table) >= space.size
+
+    def domain(self, space: "SearchSpace") -> list[tuple[int, ...]]:
+        """Choice tuples of the table's architectures, in table order: what a search may visit."""
+        return [space.choices_from_spec(spec) for spec in self._table]
+
     def table_bounds(self, space: "SearchSpace") -> tuple[CostBound, CostBound]:
         """(min, max) over the table; exact for the space when the table covers all of it."""
         specs = list(self._table)
         vals = np.fromiter(self._table.values(), dtype=np.float64, count=len(specs))
         lo, hi = int(np.argmin(vals)), int(np.argmax(vals))
-        covers = len(specs) >= space.size
+        covers = self.covers(space)
         if covers:
             method = f"exhaustive over all {space.size} {space.name} architectures"
         else:

@@ -5,6 +5,12 @@ caches by architecture, counts unique evaluations against the budget, records
 the history with each candidate's costs, and reports progress. Costs are
 cached too and never count against the budget. Algorithms work on choice
 tuples (one option index per layer) and ask the problem for the rest.
+
+When a cost is a lookup table that does not cover the space (the 5,000
+measured FBNet networks of a 9^22 space), the problem has a *domain*: the
+table's architectures. Algorithms then pass every proposal through
+``project``, which replaces it by the nearest architecture of the domain, so
+a search moves through measured networks only.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from hwprof.errors import ConfigError, DataError
+from hwprof.errors import ConfigError, DataError, PersistenceError
 from hwprof.types import Architecture
 from nas.cost.base import Constraint, CostBound, CostModel, check_constraints, cost_bounds
 from nas.evaluators.base import CachedEvaluator
@@ -97,6 +103,9 @@ class SearchProblem:
         self._feasible_cache: dict[Choices, bool] = {}
         self._bounds: dict[int, tuple[CostBound, CostBound | None]] = {}
         self._bounds_seed = bounds_rng_seed
+        self.domain = search_domain(space, self.costs)
+        self._domain_set = None if self.domain is None else {tuple(int(x) for x in r) for r in self.domain}
+        self._domain_by_option: dict[tuple[int, int], np.ndarray] = {}
 
     @property
     def budget(self) -> int:
@@ -167,6 +176,33 @@ class SearchProblem:
             self._bounds[cost_index] = (lo if lo is not None else lo2, hi)
         return hi
 
+    # --- the domain (architectures a partial lookup table can cost) -------------
+    def in_domain(self, choices: Choices) -> bool:
+        return self._domain_set is None or choices in self._domain_set
+
+    def project(self, choices: Choices, keep: int | None = None) -> Choices | None:
+        """``choices`` itself when the domain allows it, else the nearest domain architecture.
+
+        Nearest = fewest layers that differ (ties: the first in table order);
+        with ``keep`` only domain architectures that share ``choices[keep]`` qualify
+        (the layer an algorithm is changing keeps its new option). None when
+        no domain architecture has that option.
+        """
+        if self.in_domain(choices):
+            return choices
+        assert self.domain is not None
+        if keep is None:
+            rows = self.domain
+        else:
+            key = (keep, choices[keep])
+            rows = self._domain_by_option.get(key)
+            if rows is None:
+                rows = self._domain_by_option[key] = self.domain[self.domain[:, keep] == choices[keep]]
+            if len(rows) == 0:
+                return None
+        distance = (rows != np.asarray(choices, dtype=rows.dtype)).sum(axis=1)
+        return tuple(int(x) for x in rows[int(np.argmin(distance))])
+
     # --- accuracy (budgeted) -----------------------------------------------------
     def is_evaluated(self, choices: Choices) -> bool:
         return choices in self.scores
@@ -190,6 +226,42 @@ class SearchProblem:
 
     def pareto(self) -> list[HistoryEntry]:
         return pareto_entries(self.history)
+
+
+def search_domain(space: "SearchSpace", costs: Sequence[CostModel]) -> np.ndarray | None:
+    """Choices (n, L) of the architectures every partial lookup table can cost; None when no table restricts the space."""
+    domain: list[Choices] | None = None
+    sources = []
+    for cost in costs:
+        covers = getattr(cost, "covers", None)
+        if covers is None or covers(space):
+            continue
+        rows = cost.domain(space)
+        sources.append(cost.describe())
+        if domain is None:
+            domain = rows
+        else:
+            allowed = set(rows)
+            domain = [r for r in domain if r in allowed]
+    if domain is None:
+        return None
+    if not domain:
+        raise ConfigError(f"the lookup tables share no architecture ({'; '.join(sources)}); expected tables over the same networks")
+    return np.asarray(domain, dtype=np.int64)
+
+
+def prepare_output_dir(directory: str | Path) -> Path:
+    """Create ``directory`` and check it is writable, so a search does not run only to fail when saving."""
+    out = Path(directory)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".hwprof-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        why = "it is a file" if out.is_file() else (exc.strerror or str(exc))
+        raise PersistenceError(f"cannot write search results to {str(out)!r}: {why}; expected a writable directory") from None
+    return out
 
 
 def _better(a: HistoryEntry, b: HistoryEntry) -> bool:
@@ -314,8 +386,7 @@ class SearchResult:
 
     def write(self, directory: str | Path) -> tuple[Path, Path]:
         """Write ``<algo>_seed<seed>_history.csv`` and ``<algo>_seed<seed>.json``; returns both paths."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
+        out = prepare_output_dir(directory)
         csv_path = out / f"{self.file_stem()}_history.csv"
         json_path = out / f"{self.file_stem()}.json"
         with open(csv_path, "w", newline="", encoding="utf-8") as f:

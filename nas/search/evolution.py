@@ -8,6 +8,8 @@ mutants are redrawn without being evaluated (costs are free), and so, up to
 would cost nothing and only age the population into copies of one model. In
 multi-objective mode the parent is a random non-dominated member of the sample
 (accuracy up, costs down), so the population spreads along the trade-off.
+On a partial lookup table a mutant is projected onto the nearest table
+architecture with the mutated layer's new option (``SearchProblem.project``).
 """
 
 from __future__ import annotations
@@ -65,6 +67,11 @@ def run(
         child = None
         for _ in range(mutation_tries):
             cand = mutate(parent, problem.sizes, rng)
+            if problem.domain is not None:
+                layer = next(i for i, (a, b) in enumerate(zip(parent, cand)) if a != b)
+                cand = problem.project(cand, keep=layer)
+                if cand is None or cand == parent:
+                    continue
             if problem.feasible(cand):
                 child = cand
                 if not problem.is_evaluated(cand):

@@ -21,6 +21,12 @@ finds nothing new raises k by one (it expands lower-ranked bucket members);
 the search ends at the budget or when every kept model's single-layer
 neighbours have been evaluated.
 
+On a lookup table that does not cover the space (the measured FBNet
+networks), a child is projected onto the nearest table architecture that has
+the layer's new option (``SearchProblem.project``): the expansion then changes
+other layers too, so the search is a heuristic walk through the table, not
+the paper's layer-wise programme.
+
 Default for the first pass: the cheapest architecture by the bucketing cost
 (exact when the space is enumerable and the cost cheap), so a partial
 candidate's cost is a lower bound on its completions' when cost grows with
@@ -146,7 +152,8 @@ def run(
     H = default_buckets(problem.budget, expansions, problem.multi_objective, int(top_k)) if buckets is None else buckets
     if isinstance(H, bool) or not isinstance(H, (int, np.integer)) or H < 1:
         raise ConfigError(f"layernas: buckets (H) must be a positive integer, got {buckets!r}")
-    start = _resolve_default(problem, default, j)
+    start = problem.project(_resolve_default(problem, default, j))
+    assert start is not None  # project without keep always finds a domain architecture
     lower = problem.cost_min(j).value
     bound = problem.bound_for(j)
     upper = bound if bound is not None else problem.cost_max(j).value
@@ -157,9 +164,8 @@ def run(
     )
 
     def candidates(kept: Sequence[Choices], layer: int) -> list[tuple[Choices, float, float]]:
-        children = list(
-            dict.fromkeys(p[:layer] + (o,) + p[layer + 1 :] for p in kept for o in range(problem.sizes[layer]))
-        )
+        expanded = (problem.project(p[:layer] + (o,) + p[layer + 1 :], keep=layer) for p in kept for o in range(problem.sizes[layer]))
+        children = list(dict.fromkeys(c for c in expanded if c is not None))
         costs = problem.cost_vectors(children)
         out = []
         for c, v in zip(children, costs):

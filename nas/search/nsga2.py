@@ -6,7 +6,9 @@ number of unique accuracy evaluations. Objectives: -accuracy and every cost
 (minimised); constraints become pymoo inequality constraints (G <= 0).
 Individuals that break a constraint are not evaluated: their costs already
 rank them behind every feasible one (constraint-domination), and their
-accuracy is recorded as 0 for pymoo only.
+accuracy is recorded as 0 for pymoo only. On a partial lookup table the
+first population is drawn from the table and the repair projects every
+offspring onto its nearest table architecture.
 """
 
 from __future__ import annotations
@@ -17,17 +19,20 @@ from hwprof.errors import ConfigError
 from nas.search.base import SearchProblem
 
 
-def _operators(sizes: tuple[int, ...]):
+def _operators(search: SearchProblem):
     from pymoo.core.mutation import Mutation
     from pymoo.core.repair import Repair
 
-    upper = np.asarray(sizes) - 1
+    upper = np.asarray(search.sizes) - 1
 
     class ChoiceRepair(Repair):
-        """Round and clip every variable to a valid option index."""
+        """Round and clip every variable to a valid option index (and onto the domain of a partial table)."""
 
         def _do(self, problem, X, **kwargs):
-            return np.clip(np.rint(np.asarray(X, dtype=np.float64)), 0, upper).astype(np.int64)
+            X = np.clip(np.rint(np.asarray(X, dtype=np.float64)), 0, upper).astype(np.int64)
+            if search.domain is not None:
+                X = np.array([search.project(tuple(int(v) for v in row)) for row in X], dtype=np.int64)
+            return X
 
     class OneLayerChoiceMutation(Mutation):
         """Each layer, with probability 1/L, switches to a different option chosen uniformly."""
@@ -56,13 +61,25 @@ def run(problem: SearchProblem, rng: np.random.Generator, *, population_size: in
     if population_size < 2:
         raise ConfigError(f"nsga2 needs population_size >= 2, got {population_size}")
     sizes = problem.sizes
+    sampling = IntegerRandomSampling()
+    if problem.domain is not None:
+        from pymoo.core.sampling import Sampling
+
+        class DomainSampling(Sampling):
+            """The first population from the table's architectures (random ones would all be projected)."""
+
+            def _do(self, moo_problem, n_samples, *args, random_state=None, **kwargs):
+                rows = random_state.choice(len(problem.domain), size=min(n_samples, len(problem.domain)), replace=False)
+                return problem.domain[rows]
+
+        sampling = DomainSampling()
     n_obj = 1 + len(problem.costs)
     n_con = len(problem.constraints)
     moo = Problem(n_var=len(sizes), n_obj=n_obj, n_ieq_constr=n_con, xl=np.zeros(len(sizes)), xu=np.asarray(sizes) - 1, vtype=int)
-    repair, mutation = _operators(sizes)
+    repair, mutation = _operators(problem)
     algo = NSGA2(
         pop_size=population_size,
-        sampling=IntegerRandomSampling(),
+        sampling=sampling,
         crossover=UniformCrossover(repair=repair),
         mutation=mutation,
         repair=repair,

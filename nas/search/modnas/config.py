@@ -12,6 +12,7 @@ from nas.search.modnas.sampling import SAMPLERS, TemperatureSchedule
 
 MODES = ("surrogate", "supernet")
 COMBINES = ("mgd", "linear")
+SCALES = ("linear", "log")  # how objectives are normalised: see nas.search.modnas.objectives
 # Supernet mode evaluates one real network per (device, preference) task, so it runs fewer, single-sample tasks.
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {"supernet": {"samples_per_task": 1, "tasks_per_step": 4}}
 # Fields that do not change the result: leaving them out of the hash lets a run resume after editing them.
@@ -31,6 +32,8 @@ class ModnasConfig:
     always comes from a latency surrogate fitted on ``devices``' table columns.
     ``combine="mgd"`` joins the step's per-task gradients at their min-norm
     point; ``"linear"`` averages them (the linear-scalarisation ablation).
+    ``objective_scale="log"`` normalises log error and log latency instead of
+    the values (same Pareto front, ends stretched; see ``objectives``).
     ``entropy_weight`` rewards spread-out architecture distributions early on
     and decays linearly to zero at ``entropy_until`` of the run: a
     distribution that collapses onto one architecture gets (almost) no
@@ -53,6 +56,7 @@ class ModnasConfig:
     tau_end: float = 0.3
     tau_schedule: str = "exponential"
     combine: str = "mgd"
+    objective_scale: str = "linear"
     dirichlet_alpha: tuple[float, ...] = (1.0, 1.0)
     entropy_weight: float = 0.5
     entropy_until: float = 0.7
@@ -95,6 +99,8 @@ class ModnasConfig:
             raise ConfigError(f"modnas: mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.combine not in COMBINES:
             raise ConfigError(f"modnas: combine must be one of {', '.join(COMBINES)}, got {self.combine!r}")
+        if self.objective_scale not in SCALES:
+            raise ConfigError(f"modnas: objective_scale must be one of {', '.join(SCALES)}, got {self.objective_scale!r}")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"modnas: sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if self.space != "nb201":

@@ -143,10 +143,10 @@ class _Setup:
             self._build(out, table, on_progress)
         if config.mode == "surrogate":
             assert self.accuracy is not None
-            self.error = SurrogateError(self.accuracy, self.enc_all)
+            self.error = SurrogateError(self.accuracy, self.enc_all, config.objective_scale)
         else:
             self._build_supernet(out)
-        self.latency_obj = NormalisedLatency(self.latency, self.enc_all, self.embeddings)
+        self.latency_obj = NormalisedLatency(self.latency, self.enc_all, self.embeddings, config.objective_scale)
 
     def _embeddings(self, table) -> torch.Tensor:
         return torch.from_numpy(np.stack([
