@@ -49,6 +49,7 @@ from nas.evaluators import TabularEvaluator
 from nas.pareto import modnas_hypervolume
 from nas.search import search
 from nas.search.modnas import ModnasConfig, ModnasModel, preference_rays, train_modnas
+from nas.search.modnas.objectives import NormalisedLatency, SurrogateError
 from nas.search.modnas.trainer import reuse_setup
 from nas.spaces import NB201Space
 from nas.tabular import load_nb201
@@ -112,16 +113,16 @@ def surrogate_ceiling(model: ModnasModel, table) -> dict[str, float]:
         return {}
     space = NB201Space()
     enc = torch.from_numpy(space.encode_choices(np.asarray([space.choices_from_spec(a) for a in table.archs])))
+    scale = model.meta["config"]["objective_scale"]
     with torch.no_grad():
-        err = model.accuracy(enc).double().numpy()
-    err = (err - err.min()) / (err.max() - err.min())
+        err = SurrogateError(model.accuracy, enc, scale).normalise(model.accuracy(enc)).double().numpy()
     rays = preference_rays(N_RAYS)
     out = {}
     for d in table.devices:
         emb, _ = model.embedding(ref_latencies_ms=model.refs.latencies_from_table(table.archs, table.latency_ms[d]))
         with torch.no_grad():
-            z = model.latency(enc, torch.from_numpy(emb)[None]).double().numpy()
-        lat = np.expm1(z - z.min()) / np.expm1(z.max() - z.min())  # the training objective's normalisation
+            z = model.latency(enc, torch.from_numpy(emb)[None]).double()
+        lat = NormalisedLatency.normalise(z, z.min(), z.max(), scale).numpy()  # as in training
         out[d] = hv_ratio(table, d, [int(np.argmin(r[0] * err + r[1] * lat)) for r in rays])
     return out
 
