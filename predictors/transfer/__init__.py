@@ -102,6 +102,9 @@ def pretrain(
     if not isinstance(sources, SourceLatencies):
         raise ConfigError(f"sources must be a SourceLatencies table, got {type(sources).__name__}")
     if exclude:
+        unknown = [d for d in exclude if d not in sources.devices]
+        if unknown:
+            raise DataError(f"unknown source device(s) {unknown} to exclude; available: {', '.join(sources.devices)}")
         sources = sources.without(exclude)
     return cls.pretrain(sources, feature_set=feature_set, space=space, seed=seed, progress=progress, **params)
 

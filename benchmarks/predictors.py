@@ -1,0 +1,275 @@
+"""Benchmark of the latency predictors (issue 4): accuracy, few-shot transfer, speed, own measurements.
+
+Parts (all on one CPU thread; run under ``nice -n 19``):
+
+- ``accuracy``: per device column of nb201.csv.gz and fbnet.csv.gz, train on
+  1,000 random networks (seed 0), test on the rest; +-5%, +-10%, RMSE, Spearman
+  of gbdt, mlp, the FLOPs-only linear baseline and the one-hot plain-xgboost
+  reference (xgboost's default trees on the one-hot encoding, log target);
+- ``fewshot``: the HELP protocol on nb201 (validation devices titanx_1,
+  titanx_32, titanx_256, gold_6240; the 17 other devices are the sources;
+  K = 10 from networks 0-899; Spearman on 900-1899 without the top and bottom
+  10% of latency; 5 seeds) for every method of ``predictors.transfer``;
+- ``speed``: seconds to predict 10,000 networks (architecture specs -> ms);
+- ``db``: on a store of our own measurements (``--db``), a 400/100 split of the
+  ort-cpu rows for every predictor; skipped with a message when absent.
+
+Prints a table per part and writes benchmarks/results/predictors.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+# This file is named like the package it measures; keep its folder off the import path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results" / "predictors.json"
+VALIDATION = ("titanx_1", "titanx_32", "titanx_256", "gold_6240")
+N_TRAIN = 1000
+
+
+def _setup() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _tables(data_dir: Path) -> dict[str, Any]:
+    from nas.tabular import load_fbnet, load_nb201
+
+    nb, fb = data_dir / "nb201.csv.gz", data_dir / "fbnet.csv.gz"
+    return {
+        "nb201": load_nb201(nb if nb.is_file() else None),
+        "fbnet": load_fbnet(fb if fb.is_file() else None),
+    }
+
+
+def model_factories(quick: bool) -> dict[str, tuple[str, Callable[[], Any]]]:
+    """name -> (feature set, constructor). Generic defaults; nothing here is tuned on the test devices."""
+    from predictors.gbdt import GBDTPredictor
+    from predictors.linear import LinearPredictor
+    from predictors.mlp import MLPPredictor
+
+    epochs = 60 if quick else 400
+    return {
+        "gbdt": ("onehot+counts", lambda: GBDTPredictor()),
+        "mlp": ("onehot+counts", lambda: MLPPredictor(max_epochs=epochs)),
+        "flops-linear": ("flops", lambda: LinearPredictor(alpha=0.0)),
+        # The issue's reference: xgboost's default trees (100 rounds, depth 6, eta 0.3) on the plain one-hot.
+        "xgb-onehot": ("onehot", lambda: GBDTPredictor(n_estimators=100, max_depth=6, learning_rate=0.3, subsample=1.0,
+                                                       colsample_bytree=1.0, linear_base=False)),
+    }
+
+
+def accuracy(tables: dict[str, Any], quick: bool, spaces: list[str]) -> dict[str, Any]:
+    from predictors.features.encoding import ArchFeaturizer
+    from predictors.metrics import evaluate_predictions
+
+    out: dict[str, Any] = {}
+    factories = model_factories(quick)
+    for space in spaces:
+        table = tables[space]
+        devices = table.devices[:3] if quick else table.devices
+        n = len(table.archs)
+        order = np.random.default_rng(0).permutation(n)
+        trn, tst = order[:N_TRAIN], order[N_TRAIN:]
+        if quick:
+            tst = tst[:2000]
+        feats = {fs: ArchFeaturizer(space, fs).transform(table.archs) for fs in {f for f, _ in factories.values()}}
+        per_model: dict[str, dict[str, Any]] = {m: {} for m in factories}
+        for dev in devices:
+            y = np.asarray(table.latency_ms[dev], dtype=np.float64)
+            for name, (fs, make) in factories.items():
+                X = feats[fs]
+                t0 = time.perf_counter()
+                model = make().fit(X[trn], y[trn])
+                fit_s = time.perf_counter() - t0
+                m = evaluate_predictions(y[tst], model.predict(X[tst]))
+                per_model[name][dev] = {**m.to_json(), "fit_s": round(fit_s, 2)}
+            line = "  ".join(f"{k} {per_model[k][dev]['spearman']:.3f}/{per_model[k][dev]['within_10pct']:.3f}" for k in factories)
+            print(f"  {space} {dev:14s} {line}", flush=True)
+        out[space] = {
+            "devices": list(devices),
+            "n_train": N_TRAIN,
+            "n_test": int(len(tst)),
+            "per_device": per_model,
+            "median": {m: _medians(v) for m, v in per_model.items()},
+        }
+    return out
+
+
+def _medians(per_device: dict[str, dict[str, Any]]) -> dict[str, float]:
+    keys = ("spearman", "within_5pct", "within_10pct", "rmse_ms", "mape")
+    return {k: float(np.median([r[k] for r in per_device.values()])) for k in keys}
+
+
+def _trimmed(y: np.ndarray) -> np.ndarray:
+    lo, hi = np.quantile(y, [0.1, 0.9])
+    return (y >= lo) & (y <= hi)
+
+
+def fewshot(tables: dict[str, Any], quick: bool, k: int = 10) -> dict[str, Any]:
+    """HELP protocol on nb201 for every transfer method; sample choice: farthest-point (embedding: its references)."""
+    from scipy import stats
+
+    from predictors import transfer
+
+    table = tables["nb201"]
+    sources = transfer.SourceLatencies.from_columns(table.archs, table.latency_ms, exclude=VALIDATION)
+    pool = np.arange(900)
+    test = np.arange(900, 1900)
+    seeds = range(2 if quick else 5)
+    methods = {"ridge": {}, "nnls": {}, "finetune": {}, "embedding": {"reference_pool": pool}}
+    if quick:
+        methods["finetune"] = {"max_epochs": 5}
+        methods["embedding"] = {"reference_pool": pool, "steps": 300}
+    results: dict[str, Any] = {}
+    for method, params in methods.items():
+        rho = {d: [] for d in VALIDATION}
+        t0 = time.perf_counter()
+        for seed in seeds:
+            model = transfer.pretrain(method, sources, seed=seed, **params)
+            if model.reference_archs:
+                picked = list(model.reference_archs)
+            else:
+                picked = transfer.suggest_archs(sources, k, seed=seed, pool=pool)
+            rows = [table.index_of(a) for a in picked]
+            for dev in VALIDATION:
+                y = np.asarray(table.latency_ms[dev], dtype=np.float64)
+                pred = model.adapt(picked, y[rows]).predict_archs([table.archs[i] for i in test])
+                keep = _trimmed(y[test])
+                rho[dev].append(float(stats.spearmanr(y[test][keep], pred[keep])[0]))
+        per_device = {d: float(np.mean(v)) for d, v in rho.items()}
+        results[method] = {"spearman": per_device, "per_seed": rho, "mean": float(np.mean(list(per_device.values()))),
+                           "seconds": round(time.perf_counter() - t0, 1)}
+        print(f"  {method:10s} " + "  ".join(f"{d} {v:.3f}" for d, v in per_device.items())
+              + f"  mean {results[method]['mean']:.3f}", flush=True)
+    # The sample choice matters: the reference combination with random samples (HELP's protocol draws them at random).
+    rho = {d: [] for d in VALIDATION}
+    model = transfer.pretrain("ridge", sources)
+    for seed in seeds:
+        rows = np.sort(np.random.default_rng(seed).choice(pool, size=k, replace=False))
+        for dev in VALIDATION:
+            y = np.asarray(table.latency_ms[dev], dtype=np.float64)
+            pred = model.adapt([table.archs[i] for i in rows], y[rows]).predict_archs([table.archs[i] for i in test])
+            keep = _trimmed(y[test])
+            rho[dev].append(float(stats.spearmanr(y[test][keep], pred[keep])[0]))
+    per_device = {d: float(np.mean(v)) for d, v in rho.items()}
+    results["ridge-random-samples"] = {"spearman": per_device, "per_seed": rho, "mean": float(np.mean(list(per_device.values())))}
+    print("  ridge, random samples " + "  ".join(f"{d} {v:.3f}" for d, v in per_device.items())
+          + f"  mean {results['ridge-random-samples']['mean']:.3f}", flush=True)
+    return {"k": k, "validation_devices": list(VALIDATION), "sources": list(sources.devices),
+            "seeds": len(list(seeds)), "sample_choice": "farthest-point over source devices (embedding: its references)",
+            "methods": results}
+
+
+def speed(tables: dict[str, Any], quick: bool) -> dict[str, Any]:
+    """Seconds to predict 10,000 architecture specs (featurization included), median of 3."""
+    from predictors.features.encoding import ArchFeaturizer
+
+    table = tables["nb201"]
+    y = np.asarray(table.latency_ms["titanx_1"], dtype=np.float64)
+    archs = [table.archs[i] for i in np.random.default_rng(1).choice(len(table.archs), 10_000, replace=False)]
+    out: dict[str, Any] = {}
+    for name, (fs, make) in model_factories(quick).items():
+        f = ArchFeaturizer("nb201", fs)
+        model = make().fit(f.transform(table.archs[:N_TRAIN]), y[:N_TRAIN], schema=f.schema)
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            model.predict_archs(archs)
+            times.append(time.perf_counter() - t0)
+        out[name] = {"seconds_10k": float(np.median(times))}
+        print(f"  {name:14s} {out[name]['seconds_10k']:.3f} s / 10,000 networks", flush=True)
+    return out
+
+
+def own_measurements(db: Path | None, quick: bool, device: str = "ort-cpu") -> dict[str, Any]:
+    if db is None or not Path(db).is_file():
+        why = "no --db given" if db is None else f"store {str(db)!r} not found"
+        print(f"  skipped: {why}; run `hwprof profile -n 500` on the local CPU, then pass --db", flush=True)
+        return {"skipped": why}
+    from hwprof.store import Store
+    from predictors.features.encoding import ArchFeaturizer, infer_space
+    from predictors.metrics import evaluate_predictions
+
+    with Store(db) as store:
+        latencies = store.latencies(device, None)
+    if len(latencies) < 50:
+        why = f"the store has {len(latencies)} {device} architectures; expected a few hundred"
+        print(f"  skipped: {why}", flush=True)
+        return {"skipped": why}
+    archs = sorted(latencies)
+    y = np.array([latencies[a] for a in archs])
+    space = infer_space(archs)
+    order = np.random.default_rng(0).permutation(len(archs))
+    n_test = max(1, len(archs) // 5)
+    tst, trn = order[:n_test], order[n_test:]
+    out: dict[str, Any] = {"device": device, "space": space, "n_train": int(len(trn)), "n_test": int(len(tst)), "models": {}}
+    for name, (fs, make) in model_factories(quick).items():
+        f = ArchFeaturizer(space, fs)
+        X = f.transform(archs)
+        model = make().fit(X[trn], y[trn], schema=f.schema)
+        m = evaluate_predictions(y[tst], model.predict(X[tst]))
+        out["models"][name] = m.to_json()
+        print(f"  {name:14s} within10 {m.within_10pct:.3f}  within5 {m.within_5pct:.3f}  spearman {m.spearman:.3f}", flush=True)
+    return out
+
+
+def _summary(acc: dict[str, Any]) -> None:
+    for space, res in acc.items():
+        print(f"\n{space}: median over {len(res['devices'])} devices ({res['n_train']} train / {res['n_test']} test)")
+        print(f"  {'model':14s} {'spearman':>9s} {'+-5%':>7s} {'+-10%':>7s} {'rmse_ms':>9s}  beats xgb-onehot (spearman)")
+        ref = res["per_device"]["xgb-onehot"]
+        for name, med in res["median"].items():
+            wins = sum(res["per_device"][name][d]["spearman"] > ref[d]["spearman"] for d in res["devices"])
+            print(f"  {name:14s} {med['spearman']:9.3f} {med['within_5pct']:7.3f} {med['within_10pct']:7.3f} {med['rmse_ms']:9.3f}"
+                  f"  {wins}/{len(res['devices'])}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3 devices, short training, 2 seeds")
+    parser.add_argument("--parts", default="accuracy,fewshot,speed,db", help="comma-separated parts to run")
+    parser.add_argument("--spaces", default="nb201,fbnet", help="accuracy part: comma-separated tables (nb201, fbnet)")
+    parser.add_argument("--db", type=Path, default=None, help="store with our own ort-cpu measurements")
+    parser.add_argument("--data", type=Path, default=DATA, help="folder with nb201.csv.gz and fbnet.csv.gz")
+    parser.add_argument("-o", "--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    _setup()
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    tables = _tables(args.data)
+    previous = json.loads(args.output.read_text()) if args.output.is_file() and not args.quick else {}
+    result: dict[str, Any] = {**previous, "quick": args.quick, "python": platform.python_version(),
+                              "machine": platform.machine(), "threads": 1}
+    spaces = [s.strip() for s in args.spaces.split(",") if s.strip()]
+    unknown = [s for s in spaces if s not in tables]
+    if unknown:
+        parser.error(f"unknown --spaces {unknown}; known: {', '.join(tables)}")
+    for part, fn in (("accuracy", lambda: {**result.get("accuracy", {}), **accuracy(tables, args.quick, spaces)}), ("fewshot", lambda: fewshot(tables, args.quick)),
+                     ("speed", lambda: speed(tables, args.quick)), ("db", lambda: own_measurements(args.db, args.quick))):
+        if part in parts:
+            print(f"[{part}]", flush=True)
+            t0 = time.perf_counter()
+            result[part] = fn()
+            print(f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
+    if "accuracy" in result:
+        _summary(result["accuracy"])
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"\nwrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
