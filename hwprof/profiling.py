@@ -8,6 +8,7 @@ a latency benchmark must not share cores with another benchmark.
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -63,6 +64,7 @@ class Profiler:
         drift_threshold_rel: float = 0.05,
         interleave: int = 50,
         calibrate: bool = False,
+        references: int = 5,
     ) -> None:
         from devices.export import ArtifactCache  # the core never imports a runtime at module import
 
@@ -80,6 +82,9 @@ class Profiler:
         self.interleave = interleave
         # Calibration needs interleaving: the reference must share the group's minutes.
         self.calibrate = bool(calibrate) and self.protocol.rounds > 1
+        if isinstance(references, bool) or not isinstance(references, int) or references < 1:
+            raise ConfigError(f"references must be an integer >= 1, got {references!r}")
+        self.references = references
         self.info = device.check()
         self.device_id = store.upsert_device(self.info)
         self.settings_hash = stable_hash(dict(device.settings))
@@ -140,18 +145,20 @@ class Profiler:
     def measure_batch(self, archs: Sequence[Architecture]) -> list[Measurement]:
         """Export (cached) and measure ``archs`` together, interleaved; each stored atomically.
 
-        When calibrating, the space's reference architecture joins the group
-        (it is stored only if it was asked for) and every measurement records
-        the reference's median from the same group as ``reference_ms``.
+        When calibrating, the space's calibration architectures join the group
+        (stored only if they were asked for) and every measurement records the
+        geometric mean of their medians from the same group as ``reference_ms``:
+        one number for how fast the machine ran while the group was measured.
         """
         group = list(archs)
-        ref = self.space.reference_architecture() if self.calibrate else None
-        if ref is not None and all(a.arch_id != ref.arch_id for a in group):
-            group.append(ref)
+        refs = self.space.calibration_architectures(self.references) if self.calibrate else []
+        ids = {a.arch_id for a in group}
+        group += [r for r in refs if r.arch_id not in ids]
         artifacts = [self.export(a) for a in group]
         measurements = self.device.measure_many(artifacts, self.protocol)
-        if ref is not None:
-            ref_ms = next(m.latency_ms for a, m in zip(group, measurements) if a.arch_id == ref.arch_id)
+        if refs:
+            by_id = {a.arch_id: m.latency_ms for a, m in zip(group, measurements)}
+            ref_ms = math.exp(statistics.fmean(math.log(by_id[r.arch_id]) for r in refs))
             measurements = [replace(m, reference_ms=ref_ms) for m in measurements]
         measurements = measurements[: len(archs)]
         run_id = self.run_id

@@ -122,8 +122,9 @@ class Measurement:
     energy_mj: float | None = None
     meter: str | None = None
     stop_reason: str = ""
-    # Median of the space's reference model measured interleaved in the same group, when the
-    # profiler calibrates (see hwprof.profiling); lets the store correct slow machine changes.
+    # Geometric mean of the medians of the space's calibration models, measured interleaved in
+    # the same group when the profiler calibrates (see hwprof.profiling); lets the store
+    # correct changes of the machine's speed between groups and sessions.
     reference_ms: float | None = None
 
     @property

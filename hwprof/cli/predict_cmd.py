@@ -44,7 +44,7 @@ def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for pair in pairs:
-        key, value = next(iter(parse_settings([pair]).items()))
+        key, value = next(iter(parse_settings([pair], "--param").items()))
         if isinstance(value, str) and "," in value:
             value = tuple(parse_settings([f"v={part.strip()}"])["v"] for part in value.split(",") if part.strip())
         out[key] = value
@@ -138,9 +138,11 @@ def _default_device(db: Path) -> str:
 
 
 def load_data(db: Optional[Path], csv_path: Optional[Path], device: Optional[str], target: Optional[str],
-              space: Optional[str]) -> LatencyData:
+              space: Optional[str], calibrated: bool = False) -> LatencyData:
     if db is not None:
-        return from_store(db, device or _default_device(db), space)
+        return from_store(db, device or _default_device(db), space, calibrated)
+    if calibrated:
+        raise ConfigError("--calibrated applies to a store (--db): a CSV holds one latency per architecture")
     assert csv_path is not None and target is not None
     data = from_csv(csv_path, target, space)
     if device is not None and device != data.device:
@@ -179,6 +181,7 @@ def train(
     out: Path = typer.Option(..., "--out", "-o", help="Directory to save the predictor into."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="ops: exported-model cache (default: .hwprof-cache beside the db)."),
     node_runs: int = typer.Option(20, "--node-runs", help="ops: profiled runs per network."),
+    calibrated: bool = typer.Option(False, "--calibrated", help="Store data: use reference-calibrated latencies (rows profiled with --calibrate)."),
 ) -> None:
     """Train a latency predictor on measured data, print held-out metrics, save it."""
     from predictors.metrics import evaluate_predictions
@@ -187,7 +190,7 @@ def train(
     _one_source(db, csv_path, target, "hwprof train")
     params = parse_params(param)
     predictor = make_predictor(model, params, seed)
-    data = load_data(db, csv_path, device, target, space)
+    data = load_data(db, csv_path, device, target, space, calibrated)
     train_idx, val_idx = split_indices(len(data), val_fraction, seed, n_train)
     if len(val_idx) == 1:
         raise DataError(f"a validation set of 1 architecture gives no metrics; raise --val-fraction or use 0 (have {len(data)})")
@@ -248,6 +251,7 @@ def evaluate(
     device: Optional[str] = typer.Option(None, "--device", "-d", help="Device in the store (default: the predictor's)."),
     other_device: bool = typer.Option(False, "--other-device", help="Allow data of another device than the predictor's."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="ops: exported-model cache."),
+    calibrated: bool = typer.Option(False, "--calibrated", help="Store data: use reference-calibrated latencies (rows profiled with --calibrate)."),
 ) -> None:
     """Accuracy of a saved predictor on measured data: RMSE, MAPE, ±5%, ±10%, Spearman, Kendall."""
     from predictors.metrics import evaluate_predictions
@@ -266,7 +270,7 @@ def evaluate(
             "(pass --other-device to evaluate across devices)"
         )
     predictor = load_predictor(predictor_dir)
-    data = load_data(db, csv_path, device if db is not None else None, target, space)
+    data = load_data(db, csv_path, device if db is not None else None, target, space, calibrated)
     if space is not None and data.space != space:
         raise PersistenceError(f"predictor {str(predictor_dir)!r} was trained on space {space!r}, the data is of {data.space!r}")
     pred = predict_specs(predictor, data.archs, data.source, cache_dir or _default_cache(db))

@@ -72,11 +72,15 @@ def store_spaces(store: Store, device: str) -> list[str]:
     return sorted({r["space"] for r in store.measurements(device=device, latest_only=True)})
 
 
-def from_store(db: Path, device: str, space: str | None = None) -> LatencyData:
-    """The newest median latency per architecture of ``device`` (one space; inferred when it is the only one)."""
+def from_store(db: Path, device: str, space: str | None = None, calibrated: bool = False) -> LatencyData:
+    """The newest median latency per architecture of ``device`` (one space; inferred when it is the only one).
+
+    ``calibrated`` takes the reference-calibrated latency (``corrected_ms``) of
+    rows profiled with ``--calibrate``; other rows keep their raw median.
+    """
     store = open_store(db)
     try:
-        latencies = store.latencies(device, space)  # StoreError when the device has no measurements at all
+        latencies = store.latencies(device, space, corrected=calibrated)  # StoreError when the device has no measurements
         spaces = store_spaces(store, device)
     finally:
         store.close()
@@ -88,7 +92,8 @@ def from_store(db: Path, device: str, space: str | None = None) -> LatencyData:
         raise DataError(f"{db} has no measurements of space {space!r} on {device!r}; it has spaces {', '.join(spaces)}")
     archs = tuple(sorted(latencies))
     values = np.array([latencies[a] for a in archs], dtype=np.float64)
-    return LatencyData(archs, check_latencies(archs, values, str(db)), space, device, f"db:{db}")
+    source = f"db:{db}" + (" (calibrated)" if calibrated else "")
+    return LatencyData(archs, check_latencies(archs, values, str(db)), space, device, source)
 
 
 def read_table(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:

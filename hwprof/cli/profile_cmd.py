@@ -20,12 +20,15 @@ from hwprof.protocol import ProtocolSettings
 from hwprof.store import Store
 
 
-def parse_settings(pairs: list[str]) -> dict[str, Any]:
+MAX_UNSTABLE_SHOWN = 5  # a noisy machine flags hundreds; the store keeps every flag
+
+
+def parse_settings(pairs: list[str], option: str = "--set") -> dict[str, Any]:
     """['intra_op_threads=2', 'cpu_affinity=0'] -> dict with ints/floats/bools decoded."""
     out: dict[str, Any] = {}
     for pair in pairs:
         if "=" not in pair:
-            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
+            raise ConfigError(f"{option} expects KEY=VALUE, got {pair!r}")
         key, value = pair.split("=", 1)
         out[key.strip()] = _decode(value.strip())
     return out
@@ -80,7 +83,8 @@ def profile(
     max_time_s: float = typer.Option(10.0, "--max-time-s", help="Cap on timed runs per model (seconds)."),
     rounds: int = typer.Option(10, "--rounds", help="Visit each model at least this many times, interleaved with its group (1 = one block per model)."),
     interleave: int = typer.Option(50, "--interleave", help="Models measured together, in alternating rounds."),
-    calibrate: bool = typer.Option(False, "--calibrate/--no-calibrate", help="Also time the space's reference model in every group and store calibrated latencies (needs --rounds > 1)."),
+    calibrate: bool = typer.Option(False, "--calibrate/--no-calibrate", help="Also time the space's calibration models in every group and store calibrated latencies (needs --rounds > 1)."),
+    references: int = typer.Option(5, "--references", help="Calibration models timed with every group (with --calibrate)."),
     drift_every: int = typer.Option(50, "--drift-every", help="Re-measure a reference model every N models (0 = off)."),
     drift_threshold: float = typer.Option(0.05, "--drift-threshold", help="Warn when the reference drifts more than this fraction."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Exported-model cache (default: .hwprof-cache beside the db)."),
@@ -103,7 +107,7 @@ def profile(
         profiler = Profiler(
             dev, sp, store, protocol=protocol, cache_dir=cache_dir,
             command=shlex.join(["hwprof", *sys.argv[1:]]), drift_every=drift_every, drift_threshold_rel=drift_threshold,
-            interleave=interleave, calibrate=calibrate,
+            interleave=interleave, calibrate=calibrate, references=references,
         )
         console.print(
             f"profiling {len(archs)} {space} architectures on [bold]{device}[/bold] "
@@ -172,8 +176,13 @@ def _print_summary(summary: ProfileSummary, device: str) -> None:
         ", ".join(f"{c.drift_rel:+.1%}" for c in summary.drift_checks) or "-",
     )
     console.print(table)
-    for w in summary.warnings:
+    unstable = [w for w in summary.warnings if "unstable measurement" in w]
+    shown = [w for w in summary.warnings if w not in unstable] + unstable[:MAX_UNSTABLE_SHOWN]
+    for w in shown:
         warn(w)
+    if len(unstable) > MAX_UNSTABLE_SHOWN:
+        warn(f"... and {len(unstable) - MAX_UNSTABLE_SHOWN} more unstable measurements (CV above the protocol's "
+             "unstable_cv); each row is flagged in the store (`hwprof show`, `hwprof export`)")
 
 
 def measure(

@@ -139,6 +139,20 @@ class SearchSpace(ABC):
         """A fixed mid-sized network, re-measured during long runs to detect drift."""
         return self.from_choices([len(opts) // 2 for _, opts in self.layers])
 
+    def calibration_architectures(self, k: int = 5) -> list[Architecture]:
+        """Up to ``k`` fixed networks of different make-up, timed with every group when calibrating.
+
+        The reference architecture and rotations of its option indices (layer j
+        of the r-th takes option (mid_j + r + j) mod n_j), so the set mixes the
+        space's operations instead of repeating one; duplicates are dropped.
+        """
+        out: dict[str, Architecture] = {}
+        for r in range(k):
+            choices = [(len(opts) // 2 + (r + j if r else 0)) % len(opts) for j, (_, opts) in enumerate(self.layers)]
+            arch = self.from_choices(choices)
+            out.setdefault(arch.arch_id, arch)
+        return list(out.values())
+
 
 class ImageSpace(SearchSpace):
     """A space of image classifiers: fixed layer table, (batch, 3, size, size) input.

@@ -1,4 +1,8 @@
+import math
+
 import pytest
+
+from hwprof.errors import ConfigError
 
 from hwprof.errors import ModelRunError
 from hwprof.profiling import Profiler, parse_indices, read_arch_file
@@ -155,7 +159,7 @@ def test_calibrated_groups_record_the_reference_and_the_store_corrects_with_it(t
     # every model prepared later runs 10% slower: the reference of the second group is slower too
     dev = ScriptedDevice(drift_per_model=0.10)
     p = Profiler(dev, toy_space, store, protocol=replace(FAST, rounds=2, round_min_s=0.0), cache_dir=tmp_path / "c",
-                 drift_every=0, interleave=2, calibrate=True)
+                 drift_every=0, interleave=2, calibrate=True, references=1)
     p.profile(archs[:4])
     rows = store.measurements()
     assert len(rows) == 4  # the reference was measured but not stored (not asked for)
@@ -175,3 +179,26 @@ def test_calibrated_groups_record_the_reference_and_the_store_corrects_with_it(t
     q.profile(archs[:1])
     assert q.store.measurements()[0]["reference_ms"] is None and q.store.measurements()[0]["corrected_ms"] is None
     q.close()
+
+
+def test_calibration_uses_the_geometric_mean_of_several_references(tmp_path, toy_space):
+    from dataclasses import replace
+
+    refs = toy_space.calibration_architectures(3)
+    assert len(refs) == 3 and refs[0].arch_id == toy_space.reference_architecture().arch_id
+    assert len({r.arch_id for r in refs}) == 3
+    ref_ids = {r.arch_id for r in refs}
+    archs = [a for a in toy_space.enumerate() if a.arch_id not in ref_ids][:2]
+    store = Store(tmp_path / "cal3.db")
+    dev = ScriptedDevice(drift_per_model=0.10)  # the k-th prepared model takes 2 ms x (1 + 0.1 (k - 1))
+    p = Profiler(dev, toy_space, store, protocol=replace(FAST, rounds=2, round_min_s=0.0), cache_dir=tmp_path / "c",
+                 drift_every=0, interleave=2, calibrate=True, references=3)
+    p.profile(archs)
+    assert dev.n_prepared == 5  # the group of 2 + 3 calibration models, none stored
+    rows = store.measurements()
+    assert len(rows) == 2
+    expected = math.exp(sum(math.log(2.0 * (1 + 0.1 * k)) for k in (2, 3, 4)) / 3)  # models 3..5 are the references
+    assert rows[0]["reference_ms"] == pytest.approx(expected) and rows[1]["reference_ms"] == rows[0]["reference_ms"]
+    with pytest.raises(ConfigError, match="references"):
+        Profiler(dev, toy_space, store, protocol=FAST, references=0)
+    p.close()
