@@ -34,25 +34,29 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-from rich.console import Console
-from rich.table import Table
+# benchmarks/predictors.py shares its name with the predictors package: keep this folder off the import path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from nas.cost import LookupCost
-from nas.evaluators import TabularEvaluator
-from nas.pareto import modnas_hypervolume
-from nas.search import search
-from nas.search.modnas import ModnasConfig, ModnasModel, preference_rays, train_modnas
-from nas.search.modnas.objectives import NormalisedLatency, SurrogateError
-from nas.search.modnas.trainer import reuse_setup
-from nas.spaces import NB201Space
-from nas.tabular import load_nb201
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from nas.cost import LookupCost  # noqa: E402
+from nas.evaluators import TabularEvaluator  # noqa: E402
+from nas.pareto import modnas_hypervolume  # noqa: E402
+from nas.search import search  # noqa: E402
+from nas.search.modnas import ModnasConfig, ModnasModel, preference_rays, train_modnas  # noqa: E402
+from nas.search.modnas.objectives import NormalisedLatency, SurrogateError  # noqa: E402
+from nas.search.modnas.trainer import reuse_setup  # noqa: E402
+from nas.spaces import NB201Space  # noqa: E402
+from nas.tabular import load_nb201  # noqa: E402
 
 VALIDATION = ("titanx_1", "titanx_32", "titanx_256", "gold_6240")
 ZERO_SHOT = ("titan_rtx_32", "silver_4210r", "pixel3")
@@ -215,6 +219,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="only the surrogate-mode MGD run and the baselines")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the target is stated for 2 cores)")
     ap.add_argument("--out", type=Path, default=RESULTS / "modnas.json")
+    ap.add_argument("--steps", type=int, default=None, help="hypernetwork steps (default: ModnasConfig's)")
+    ap.add_argument("--objective-scale", choices=("linear", "log"), default="linear",
+                    help="normalisation of the objectives during training (ModnasConfig.objective_scale)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     console = Console()
@@ -224,13 +231,17 @@ def main() -> None:
     say(f"train devices ({len(train)}): {', '.join(train)}")
     say(f"validation: {', '.join(VALIDATION)}; zero-shot: {', '.join(ZERO_SHOT)}")
 
-    base = ModnasConfig(out_dir=str(RUNS / "surrogate_mgd"), devices=train, seed=0)
+    runs_dir = RUNS if args.objective_scale == "linear" else RUNS / args.objective_scale
+    steps = {} if args.steps is None else {"steps": args.steps}
+    if steps:
+        runs_dir = runs_dir / f"steps{args.steps}"
+    base = ModnasConfig(out_dir=str(runs_dir / "surrogate_mgd"), devices=train, seed=0, objective_scale=args.objective_scale, **steps)
     runs = {"surrogate_mgd": base}
     if not args.quick:
-        runs["surrogate_linear"] = replace(base, out_dir=str(RUNS / "surrogate_linear"), combine="linear")
-        runs["surrogate_gdas"] = replace(base, out_dir=str(RUNS / "surrogate_gdas"), sampler="gdas")
+        runs["surrogate_linear"] = replace(base, out_dir=str(runs_dir / "surrogate_linear"), combine="linear")
+        runs["surrogate_gdas"] = replace(base, out_dir=str(runs_dir / "surrogate_gdas"), sampler="gdas")
         runs["supernet_mgd"] = replace(
-            base, out_dir=str(RUNS / "supernet_mgd"), mode="supernet", steps=1000, supernet_warmup_steps=300,
+            base, out_dir=str(runs_dir / "supernet_mgd"), mode="supernet", steps=1000, supernet_warmup_steps=300,
             tasks_per_step=4, samples_per_task=1,
         )
     results: dict[str, Any] = {}

@@ -11,8 +11,9 @@ Parts (all on one CPU thread; run under ``nice -n 19``):
   K = 10 from networks 0-899; Spearman on 900-1899 without the top and bottom
   10% of latency; 5 seeds) for every method of ``predictors.transfer``;
 - ``speed``: seconds to predict 10,000 networks (architecture specs -> ms);
-- ``db``: on a store of our own measurements (``--db``), a 400/100 split of the
-  ort-cpu rows for every predictor; skipped with a message when absent.
+- ``db``: on a store of our own measurements (``--db``), a 4:1 train/test split
+  (400/100 for 500 networks) of the ort-cpu rows for every predictor, on the raw
+  medians and on the reference-calibrated latencies; skipped when absent.
 
 Prints a table per part and writes benchmarks/results/predictors.json.
 """
@@ -203,26 +204,29 @@ def own_measurements(db: Path | None, quick: bool, device: str = "ort-cpu") -> d
     from predictors.features.encoding import ArchFeaturizer, infer_space
     from predictors.metrics import evaluate_predictions
 
-    with Store(db) as store:
-        latencies = store.latencies(device, None)
-    if len(latencies) < 50:
-        why = f"the store has {len(latencies)} {device} architectures; expected a few hundred"
+    with Store(db, create=False) as store:
+        views = {"raw": store.latencies(device, None), "calibrated": store.latencies(device, None, corrected=True)}
+    if len(views["raw"]) < 50:
+        why = f"the store has {len(views['raw'])} {device} architectures; expected a few hundred"
         print(f"  skipped: {why}", flush=True)
         return {"skipped": why}
-    archs = sorted(latencies)
-    y = np.array([latencies[a] for a in archs])
+    archs = sorted(views["raw"])
     space = infer_space(archs)
     order = np.random.default_rng(0).permutation(len(archs))
     n_test = max(1, len(archs) // 5)
     tst, trn = order[:n_test], order[n_test:]
-    out: dict[str, Any] = {"device": device, "space": space, "n_train": int(len(trn)), "n_test": int(len(tst)), "models": {}}
-    for name, (fs, make) in model_factories(quick).items():
-        f = ArchFeaturizer(space, fs)
-        X = f.transform(archs)
-        model = make().fit(X[trn], y[trn], schema=f.schema)
-        m = evaluate_predictions(y[tst], model.predict(X[tst]))
-        out["models"][name] = m.to_json()
-        print(f"  {name:14s} within10 {m.within_10pct:.3f}  within5 {m.within_5pct:.3f}  spearman {m.spearman:.3f}", flush=True)
+    out: dict[str, Any] = {"device": device, "space": space, "n_train": int(len(trn)), "n_test": int(len(tst))}
+    for view, latencies in views.items():
+        y = np.array([latencies[a] for a in archs])
+        out[view] = {}
+        for name, (fs, make) in model_factories(quick).items():
+            f = ArchFeaturizer(space, fs)
+            X = f.transform(archs)
+            model = make().fit(X[trn], y[trn], schema=f.schema)
+            m = evaluate_predictions(y[tst], model.predict(X[tst]))
+            out[view][name] = m.to_json()
+            print(f"  {view:10s} {name:14s} within10 {m.within_10pct:.3f}  within5 {m.within_5pct:.3f}  spearman {m.spearman:.3f}",
+                  flush=True)
     return out
 
 
