@@ -63,7 +63,7 @@ class Profiler:
         drift_every: int = 50,
         drift_threshold_rel: float = 0.05,
         interleave: int = 50,
-        calibrate: bool = False,
+        calibrate: bool = True,
         references: int = 5,
     ) -> None:
         from devices.export import ArtifactCache  # the core never imports a runtime at module import

@@ -83,7 +83,7 @@ def profile(
     max_time_s: float = typer.Option(10.0, "--max-time-s", help="Cap on timed runs per model (seconds)."),
     rounds: int = typer.Option(10, "--rounds", help="Visit each model at least this many times, interleaved with its group (1 = one block per model)."),
     interleave: int = typer.Option(50, "--interleave", help="Models measured together, in alternating rounds."),
-    calibrate: bool = typer.Option(False, "--calibrate/--no-calibrate", help="Also time the space's calibration models in every group and store calibrated latencies (needs --rounds > 1)."),
+    calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Also time the space's calibration models in every group and store calibrated latencies (needs --rounds > 1)."),
     references: int = typer.Option(5, "--references", help="Calibration models timed with every group (with --calibrate)."),
     drift_every: int = typer.Option(50, "--drift-every", help="Re-measure a reference model every N models (0 = off)."),
     drift_threshold: float = typer.Option(0.05, "--drift-threshold", help="Warn when the reference drifts more than this fraction."),
