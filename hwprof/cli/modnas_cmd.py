@@ -83,7 +83,7 @@ def train(
     mode: str = typer.Option("surrogate", "--mode", help="surrogate (accuracy surrogate fitted on the table) | supernet (digits)."),
     dataset: str = typer.Option("cifar10", "--dataset", help="Accuracy column of the table (surrogate mode)."),
     table: Optional[Path] = typer.Option(None, "--table", help="NAS-Bench-201 CSV (default: the bundled copy)."),
-    steps: int = typer.Option(1500, "--steps", help="Hypernetwork steps."),
+    steps: int = typer.Option(5000, "--steps", help="Hypernetwork steps."),
     combine: str = typer.Option("mgd", "--combine", help="mgd (min-norm point of the task gradients) | linear (their mean)."),
     sampler: str = typer.Option("reinmax", "--sampler", help="reinmax | gdas."),
     seed: int = typer.Option(0, "--seed"),

@@ -48,7 +48,7 @@ class ModnasConfig:
     table: str | None = None
     devices: tuple[str, ...] | None = None
     n_refs: int = 10
-    steps: int = 1500
+    steps: int = 5000
     tasks_per_step: int = 16
     samples_per_task: int = 8
     sampler: str = "reinmax"
@@ -56,7 +56,7 @@ class ModnasConfig:
     tau_end: float = 0.3
     tau_schedule: str = "exponential"
     combine: str = "mgd"
-    objective_scale: str = "linear"
+    objective_scale: str = "log"
     dirichlet_alpha: tuple[float, ...] = (1.0, 1.0)
     entropy_weight: float = 0.5
     entropy_until: float = 0.7
