@@ -220,8 +220,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the target is stated for 2 cores)")
     ap.add_argument("--out", type=Path, default=RESULTS / "modnas.json")
     ap.add_argument("--steps", type=int, default=None, help="hypernetwork steps (default: ModnasConfig's)")
-    ap.add_argument("--objective-scale", choices=("linear", "log"), default="linear",
-                    help="normalisation of the objectives during training (ModnasConfig.objective_scale)")
+    ap.add_argument("--objective-scale", choices=("linear", "log"), default=None,
+                    help="normalisation of the objectives during training (default: ModnasConfig's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     console = Console()
@@ -231,11 +231,9 @@ def main() -> None:
     say(f"train devices ({len(train)}): {', '.join(train)}")
     say(f"validation: {', '.join(VALIDATION)}; zero-shot: {', '.join(ZERO_SHOT)}")
 
-    runs_dir = RUNS if args.objective_scale == "linear" else RUNS / args.objective_scale
-    steps = {} if args.steps is None else {"steps": args.steps}
-    if steps:
-        runs_dir = runs_dir / f"steps{args.steps}"
-    base = ModnasConfig(out_dir=str(runs_dir / "surrogate_mgd"), devices=train, seed=0, objective_scale=args.objective_scale, **steps)
+    overrides = {k: v for k, v in (("objective_scale", args.objective_scale), ("steps", args.steps)) if v is not None}
+    runs_dir = RUNS.joinpath(*(f"{k}-{v}" for k, v in overrides.items()))
+    base = ModnasConfig(out_dir=str(runs_dir / "surrogate_mgd"), devices=train, seed=0, **overrides)
     runs = {"surrogate_mgd": base}
     if not args.quick:
         runs["surrogate_linear"] = replace(base, out_dir=str(runs_dir / "surrogate_linear"), combine="linear")

@@ -356,7 +356,6 @@ def infer_tensors(model: "onnx.ModelProto") -> tuple[dict[str, TensorInfo], set[
     determined (dynamic dimensions, unsupported custom op).
     """
     import onnx
-    from onnx import numpy_helper
 
     graph = model.graph
     tensors: dict[str, TensorInfo] = {}

@@ -11,7 +11,6 @@ from hwprof.errors import ConfigError, InvalidArchitecture
 from hwprof.testing import check_space
 from hwprof.types import Architecture
 from nas.spaces import NB201Space, SearchSpace
-from nas.spaces.nb201 import OPS
 from nas.tabular import load_nb201
 
 EXAMPLE = "|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"

@@ -19,9 +19,7 @@ from predictors.ops import (
     kind_id,
     lower_for_ort,
     match_node_timings,
-    node_row,
     node_table,
-    op_kind,
 )
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -18,7 +18,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from hwprof import __version__
 from hwprof.errors import ConfigError, DataError, PersistenceError, UnknownNameError
 from hwprof.types import Architecture
 from nas.search.modnas.hypernet import HyperNetwork

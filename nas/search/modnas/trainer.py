@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from hwprof import __version__
-from hwprof.errors import ConfigError, DataError, PersistenceError, UnknownNameError
+from hwprof.errors import ConfigError, PersistenceError, UnknownNameError
 from nas.search.modnas.config import ModnasConfig
 from nas.search.modnas.hypernet import HyperNetwork
 from nas.search.modnas.mgd import min_norm_weights
