@@ -21,7 +21,8 @@ architectures (mean over 10 seeds) and LayerNAS with 100 evaluations
 
 Runs:
 - surrogate mode, MGD (the method; its wall time is "one full search");
-- surrogate mode ablations: linear scalarisation, GDAS sampler;
+- surrogate mode ablations: linear scalarisation, ReinMax sampler (the
+  default is GDAS: it scored higher on the validation devices, 0.985 vs 0.979);
 - supernet mode on scikit-learn's digits (16x16): accuracy from a
   weight-sharing supernet trained here, latency from the same surrogate.
 
@@ -237,7 +238,7 @@ def main() -> None:
     runs = {"surrogate_mgd": base}
     if not args.quick:
         runs["surrogate_linear"] = replace(base, out_dir=str(runs_dir / "surrogate_linear"), combine="linear")
-        runs["surrogate_gdas"] = replace(base, out_dir=str(runs_dir / "surrogate_gdas"), sampler="gdas")
+        runs["surrogate_reinmax"] = replace(base, out_dir=str(runs_dir / "surrogate_reinmax"), sampler="reinmax")
         runs["supernet_mgd"] = replace(
             base, out_dir=str(runs_dir / "supernet_mgd"), mode="supernet", steps=1000, supernet_warmup_steps=300,
             tasks_per_step=4, samples_per_task=1,

@@ -85,7 +85,7 @@ def train(
     table: Optional[Path] = typer.Option(None, "--table", help="NAS-Bench-201 CSV (default: the bundled copy)."),
     steps: int = typer.Option(5000, "--steps", help="Hypernetwork steps."),
     combine: str = typer.Option("mgd", "--combine", help="mgd (min-norm point of the task gradients) | linear (their mean)."),
-    sampler: str = typer.Option("reinmax", "--sampler", help="reinmax | gdas."),
+    sampler: str = typer.Option("gdas", "--sampler", help="reinmax | gdas."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Train a hypernetwork over many devices (resumable; deterministic for a seed)."""

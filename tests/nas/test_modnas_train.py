@@ -182,7 +182,7 @@ def test_untrained_hypernetwork_is_uniform_so_training_is_what_separates_the_ray
 def test_training_moves_accuracy_rays_to_accurate_and_latency_rays_to_fast_networks(tmp_path, combine, table):
     """A short real run: the accuracy-only ray must find a network far more accurate than the latency-only ray's,
     which must be faster. An untrained or sign-flipped search gives the same or the reversed order."""
-    out = train_modnas(tiny(tmp_path / combine, steps=150, combine=combine, hidden=(32,), max_table_archs=2000,
+    out = train_modnas(tiny(tmp_path / combine, steps=300, combine=combine, hidden=(32,), max_table_archs=2000,
                             accuracy_epochs=20, latency_epochs=4))
     model = ModnasModel.load(out)
     acc = table.accuracy["cifar10"]

@@ -51,7 +51,7 @@ class ModnasConfig:
     steps: int = 5000
     tasks_per_step: int = 16
     samples_per_task: int = 8
-    sampler: str = "reinmax"
+    sampler: str = "gdas"
     tau_start: float = 1.0
     tau_end: float = 0.3
     tau_schedule: str = "exponential"
