@@ -162,6 +162,9 @@ def _print_result(result) -> None:
     console.print(table)
 
 
+DEFAULT_BUDGET = 300
+
+
 def search(
     space: str = typer.Option("nb201", "--space", "-s", help="Search space."),
     algo: str = typer.Option("layernas", "--algo", "-a", help="layernas | random | evolution | nsga2 | modnas."),
@@ -169,7 +172,7 @@ def search(
     cost: list[str] = typer.Option([], "--cost", "-c", help=COST_HELP),
     max_latency_ms: Optional[float] = typer.Option(None, "--max-latency-ms", help="Shorthand for --constraint 'latency_ms<=X'."),
     constraint: list[str] = typer.Option([], "--constraint", help="NAME<=VALUE on a cost objective (repeatable)."),
-    budget: int = typer.Option(300, "--budget", "-b", help="Unique accuracy evaluations."),
+    budget: Optional[int] = typer.Option(None, "--budget", "-b", help="Unique accuracy evaluations [default: 300]."),
     seed: int = typer.Option(0, "--seed"),
     multi_objective: bool = typer.Option(False, "--multi-objective", help="Aim at the whole accuracy/cost trade-off."),
     out: Path = typer.Option(Path("results"), "--out", "-o", help="Directory for the history CSV and result JSON."),
@@ -187,8 +190,14 @@ def search(
     if algo == "modnas":  # one hypernetwork for many devices: trained here, queried with `hwprof modnas`
         from hwprof.cli.modnas_cmd import search_modnas
 
+        if budget is not None or multi_objective:
+            raise ConfigError(
+                "--algo modnas always learns the whole accuracy/latency front and trains for a number of steps; "
+                "drop --budget/--multi-objective (set the length with --param steps=N)"
+            )
         search_modnas(space, devices, accuracy, out, table, seed, parse_params(param), cost, constraint, max_latency_ms)
         return
+    budget = DEFAULT_BUDGET if budget is None else budget
     if algo not in algorithm_names():
         raise UnknownNameError(f"unknown search algorithm {algo!r}; known: {', '.join(algorithm_names())}")
     params = parse_params(param)

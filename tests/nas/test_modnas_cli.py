@@ -134,6 +134,8 @@ def test_tampered_hypernetwork_is_one_line(hypernet_dir, tmp_path, capsys):
     "extra, message",
     [
         (["--cost", "lookup:pixel3"], "takes no --cost"),
+        (["--budget", "100"], "drop --budget/--multi-objective"),
+        (["--multi-objective"], "drop --budget/--multi-objective"),
         (["--accuracy", "proxy:synflow"], "takes --accuracy tabular:DATASET"),
         (["--space", "fbnet"], "only 'nb201'"),
         (["--devices", "pixel3,my_phone"], "my_phone"),
