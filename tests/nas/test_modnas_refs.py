@@ -96,6 +96,8 @@ def test_read_reference_latencies(tmp_path):
         (["{0},1", "{1},2", "{2},-3"], "finite positive"),
         (["{0},1", "{1},2", "{2},3", "{2},4"], "appears twice"),
         (["{0}"], "expected arch,latency_ms"),
+        (["{0},1", "{1},2", "|nor_conv_9x9~0|+|none~0|none~1|+|none~0|none~1|none~2|,3"],
+         r"lacks 1 of the 3 .* \(1 row\(s\) are not nb201 architectures, e.g. row 3 '\|nor_conv_9x9"),
     ],
 )
 def test_bad_reference_latency_files(tmp_path, rows, message):

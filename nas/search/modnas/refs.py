@@ -94,13 +94,15 @@ class ReferenceSet:
         if rows and [c.strip().lower() for c in rows[0][:2]] == ["arch", "latency_ms"]:
             rows = rows[1:]
         found: dict[str, float] = {}
+        unparsed: list[tuple[int, str, str]] = []
         for line, row in enumerate(rows, start=1):
             if len(row) < 2:
                 raise DataError(f"{path.name}: row {line} has {len(row)} field(s); expected arch,latency_ms")
             try:
                 spec = space.parse(row[0]).spec
-            except HwprofError:
-                continue  # not an architecture of this space: ignored like any extra row
+            except HwprofError as exc:
+                unparsed.append((line, row[0], str(exc)))  # a typo, or another space's network: named if one is missing
+                continue
             try:
                 value = float(row[1])
             except ValueError:
@@ -113,9 +115,13 @@ class ReferenceSet:
         missing = [(i, s) for i, s in enumerate(self.specs) if s not in found]
         if missing:
             i, s = missing[0]
+            why = ""
+            if unparsed:
+                line, text, err = unparsed[0]
+                why = f" ({len(unparsed)} row(s) are not {space.name} architectures, e.g. row {line} {text!r}: {err})"
             raise DataError(
                 f"{path.name} lacks {len(missing)} of the {len(self.specs)} reference architectures, "
-                f"first reference {i}: {s!r}; list them with `hwprof modnas refs`"
+                f"first reference {i}: {s!r}{why}; list them with `hwprof modnas refs`"
             )
         return np.asarray([found[s] for s in self.specs], dtype=np.float64)
 
