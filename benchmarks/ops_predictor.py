@@ -34,17 +34,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
+# benchmarks/predictors.py shares its name with the predictors package: keep this folder off the import path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from devices.export import ArtifactCache, load_onnx_artifact
-from devices.ort_cpu import OrtCpuDevice
-from devices.ort_profile import NodeProfile, profile_nodes
-from hwprof.hostinfo import host_metadata
-from hwprof.protocol import ProtocolSettings
-from hwprof.types import stable_hash
-from predictors.features.graph import graph_features
-from predictors.metrics import evaluate_predictions
-from predictors.ops import OpsPredictor, lower_for_ort
+import numpy as np  # noqa: E402
+
+from devices.export import ArtifactCache, load_onnx_artifact  # noqa: E402
+from devices.ort_cpu import OrtCpuDevice  # noqa: E402
+from devices.ort_profile import NodeProfile, profile_nodes  # noqa: E402
+from hwprof.hostinfo import host_metadata  # noqa: E402
+from hwprof.protocol import ProtocolSettings  # noqa: E402
+from hwprof.types import stable_hash  # noqa: E402
+from predictors.features.graph import graph_features  # noqa: E402
+from predictors.metrics import evaluate_predictions  # noqa: E402
+from predictors.ops import OpsPredictor, lower_for_ort  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL = ProtocolSettings(min_warmup=3, max_warmup=20, min_runs=20, max_runs=200, max_time_s=2.0)
