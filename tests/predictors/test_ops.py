@@ -1,5 +1,6 @@
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -296,8 +297,14 @@ def test_lowering_matches_the_profiled_graph(tmp_path):
     raw = DATA / "ort_profile_tiny.onnx"
     lowered = lower_for_ort(raw)
     profiled = profile_nodes(load_onnx_artifact(raw), tmp_path, n_runs=1, n_warmup=0)
-    assert [n.name for n in lowered.graph.node] == [n.name for n in onnx.load(profiled.optimized_model_path).graph.node]
-    assert [n.name for n in lowered.graph.node] == [n.name for n in profiled.profile.nodes]
+    # onnxruntime names the layout nodes it inserts with a process-wide counter ("ReorderOutput_token_8"),
+    # so the same graph lowered by another session may differ in that suffix only.
+    def names(nodes):
+        return [re.sub(r"_token_\d+$", "", n.name) for n in nodes]
+
+    assert names(lowered.graph.node) == names(onnx.load(profiled.optimized_model_path).graph.node)
+    assert [n.op_type for n in lowered.graph.node] == [n.op_type for n in onnx.load(profiled.optimized_model_path).graph.node]
+    assert names(onnx.load(profiled.optimized_model_path).graph.node) == names(profiled.profile.nodes)
     unoptimized = lower_for_ort(raw, "disable")
     assert [n.op_type for n in unoptimized.graph.node] == [n.op_type for n in onnx.load(raw).graph.node]
     with pytest.raises(ConfigError):
