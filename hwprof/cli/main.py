@@ -66,15 +66,24 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err_console.print("aborted")
         return 1
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
+    except Exception as exc:  # usage errors arrive here in non-standalone mode
+        if _is_usage_error(exc):
+            exc.show()  # type: ignore[attr-defined]
+            return exc.exit_code  # type: ignore[attr-defined]
         _report(exc, "internal error")
         return 1
     return 0
+
+
+def _is_usage_error(exc: BaseException) -> bool:
+    """A click ClickException (bad option value, unknown option, missing argument).
+
+    Typer up to 0.2x raised click's own class; newer releases vendor click as
+    ``typer._click``. Both carry ``show()`` and an integer ``exit_code``, so the
+    test is on that shape rather than on either module.
+    """
+    return any(c.__name__ == "ClickException" for c in type(exc).__mro__) and callable(getattr(exc, "show", None)) \
+        and isinstance(getattr(exc, "exit_code", None), int)
 
 
 def _report(exc: BaseException, label: str) -> None:

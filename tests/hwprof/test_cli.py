@@ -139,3 +139,17 @@ def test_measure_onnx_file(tmp_path, capsys):
     bad.write_bytes(b"garbage")
     code, _, err = run(capsys, "measure", str(bad))
     assert code == 1 and "not a valid ONNX model" in one_line_error(err)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["profile", "-n", "x"], "Invalid value for '--num'"),
+        (["profile", "--bogus"], "No such option: --bogus"),
+        (["search", "--budget", "many"], "Invalid value for '--budget'"),
+    ],
+)
+def test_usage_errors_print_usage_and_exit_2_without_a_traceback(capsys, argv, message):
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and message in err
+    assert "Traceback" not in err and "internal error" not in err
