@@ -46,6 +46,7 @@ class ProfileSummary:
     latencies_ms: list[float] = field(default_factory=list)
     drift_checks: list[DriftCheck] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    unstable_warnings: list[str] = field(default_factory=list)  # one per unstable row, kept apart: there may be hundreds
     status: str = "running"
 
 
@@ -212,7 +213,7 @@ class Profiler:
                 summary.n_unstable += int(m.unstable)
                 summary.latencies_ms.append(m.latency_ms)
                 if m.unstable:
-                    summary.warnings.append(f"{arch.spec}: unstable measurement (CV {m.stats.cv:.1%})")
+                    summary.unstable_warnings.append(f"{arch.spec}: unstable measurement (CV {m.stats.cv:.1%})")
                 if monitor is not None and drift is None and monitor.due(summary.n_measured):
                     drift = self._check_drift(monitor, summary)
                 emit(arch, m, drift if arch is group[-1] else None)

@@ -176,9 +176,8 @@ def _print_summary(summary: ProfileSummary, device: str) -> None:
         ", ".join(f"{c.drift_rel:+.1%}" for c in summary.drift_checks) or "-",
     )
     console.print(table)
-    unstable = [w for w in summary.warnings if "unstable measurement" in w]
-    shown = [w for w in summary.warnings if w not in unstable] + unstable[:MAX_UNSTABLE_SHOWN]
-    for w in shown:
+    unstable = summary.unstable_warnings
+    for w in summary.warnings + unstable[:MAX_UNSTABLE_SHOWN]:
         warn(w)
     if len(unstable) > MAX_UNSTABLE_SHOWN:
         warn(f"... and {len(unstable) - MAX_UNSTABLE_SHOWN} more unstable measurements (CV above the protocol's "
