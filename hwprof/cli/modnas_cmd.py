@@ -83,17 +83,18 @@ def train(
     mode: str = typer.Option("surrogate", "--mode", help="surrogate (accuracy surrogate fitted on the table) | supernet (digits)."),
     dataset: str = typer.Option("cifar10", "--dataset", help="Accuracy column of the table (surrogate mode)."),
     table: Optional[Path] = typer.Option(None, "--table", help="NAS-Bench-201 CSV (default: the bundled copy)."),
-    steps: int = typer.Option(5000, "--steps", help="Hypernetwork steps."),
-    combine: str = typer.Option("mgd", "--combine", help="mgd (min-norm point of the task gradients) | linear (their mean)."),
-    sampler: str = typer.Option("gdas", "--sampler", help="reinmax | gdas."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Hypernetwork steps (default: the configuration's, see docs/modnas.md)."),
+    combine: Optional[str] = typer.Option(None, "--combine", help="mgd (min-norm point of the task gradients, the default) | linear (their mean)."),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="reinmax | gdas (default: the configuration's, see docs/modnas.md)."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Train a hypernetwork over many devices (resumable; deterministic for a seed)."""
     from nas.search.modnas import ModnasConfig
 
+    given = {k: v for k, v in (("steps", steps), ("combine", combine), ("sampler", sampler)) if v is not None}
     config = ModnasConfig.create(
         str(out), mode, dataset=dataset, table=str(table) if table is not None else None,
-        devices=_device_list(devices), steps=steps, combine=combine, sampler=sampler, seed=seed,
+        devices=_device_list(devices), seed=seed, **given,
     )
     train_with_progress(config)
 

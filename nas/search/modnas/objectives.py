@@ -24,7 +24,6 @@ import math
 import numpy as np
 import torch
 
-from nas.search.modnas.config import SCALES  # noqa: F401  (the accepted values of ``scale``)
 from nas.search.modnas.supernet import NB201Supernet
 from nas.search.modnas.surrogates import AccuracySurrogate, LatencySurrogate
 
