@@ -178,12 +178,13 @@ def test_untrained_hypernetwork_is_uniform_so_training_is_what_separates_the_ray
     assert torch.all(logits == 0)  # every option equally likely for every device and preference
 
 
-@pytest.mark.parametrize("combine", ["mgd", pytest.param("linear", marks=pytest.mark.slow)])
-def test_training_moves_accuracy_rays_to_accurate_and_latency_rays_to_fast_networks(tmp_path, combine, table):
+@pytest.mark.parametrize(("combine", "scalarisation"), [
+    ("mgd", "weighted_sum"), ("mgd", "chebyshev"), pytest.param("linear", "weighted_sum", marks=pytest.mark.slow)])
+def test_training_moves_accuracy_rays_to_accurate_and_latency_rays_to_fast_networks(tmp_path, combine, scalarisation, table):
     """A short real run: the accuracy-only ray must find a network far more accurate than the latency-only ray's,
     which must be faster. An untrained or sign-flipped search gives the same or the reversed order."""
     out = train_modnas(tiny(tmp_path / combine, steps=300, combine=combine, hidden=(32,), max_table_archs=2000,
-                            accuracy_epochs=20, latency_epochs=4))
+                            accuracy_epochs=20, latency_epochs=4, scalarisation=scalarisation))
     model = ModnasModel.load(out)
     acc = table.accuracy["cifar10"]
     for device in DEVICES:
@@ -207,6 +208,12 @@ def test_config_checks_and_mode_defaults(tmp_path):
     cfg = tiny(tmp_path)
     assert replace(cfg, out_dir="elsewhere", checkpoint_every=7).run_hash() == cfg.run_hash()
     assert replace(cfg, seed=3).run_hash() != cfg.run_hash()
+    assert replace(cfg, scalarisation="chebyshev").run_hash() != cfg.run_hash()
+    # a run made before the scalarisation option existed (its settings without the field) keeps its hash
+    from hwprof.types import stable_hash
+
+    before = {k: v for k, v in cfg.to_json().items() if k not in ("out_dir", "checkpoint_every", "scalarisation")}
+    assert stable_hash(before) == cfg.run_hash()
     assert ModnasConfig.from_json(cfg.to_json()) == cfg
 
 

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from hwprof.errors import ConfigError
 from hwprof.types import stable_hash
+from nas.search.modnas.objectives import SCALARISATIONS
 from nas.search.modnas.sampling import SAMPLERS, TemperatureSchedule
 
 MODES = ("surrogate", "supernet")
@@ -17,6 +18,9 @@ SCALES = ("linear", "log")  # how objectives are normalised: see nas.search.modn
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {"supernet": {"samples_per_task": 1, "tasks_per_step": 4}}
 # Fields that do not change the result: leaving them out of the hash lets a run resume after editing them.
 _NOT_HASHED = ("out_dir", "checkpoint_every")
+# Fields added after the first release, with the behaviour runs had before them: left out of the hash at that
+# value, so a run (or finished directory) made before the field existed still resumes (or is found).
+_HASHED_WHEN_NOT = {"scalarisation": "weighted_sum"}
 # Fields that decide the set-up (references, embeddings, surrogates): runs that agree on them share it.
 _SETUP_FIELDS = ("mode", "space", "dataset", "table", "devices", "n_refs", "surrogate_hidden", "accuracy_epochs",
                  "latency_epochs", "max_table_archs", "seed")
@@ -34,6 +38,9 @@ class ModnasConfig:
     point; ``"linear"`` averages them (the linear-scalarisation ablation).
     ``objective_scale="log"`` normalises log error and log latency instead of
     the values (same Pareto front, ends stretched; see ``objectives``).
+    ``scalarisation`` is how a task's preference weighs its two objectives:
+    ``"weighted_sum"`` or ``"chebyshev"`` (reaches concave parts of the front;
+    see ``objectives``).
     ``entropy_weight`` rewards spread-out architecture distributions early on
     and decays linearly to zero at ``entropy_until`` of the run: a
     distribution that collapses onto one architecture gets (almost) no
@@ -57,6 +64,7 @@ class ModnasConfig:
     tau_schedule: str = "exponential"
     combine: str = "mgd"
     objective_scale: str = "log"
+    scalarisation: str = "weighted_sum"
     dirichlet_alpha: tuple[float, ...] = (1.0, 1.0)
     entropy_weight: float = 0.5
     entropy_until: float = 0.7
@@ -101,6 +109,8 @@ class ModnasConfig:
             raise ConfigError(f"modnas: combine must be one of {', '.join(COMBINES)}, got {self.combine!r}")
         if self.objective_scale not in SCALES:
             raise ConfigError(f"modnas: objective_scale must be one of {', '.join(SCALES)}, got {self.objective_scale!r}")
+        if self.scalarisation not in SCALARISATIONS:
+            raise ConfigError(f"modnas: scalarisation must be one of {', '.join(SCALARISATIONS)}, got {self.scalarisation!r}")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"modnas: sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if self.space != "nb201":
@@ -179,6 +189,9 @@ class ModnasConfig:
         d = self.to_json()
         for k in _NOT_HASHED:
             d.pop(k, None)
+        for k, before in _HASHED_WHEN_NOT.items():
+            if d.get(k) == before:
+                del d[k]
         return stable_hash(d)
 
     def setup_hash(self) -> str:

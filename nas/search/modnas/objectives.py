@@ -15,6 +15,15 @@ unchanged, but the ends of the front are stretched: between the most accurate
 networks error differs by tenths of a percent of a 90-point range, and between
 the fastest ones latency by a few percent of its range, so on the linear scale
 the rays near (1, 0) and (0, 1) see differences too small to steer by.
+
+A task's loss is its preference r applied to the two normalised objectives
+(``scalarise``): the weighted sum r . L, or the (augmented) Chebyshev
+scalarisation max_i r_i L_i + rho * sum_i L_i. The weighted sum's optima lie on
+the convex hull of the front only, so on a front with concave stretches many
+rays share a few corner networks; each Chebyshev ray reaches the front where
+it crosses the line r_1 L_1 = r_2 L_2, concave parts included. The small
+augmentation keeps weakly dominated networks out (and gives the inactive
+objective a gradient).
 """
 
 from __future__ import annotations
@@ -27,6 +36,9 @@ import torch
 from nas.search.modnas.supernet import NB201Supernet
 from nas.search.modnas.surrogates import AccuracySurrogate, LatencySurrogate
 
+SCALARISATIONS = ("weighted_sum", "chebyshev")
+CHEBYSHEV_AUGMENT = 0.01  # rho of the augmented Chebyshev scalarisation
+
 BATCH = 4096  # rows per no-grad pass when scoring a whole space
 
 
@@ -38,6 +50,16 @@ def predict_in_batches(fn, enc: torch.Tensor, *extra: torch.Tensor) -> torch.Ten
 
 
 ERROR_FLOOR_PCT = 0.1  # predicted error is clipped here before a log: a surrogate may overshoot below 0 %
+
+
+def scalarise(objectives: torch.Tensor, preference: torch.Tensor, kind: str) -> torch.Tensor:
+    """The loss of preference ``preference`` (..., 2) on normalised ``objectives`` (..., 2); see the module docstring."""
+    weighted = objectives * preference
+    if kind == "weighted_sum":
+        return weighted.sum(dim=-1)
+    if kind == "chebyshev":
+        return weighted.amax(dim=-1) + CHEBYSHEV_AUGMENT * objectives.sum(dim=-1)
+    raise ValueError(f"unknown scalarisation {kind!r}; known: {', '.join(SCALARISATIONS)}")
 
 
 class SurrogateError:

@@ -54,7 +54,7 @@ from nas.search.modnas.model import (
     load_latency_surrogate,
     load_state,
 )
-from nas.search.modnas.objectives import NormalisedLatency, SupernetError, SurrogateError
+from nas.search.modnas.objectives import NormalisedLatency, SupernetError, SurrogateError, scalarise
 from nas.search.modnas.refs import nb201_references
 from nas.search.modnas.sampling import sample
 from nas.search.modnas.supernet import NB201Supernet
@@ -367,8 +367,10 @@ class _Run:
         err = setup.error(enc, flat_y, batch).reshape(B, S)
         dev_rows = torch.from_numpy(np.repeat(rows, S))
         lat = setup.latency_obj(enc, emb.repeat_interleave(S, 0), dev_rows).reshape(B, S)
-        obj = torch.stack([err, lat], dim=-1).mean(dim=1)  # (B, 2)
-        task_loss = (obj * pref).sum(dim=-1)
+        per_sample = torch.stack([err, lat], dim=-1)  # (B, S, 2)
+        scalar = scalarise(per_sample, pref[:, None], cfg.scalarisation).mean(dim=1)  # (B,)
+        obj = per_sample.mean(dim=1)  # (B, 2)
+        task_loss = scalar
         if entropy_weight > 0:
             logp = torch.log_softmax(lg, dim=-1)
             # mean normalised entropy per layer (1 = uniform); masked options have p = 0
@@ -376,7 +378,7 @@ class _Run:
             task_loss = task_loss - entropy_weight * ent.mean(-1)
         self.opt.zero_grad(set_to_none=True)
         d = obj.detach()
-        info = {"error": float(d[:, 0].mean()), "latency": float(d[:, 1].mean()), "loss": float((d * pref).sum(-1).mean())}
+        info = {"error": float(d[:, 0].mean()), "latency": float(d[:, 1].mean()), "loss": float(scalar.detach().mean())}
         if cfg.combine == "linear":
             (c,) = torch.autograd.grad(task_loss.mean(), lg)
             logits.backward(c)
