@@ -196,7 +196,9 @@ def test_training_moves_accuracy_rays_to_accurate_and_latency_rays_to_fast_netwo
 
 
 def test_config_checks_and_mode_defaults(tmp_path):
-    assert ModnasConfig.create(str(tmp_path), "supernet").samples_per_task == 1
+    supernet = ModnasConfig.create(str(tmp_path), "supernet")
+    assert supernet.samples_per_task == 1 and supernet.scalarisation == "weighted_sum"  # its error is not range-scaled
+    assert ModnasConfig.create(str(tmp_path)).scalarisation == "chebyshev"
     with pytest.raises(ConfigError, match="unknown setting"):
         ModnasConfig.create(str(tmp_path), bogus=1)
     with pytest.raises(ConfigError, match="samples_per_task=1"):
@@ -208,12 +210,13 @@ def test_config_checks_and_mode_defaults(tmp_path):
     cfg = tiny(tmp_path)
     assert replace(cfg, out_dir="elsewhere", checkpoint_every=7).run_hash() == cfg.run_hash()
     assert replace(cfg, seed=3).run_hash() != cfg.run_hash()
-    assert replace(cfg, scalarisation="chebyshev").run_hash() != cfg.run_hash()
+    assert replace(cfg, scalarisation="weighted_sum").run_hash() != cfg.run_hash()
     # a run made before the scalarisation option existed (its settings without the field) keeps its hash
     from hwprof.types import stable_hash
 
-    before = {k: v for k, v in cfg.to_json().items() if k not in ("out_dir", "checkpoint_every", "scalarisation")}
-    assert stable_hash(before) == cfg.run_hash()
+    weighted = tiny(tmp_path, scalarisation="weighted_sum")
+    before = {k: v for k, v in weighted.to_json().items() if k not in ("out_dir", "checkpoint_every", "scalarisation")}
+    assert stable_hash(before) == weighted.run_hash()
     assert ModnasConfig.from_json(cfg.to_json()) == cfg
 
 

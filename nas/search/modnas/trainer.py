@@ -8,8 +8,9 @@ and its data instead).
 Each step samples ``tasks_per_step`` tasks — a training device and a
 preference r ~ Dirichlet(alpha) each — asks the hypernetwork for their logits,
 draws ``samples_per_task`` straight-through architecture samples per task and
-computes both normalised objectives. Task t's loss is the preference-weighted
-sum r_t . L_t. With ``combine="mgd"`` the tasks' gradients with respect to the
+computes both normalised objectives. Task t's loss is its preference r_t applied
+to them, per sample, by the configured scalarisation (Chebyshev by default, or
+the weighted sum r_t . L_t; see ``objectives``), averaged over the samples. With ``combine="mgd"`` the tasks' gradients with respect to the
 hypernetwork are normalised and joined at their min-norm point (Frank-Wolfe),
 the update that does not make any sampled (device, preference) task worse — as
 in the reference implementation of MODNAS; ``combine="linear"`` averages them.
