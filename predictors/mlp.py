@@ -179,6 +179,8 @@ class MLPPredictor(Predictor):
 
     def _check_params(self) -> None:
         owner = "MLPPredictor"
+        if isinstance(self.hidden_sizes, (int, np.integer)) and not isinstance(self.hidden_sizes, bool):
+            self.hidden_sizes = (int(self.hidden_sizes),)  # one hidden layer given as its width (`--param hidden_sizes=64`)
         if not isinstance(self.hidden_sizes, (tuple, list)) or not all(
             isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 1 for h in self.hidden_sizes
         ):

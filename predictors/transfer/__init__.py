@@ -34,7 +34,7 @@ from typing import Any, Sequence
 from hwprof.errors import ConfigError, DataError, PersistenceError, UnknownNameError
 from predictors.base import Predictor, ProgressCallback
 from predictors.transfer.base import TRANSFER_FILE, TransferModel, load_state, read_transfer_metadata
-from predictors.transfer.combination import NNLSCombination, RidgeCombination, SourceCombination, combination_weights
+from predictors.transfer.combination import NNLSCombination, RidgeCombination, combination_weights
 from predictors.transfer.conditioned import DeviceConditionedModel, reference_embedding
 from predictors.transfer.finetune import FineTuneModel
 from predictors.transfer.selection import SELECTION_METHODS, suggest_samples
@@ -58,7 +58,6 @@ __all__ = [
     "NNLSCombination",
     "RidgeCombination",
     "SourceBank",
-    "SourceCombination",
     "SourceLatencies",
     "TransferModel",
     "adapt",

@@ -18,12 +18,12 @@ predictor, saved, loaded and differentiated like any other.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
 from hwprof.errors import ConfigError
-from predictors.base import FeatureSchema, ProgressCallback, check_y, data_hash, positive_float
+from predictors.base import FeatureSchema, ProgressCallback, data_hash, positive_float
 from predictors.linear import LinearPredictor, ridge_fit
 from predictors.transfer.base import TransferModel, check_method_params, featurizer_for_sources
 from predictors.transfer.sources import SourceBank, SourceLatencies
@@ -38,34 +38,6 @@ def combination_weights(S: np.ndarray, y: np.ndarray, *, nonnegative: bool, alph
     s_mean, y_mean = S.mean(axis=0), y.mean()
     w, _ = nnls(S - s_mean, y - y_mean)
     return w, float(y_mean - s_mean @ w)
-
-
-class SourceCombination:
-    """Few-shot method: fit a (non-negative or ridge) combination of source devices on K samples."""
-
-    def __init__(self, nonnegative: bool = True, alpha: float = 1.0) -> None:
-        self.nonnegative = nonnegative
-        self.alpha = alpha
-
-    @property
-    def name(self) -> str:
-        return "nnls" if self.nonnegative else "ridge"
-
-    def adapt(self, bank: SourceBank, archs: Sequence[Any], latency_ms: Any, progress: Any = None) -> LinearPredictor:
-        positive_float("SourceCombination", "alpha", self.alpha, allow_zero=True)
-        y = check_y(latency_ms, len(archs))
-        if len(y) < 2:
-            raise ConfigError(f"need at least 2 measured architectures on the new device, got {len(y)}")
-        X = bank.featurizer.transform(archs)
-        S = X @ bank.coef + bank.intercept
-        w, b = combination_weights(S, y, nonnegative=bool(self.nonnegative), alpha=float(self.alpha))
-        predictor = LinearPredictor.from_coefficients(
-            bank.coef @ w, float(bank.intercept @ w + b), bank.schema, n_train=len(y), train_hash=data_hash(X, y)
-        )
-        predictor.source_weights_ = dict(zip(bank.devices, (float(v) for v in w)))
-        if progress is not None:
-            progress(1, 1)
-        return predictor
 
 
 class _CombinationModel(TransferModel):

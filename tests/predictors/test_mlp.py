@@ -31,11 +31,19 @@ def test_same_seed_same_weights_and_progress_is_reported():
     assert 1 <= a.epochs_ <= QUICK["max_epochs"]
 
 
+def test_one_hidden_layer_may_be_given_as_its_width():
+    X, y = additive_data(40)
+    p = MLPPredictor(hidden_sizes=6, max_epochs=2, seed=0).fit(X, y)
+    assert p.hidden_sizes == (6,) and p.predict(X).shape == (40,)
+
+
 @pytest.mark.parametrize(
     "params, needle",
     [
         ({"hidden_sizes": (0,)}, "hidden_sizes"),
         ({"hidden_sizes": "64"}, "hidden_sizes"),
+        ({"hidden_sizes": 0}, "hidden_sizes"),
+        ({"hidden_sizes": True}, "hidden_sizes"),
         ({"activation": "gelu"}, "activation must be one of"),
         ({"validation_fraction": 0.9}, "validation_fraction"),
         ({"max_epochs": 0}, "max_epochs"),
