@@ -86,12 +86,15 @@ def train(
     steps: Optional[int] = typer.Option(None, "--steps", help="Hypernetwork steps (default: the configuration's, see docs/modnas.md)."),
     combine: Optional[str] = typer.Option(None, "--combine", help="mgd (min-norm point of the task gradients, the default) | linear (their mean)."),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="reinmax | gdas (default: the configuration's, see docs/modnas.md)."),
+    scalarisation: Optional[str] = typer.Option(
+        None, "--scalarisation", help="chebyshev | weighted_sum: how a preference weighs the objectives (default: the mode's, see docs/modnas.md)."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Train a hypernetwork over many devices (resumable; deterministic for a seed)."""
     from nas.search.modnas import ModnasConfig
 
-    given = {k: v for k, v in (("steps", steps), ("combine", combine), ("sampler", sampler)) if v is not None}
+    given = {k: v for k, v in (("steps", steps), ("combine", combine), ("sampler", sampler), ("scalarisation", scalarisation))
+             if v is not None}
     config = ModnasConfig.create(
         str(out), mode, dataset=dataset, table=str(table) if table is not None else None,
         devices=_device_list(devices), seed=seed, **given,

@@ -110,6 +110,7 @@ def test_refs_without_a_directory_lists_the_default_set(capsys):
         (["front", "{dir}", "--device", "pixel3", "--rays", "1"], "preference rays must be an integer >= 2"),
         (["front", "{tmp}/untrained", "--device", "pixel3"], "no trained hypernetwork"),
         (["front", "{tmp}/nowhere", "--device", "pixel3"], "no MODNAS directory"),
+        (["train", "-o", "{tmp}/run", "--scalarisation", "max"], "scalarisation must be one of"),
     ],
 )
 def test_bad_input_is_one_line(hypernet_dir, tmp_path, capsys, argv, message):
