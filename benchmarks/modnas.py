@@ -35,6 +35,7 @@ Runs:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import sys
@@ -109,6 +110,16 @@ def evaluate_model(model: ModnasModel, table) -> dict[str, dict[str, Any]]:
     return out
 
 
+@functools.cache
+def _choices_and_live(archs: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The table's networks as NB201 choice rows, and which of them have an output that depends on the input."""
+    from nas.search.modnas.refs import nb201_is_live
+
+    space = NB201Space()
+    return (np.asarray([space.choices_from_spec(a) for a in archs]),
+            np.asarray([nb201_is_live(a) for a in archs]))
+
+
 def _unit(values: np.ndarray, scale: str, rows: np.ndarray) -> np.ndarray:
     """Min/max-normalise (the log of, for ``scale="log"``) ``values`` by their range over ``rows``."""
     t = np.log(values) if scale == "log" else np.asarray(values, dtype=np.float64)
@@ -133,11 +144,8 @@ def surrogate_ceiling(model: ModnasModel, table) -> dict[str, dict[str, float]]:
         return {}
     from scipy.stats import spearmanr
 
-    from nas.search.modnas.refs import nb201_is_live
-
-    space = NB201Space()
-    enc = torch.from_numpy(space.encode_choices(np.asarray([space.choices_from_spec(a) for a in table.archs])))
-    live = np.asarray([nb201_is_live(a) for a in table.archs])
+    choices, live = _choices_and_live(tuple(table.archs))
+    enc = torch.from_numpy(NB201Space().encode_choices(choices))
     scale = model.meta["config"]["objective_scale"]
     kind = model.meta["config"].get("scalarisation", "weighted_sum")  # models trained before the option: weighted sum
     with torch.no_grad():
@@ -174,12 +182,10 @@ def device_properties(table, train: tuple[str, ...]) -> dict[str, dict[str, floa
     """
     from scipy.stats import spearmanr
 
-    from nas.search.modnas.refs import nb201_is_live
     from nas.spaces.nb201 import OPS
 
-    space = NB201Space()
-    live = np.asarray([nb201_is_live(a) for a in table.archs])
-    choices = np.asarray([space.choices_from_spec(a) for a in table.archs])[live]
+    all_choices, live = _choices_and_live(tuple(table.archs))
+    choices = all_choices[live]
     counts = np.stack([(choices == k).sum(axis=1) for k in range(len(OPS))] + [np.ones(len(choices))], axis=1).astype(np.float64)
     col = {op: i for i, op in enumerate(OPS)}
     out = {}
