@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from devices.base import Device
+from hwprof.devices import Device
 from hwprof.errors import ConfigError, DeviceUnavailable, ModelRunError, first_line
 from hwprof.hostinfo import cpu_model, package_version
 from hwprof.types import DeviceInfo, ModelArtifact

@@ -19,7 +19,7 @@ from hwprof.errors import ConfigError
 from hwprof.types import Architecture
 
 if TYPE_CHECKING:
-    from nas.spaces.base import SearchSpace
+    from hwprof.spaces import SearchSpace
 
 # Spaces at most this large are enumerated to find the cost range when costing is cheap.
 ENUMERATE_LIMIT = 100_000

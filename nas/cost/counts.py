@@ -11,7 +11,7 @@ from hwprof.types import Architecture
 if TYPE_CHECKING:
     import torch
 
-    from nas.spaces.base import SearchSpace
+    from hwprof.spaces import SearchSpace
 
 
 def count_params(model: "torch.nn.Module") -> int:

@@ -12,7 +12,7 @@ from hwprof.types import Architecture
 from nas.cost.base import CostBound
 
 if TYPE_CHECKING:
-    from nas.spaces.base import SearchSpace
+    from hwprof.spaces import SearchSpace
     from nas.tabular import NB201Table
 
 

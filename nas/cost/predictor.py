@@ -11,7 +11,7 @@ from hwprof.errors import ConfigError, DataError, HwprofError, PersistenceError
 from hwprof.types import Architecture
 
 if TYPE_CHECKING:
-    from nas.spaces.base import SearchSpace
+    from hwprof.spaces import SearchSpace
 
 
 class PredictorCost:

@@ -15,7 +15,7 @@ from nas.evaluators.data import ImageData, load_digits_data
 if TYPE_CHECKING:
     import torch
 
-    from nas.spaces.base import SearchSpace
+    from hwprof.spaces import SearchSpace
 
 
 def synflow_score(model: "torch.nn.Module", input_shape: tuple[int, ...]) -> float:

@@ -9,7 +9,7 @@ from hwprof.types import Architecture
 from nas.evaluators.data import ImageData, load_digits_data
 
 if TYPE_CHECKING:
-    from nas.spaces.base import SearchSpace
+    from hwprof.spaces import SearchSpace
 
 
 class TrainEvaluator:

@@ -31,7 +31,7 @@ from nas.evaluators.base import CachedEvaluator
 from nas.pareto import pareto_front
 
 if TYPE_CHECKING:
-    from nas.spaces.base import SearchSpace
+    from hwprof.spaces import SearchSpace
 
 Choices = tuple[int, ...]
 

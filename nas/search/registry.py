@@ -20,7 +20,7 @@ from nas.evaluators.base import BudgetExhausted, CachedEvaluator, Evaluator
 from nas.search.base import SearchProblem, SearchProgress, SearchResult
 
 if TYPE_CHECKING:
-    from nas.spaces.base import SearchSpace
+    from hwprof.spaces import SearchSpace
 
 Algorithm = Callable[..., str]
 

@@ -1,6 +1,6 @@
 """Search spaces: the ``SearchSpace`` contract and its implementations."""
 
-from nas.spaces.base import SearchSpace
+from hwprof.spaces import SearchSpace
 from nas.spaces.fbnet import FBNetSpace
 from nas.spaces.nb201 import NB201Space
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 from hwprof.errors import InvalidArchitecture
 from hwprof.types import Architecture
-from nas.spaces.base import ImageSpace
+from hwprof.spaces import ImageSpace
 
 if TYPE_CHECKING:
     import torch

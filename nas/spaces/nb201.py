@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from hwprof.errors import ConfigError, InvalidArchitecture
 from hwprof.types import Architecture
-from nas.spaces.base import ImageSpace
+from hwprof.spaces import ImageSpace
 from nas.tabular import load_nb201
 
 if TYPE_CHECKING:

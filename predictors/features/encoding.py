@@ -32,7 +32,7 @@ from hwprof.types import Architecture
 from predictors.base import FeatureSchema
 
 if TYPE_CHECKING:
-    from nas.spaces.base import SearchSpace
+    from hwprof.spaces import SearchSpace
 
 FEATURE_SETS = ("onehot", "onehot+counts", "flops")
 DEFAULT_FEATURE_SET = "onehot+counts"

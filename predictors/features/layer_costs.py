@@ -24,7 +24,7 @@ from hwprof.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-    from nas.spaces.base import SearchSpace
+    from hwprof.spaces import SearchSpace
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from devices.base import Device
+from hwprof.devices import Device
 from hwprof.protocol import ProtocolSettings, run_interleaved, run_protocol
 from hwprof.types import DeviceInfo
-from nas.spaces.base import SearchSpace
+from hwprof.spaces import SearchSpace
 
 FAST = ProtocolSettings(min_warmup=1, max_warmup=4, warmup_window=2, min_runs=5, max_runs=20, max_time_s=1.0, check_every=5)
 

@@ -15,7 +15,7 @@ from nas.search import SearchResult, algorithm_names, algorithm_params, register
 from nas.search.evolution import mutate
 from nas.search.layernas import default_buckets
 from nas.spaces import NB201Space
-from nas.spaces.base import SearchSpace
+from hwprof.spaces import SearchSpace
 from nas.tabular import load_nb201
 
 ALGOS = ["layernas", "random", "evolution", "nsga2"]

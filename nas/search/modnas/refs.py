@@ -31,7 +31,7 @@ import numpy as np
 from hwprof.errors import ConfigError, DataError, HwprofError, UnknownNameError
 
 if TYPE_CHECKING:
-    from nas.spaces.base import SearchSpace
+    from hwprof.spaces import SearchSpace
 
 DEFAULT_NUM_REFS = 10
 

@@ -27,7 +27,7 @@ from torch import nn
 from hwprof.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    from nas.spaces.base import SearchSpace
+    from hwprof.spaces import SearchSpace
     from predictors.base import FeatureSchema
     from predictors.mlp import MLPPredictor
 
