@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Sequence
 from hwprof.errors import ConfigError, HwprofError
 from hwprof.protocol import DriftCheck, DriftMonitor, ProtocolSettings
 from hwprof.registry import get_device, get_space
+from hwprof.spaces import parse_indices, read_arch_file  # noqa: F401  (re-exported for callers of the profiler)
 from hwprof.store import Store
 from hwprof.types import Architecture, Measurement, stable_hash
 
@@ -271,50 +272,6 @@ class Profiler:
             self.store.finish_run(self._run_id, "completed")
             self._run_id = None
         self.store.close()
-
-
-def parse_indices(text: str, size: int) -> list[int]:
-    """'0-99,120,200-210' -> indices, validated against the space size."""
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            if "-" in part:
-                lo, hi = (int(x) for x in part.split("-", 1))
-                if hi < lo:
-                    raise ValueError
-                out.extend(range(lo, hi + 1))
-            else:
-                out.append(int(part))
-        except ValueError:
-            raise HwprofError(f"bad index range {part!r}; expected e.g. '0-99,120'") from None
-    bad = [i for i in out if not 0 <= i < size]
-    if bad:
-        raise HwprofError(f"index {bad[0]} out of range 0..{size - 1}")
-    return out
-
-
-def read_arch_file(path: str | Path, space: Any) -> list[Architecture]:
-    """One architecture string per line; blank lines and '#' comments ignored."""
-    path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise HwprofError(f"cannot read architecture file {path}: {exc.strerror or exc}") from exc
-    archs = []
-    for lineno, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        try:
-            archs.append(space.parse(line))
-        except HwprofError as exc:
-            raise type(exc)(f"{path}:{lineno}: {exc}") from exc
-    if not archs:
-        raise HwprofError(f"{path} holds no architectures")
-    return archs
 
 
 def open_profiler(

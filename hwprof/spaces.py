@@ -1,4 +1,4 @@
-"""The contract every search space meets.
+"""The search-space contract (concrete spaces live in ``nas/spaces`` and are found through the registry).
 
 A space is an ordered list of layers, each with a finite set of options
 ("choices"). That single shape serves sampling, one-hot encoding, LayerNAS
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import itertools
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from hwprof.errors import ConfigError, InvalidArchitecture
+from hwprof.errors import ConfigError, DataError, HwprofError, InvalidArchitecture
 from hwprof.types import Architecture
 
 if TYPE_CHECKING:  # torch is imported lazily by build()
@@ -185,3 +186,74 @@ class ImageSpace(SearchSpace):
     @property
     def input_shape(self) -> tuple[int, ...]:
         return (self.batch_size, 3, self.input_size, self.input_size)
+
+
+# --- architecture lists: the one reader of "one architecture per line" files -----------------------
+
+
+def read_arch_lines(path: str | Path) -> list[str]:
+    """Architecture strings of a file, one per line; blank lines, '#' comments and an ``arch`` header skipped.
+
+    Used by every command that takes an architecture list (``profile --archs``,
+    ``predict --archs``, pools); :func:`read_arch_file` also parses them in a space.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise DataError(f"cannot read architecture file {str(path)!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{str(path)!r} is not UTF-8 text: {exc}") from None
+    archs = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    if archs and archs[0].lower() == "arch":  # a CSV-style header
+        archs = archs[1:]
+    if not archs:
+        raise DataError(f"{path} holds no architectures; expected one architecture string per line")
+    return archs
+
+
+def read_arch_file(path: str | Path, space: SearchSpace) -> list[Architecture]:
+    """The architectures of a list file, parsed in ``space``; errors name the file and line."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        read_arch_lines(path)  # raises the one-line DataError
+        raise
+    archs = []
+    for lineno, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#") or (not archs and line.lower() == "arch"):
+            continue
+        try:
+            archs.append(space.parse(line))
+        except HwprofError as exc:
+            raise type(exc)(f"{path}:{lineno}: {exc}") from exc
+    if not archs:
+        raise DataError(f"{path} holds no architectures; expected one architecture string per line")
+    return archs
+
+
+def parse_indices(text: str, size: int) -> list[int]:
+    """'0-99,120,200-210' -> indices, validated against the space size (ConfigError otherwise)."""
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                out.extend(range(lo, hi + 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise ConfigError(f"bad index range {part!r}; expected e.g. '0-99,120'") from None
+    bad = [i for i in out if not 0 <= i < size]
+    if bad:
+        raise ConfigError(f"index {bad[0]} out of range 0..{size - 1}")
+    if not out:
+        raise ConfigError(f"no indices in {text!r}; expected e.g. '0-99,120'")
+    return out

@@ -23,6 +23,7 @@ from hwprof.errors import ConfigError, DataError, NotFittedError
 from hwprof.types import Architecture
 
 if TYPE_CHECKING:
+    from predictors.context import ArchContext
     from predictors.features import Featurizer
 
 # progress(done, total): called by long-running fits (boosting rounds, epochs, tuning candidates).
@@ -202,7 +203,25 @@ class Predictor(ABC):
         X = check_X(X, self.n_features_in_)
         return np.asarray(self._predict(X), dtype=np.float64).reshape(-1)
 
-    def predict_archs(self, archs: Sequence[str | Architecture]) -> np.ndarray:
+    def fit_archs(
+        self,
+        archs: Sequence[str | Architecture],
+        y: Any,
+        *,
+        featurizer: "Featurizer | None" = None,
+        context: "ArchContext | None" = None,
+        progress: ProgressCallback | None = None,
+    ) -> "Predictor":
+        """Train on architecture specs and their latencies (ms); returns self.
+
+        The default featurizes with ``featurizer`` and calls :meth:`fit`;
+        predictors that work on exported graphs override it and use ``context``.
+        """
+        if featurizer is None:
+            raise ConfigError(f"{type(self).__name__}.fit_archs needs a featurizer (e.g. predictors.features.get_featurizer('onehot+counts:nb201'))")
+        return self.fit(featurizer.transform(list(archs)), y, schema=featurizer.schema, progress=progress)
+
+    def predict_archs(self, archs: Sequence[str | Architecture], *, context: "ArchContext | None" = None) -> np.ndarray:
         """Predicted latency (ms) of architecture specs, featurized with the fitted schema."""
         self._check_fitted()
         return self.predict(self.featurizer.transform(archs))

@@ -30,6 +30,7 @@ from hwprof.cli.predict_data import (
     split_indices,
     target_device,
 )
+from hwprof.spaces import read_arch_lines
 from hwprof.errors import ConfigError, DataError, HwprofError, PersistenceError
 
 OPS_MODEL = "ops"
@@ -298,21 +299,6 @@ def predict_specs(predictor: Any, archs: Sequence[str], where: str, cache_dir: P
 # --- predict -------------------------------------------------------------------------------------
 
 
-def _read_arch_lines(path: Path) -> list[str]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise DataError(f"cannot read architecture file {str(path)!r}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{str(path)!r} is not UTF-8 text: {exc}") from None
-    archs = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-    if archs and archs[0].lower() == "arch":  # a CSV-style header
-        archs = archs[1:]
-    if not archs:
-        raise DataError(f"{path} holds no architectures; expected one architecture string per line")
-    return archs
-
-
 def predict(
     predictor_dir: Path = typer.Argument(..., help="A saved predictor directory."),
     arch: Optional[str] = typer.Option(None, "--arch", "-a", help="One architecture string."),
@@ -334,7 +320,7 @@ def predict(
         console.print(f"{value:.4f} ms", highlight=False)
         return
     assert archs_file is not None
-    archs = _read_arch_lines(archs_file)
+    archs = read_arch_lines(archs_file)
     pred = predict_specs(predictor, archs, str(archs_file), cache)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
@@ -467,7 +453,7 @@ def _display_index(spec: str, rows: dict[str, int], space_name: str) -> str:
 def _pool_rows(sources: Sources, pool_file: Optional[Path]) -> Optional[list[int]]:
     if pool_file is None:
         return None
-    archs = _read_arch_lines(pool_file)
+    archs = read_arch_lines(pool_file)
     rows = sources.rows_of(archs)
     missing = [a for a in archs if a not in rows]
     if missing:
