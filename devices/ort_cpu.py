@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Callable, Iterator
+from typing import Any, ContextManager, Iterator
 
 import numpy as np
 
-from hwprof.devices import Device
+from hwprof.devices import Device, PreparedModel
 from hwprof.errors import ConfigError, DeviceUnavailable, ModelRunError, first_line
 from hwprof.hostinfo import cpu_model, package_version
 from hwprof.types import DeviceInfo, ModelArtifact
@@ -23,23 +23,42 @@ _EXEC_MODES = ("sequential", "parallel")
 
 
 def parse_affinity(value: Any) -> tuple[int, ...] | None:
-    """'0,2-3' or a sequence of ints -> sorted core ids; None/'' -> None (no pinning)."""
-    if value is None or value == "" or value == ():
+    """Core ids from '0,2-3', 0, (0, '2-3') or [0, 2, 3]; None/'' -> None (no pinning)."""
+    if value is None or value == "" or value == () or value == []:
         return None
-    if isinstance(value, str):
-        cores: set[int] = set()
+    parts = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
+    cores: set[int] = set()
+    for part in parts:
         try:
-            for part in value.split(","):
-                part = part.strip()
-                if "-" in part:
-                    lo, hi = part.split("-", 1)
-                    cores.update(range(int(lo), int(hi) + 1))
-                elif part:
-                    cores.add(int(part))
+            if isinstance(part, bool):
+                raise ValueError
+            if isinstance(part, int):
+                cores.add(part)
+                continue
+            text = str(part).strip()
+            if "-" in text.lstrip("-"):
+                lo, hi = text.split("-", 1)
+                if int(hi) < int(lo):
+                    raise ValueError
+                cores.update(range(int(lo), int(hi) + 1))
+            elif text:
+                cores.add(int(text))
         except ValueError:
             raise ConfigError(f"cpu_affinity must look like '0' or '0,2-3', got {value!r}") from None
-        return tuple(sorted(cores))
-    return tuple(sorted(int(c) for c in value))
+    if any(c < 0 for c in cores):
+        raise ConfigError(f"cpu_affinity core ids must be >= 0, got {value!r}")
+    return tuple(sorted(cores))
+
+
+def parse_bool(name: str, value: Any) -> bool:
+    """True/False, 1/0 or the words true/false/yes/no/on/off; anything else is a ConfigError."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+        return value.strip().lower() in ("true", "yes", "on", "1")
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
 
 
 class OrtCpuDevice(Device):
@@ -56,12 +75,6 @@ class OrtCpuDevice(Device):
         "input_seed": 0,
     }
 
-    def __init__(self, **settings: Any) -> None:
-        super().__init__(**settings)
-        self._session = None
-        self._saved_affinity: set[int] | None = None
-        self._pin_depth = 0  # prepare() may be called several times before release() (measure_many)
-
     def validate_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         for key in ("intra_op_threads", "inter_op_threads"):
             try:
@@ -76,7 +89,7 @@ class OrtCpuDevice(Device):
             )
         if settings["execution_mode"] not in _EXEC_MODES:
             raise ConfigError(f"execution_mode must be one of {', '.join(_EXEC_MODES)}, got {settings['execution_mode']!r}")
-        settings["allow_spinning"] = bool(settings["allow_spinning"])
+        settings["allow_spinning"] = parse_bool("allow_spinning", settings["allow_spinning"])
         affinity = parse_affinity(settings["cpu_affinity"])
         if affinity is not None and hasattr(os, "sched_getaffinity"):
             allowed = os.sched_getaffinity(0)
@@ -84,7 +97,10 @@ class OrtCpuDevice(Device):
             if bad:
                 raise ConfigError(f"cpu_affinity cores {bad} are not available here (allowed: {sorted(allowed)})")
         settings["cpu_affinity"] = list(affinity) if affinity is not None else None
-        settings["input_seed"] = int(settings["input_seed"])
+        try:
+            settings["input_seed"] = int(settings["input_seed"])
+        except (TypeError, ValueError):
+            raise ConfigError(f"input_seed must be an integer, got {settings['input_seed']!r}") from None
         return settings
 
     def runtime_packages(self) -> tuple[str, ...]:
@@ -162,46 +178,28 @@ class OrtCpuDevice(Device):
         except Exception as exc:
             raise ModelRunError(f"onnxruntime failed to run {artifact.path}: {first_line(exc)}") from exc
 
-    def prepare(self, artifact: ModelArtifact) -> Callable[[], object]:
-        self._pin()
-        try:
-            session = self.open_session(artifact)
-            feeds = self.make_inputs(artifact)
-            expected = {i.name for i in session.get_inputs()}
-            if expected != set(feeds):
-                raise ModelRunError(
-                    f"model inputs {sorted(expected)} do not match the artifact's input spec {sorted(feeds)}"
-                )
-            self.run_checked(session, artifact, feeds)
-        except BaseException:
-            self._unpin()
-            raise
-        self._session = session
-        return lambda: session.run(None, feeds)
+    def prepare(self, artifact: ModelArtifact) -> PreparedModel:
+        session = self.open_session(artifact)
+        feeds = self.make_inputs(artifact)
+        expected = {i.name for i in session.get_inputs()}
+        if expected != set(feeds):
+            raise ModelRunError(f"model inputs {sorted(expected)} do not match the artifact's input spec {sorted(feeds)}")
+        self.run_checked(session, artifact, feeds)
+        return PreparedModel(artifact, lambda: session.run(None, feeds), state=session)
 
-    def release(self) -> None:
-        self._session = None
-        self._unpin()
+    def measuring(self) -> ContextManager[None]:
+        return self.pinned()
 
     @contextlib.contextmanager
     def pinned(self) -> Iterator[None]:
-        """Apply the cpu_affinity setting for the duration of the block."""
-        self._pin()
+        """Apply the cpu_affinity setting for the duration of the block, then restore the previous one."""
+        cores = self.settings["cpu_affinity"]
+        if cores is None or not hasattr(os, "sched_setaffinity"):
+            yield
+            return
+        saved = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, set(cores))
         try:
             yield
         finally:
-            self._unpin()
-
-    def _pin(self) -> None:
-        self._pin_depth += 1
-        cores = self.settings["cpu_affinity"]
-        if self._pin_depth > 1 or cores is None or not hasattr(os, "sched_setaffinity"):
-            return
-        self._saved_affinity = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, set(cores))
-
-    def _unpin(self) -> None:
-        self._pin_depth = max(0, self._pin_depth - 1)
-        if self._pin_depth == 0 and self._saved_affinity is not None:
-            os.sched_setaffinity(0, self._saved_affinity)
-            self._saved_affinity = None
+            os.sched_setaffinity(0, saved)

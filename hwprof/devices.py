@@ -1,21 +1,34 @@
 """The device adapter contract.
 
-An adapter is small: it knows how to load an artifact in its runtime and run
-one inference. Warm-up, repetitions, statistics and host metadata come from
-``hwprof.protocol`` / ``hwprof.hostinfo`` so every device is measured the same way.
+An adapter is small: it knows how to load an artifact in its runtime
+(``prepare`` returns a handle, ``release`` takes it back) and run one
+inference. Warm-up, repetitions, statistics and host metadata come from
+``hwprof.protocol`` / ``hwprof.hostinfo`` so every device is measured the same
+way; :mod:`hwprof.worker` runs an adapter wherever the device is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 from abc import ABC, abstractmethod
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, ContextManager, Mapping, Sequence
 
 from hwprof import __version__
 from hwprof.errors import ConfigError
 from hwprof.hostinfo import host_metadata
 from hwprof.protocol import ProtocolSettings, TimingResult, run_interleaved, run_protocol
 from hwprof.types import DeviceInfo, Measurement, ModelArtifact
+
+
+@dataclass
+class PreparedModel:
+    """What ``Device.prepare`` loaded: ``run()`` is one inference; ``state`` is what ``release`` frees."""
+
+    artifact: ModelArtifact
+    run: Callable[[], object]
+    state: Any = None
 
 
 class Device(ABC):
@@ -50,18 +63,23 @@ class Device(ABC):
         """Describe the device, or raise DeviceUnavailable saying why it cannot run here."""
 
     @abstractmethod
-    def prepare(self, artifact: ModelArtifact) -> Callable[[], object]:
-        """Load the artifact and return a zero-argument callable running one inference.
+    def prepare(self, artifact: ModelArtifact) -> PreparedModel:
+        """Load the artifact; the handle's ``run()`` runs one inference.
 
         Raise ModelRunError when the runtime rejects the model.
         """
 
-    def release(self) -> None:
-        """Free what one ``prepare`` call loaded (sessions, interpreters). Optional.
+    def release(self, handle: PreparedModel) -> None:
+        """Free what ``prepare`` loaded for ``handle`` (sessions, interpreters). Default: drop references."""
+        handle.state = None
 
-        ``measure_many`` prepares several artifacts before timing any of them and
-        then calls ``release`` once per successful ``prepare``.
-        """
+    def measuring(self) -> ContextManager[Any]:
+        """Entered around prepare -> time -> release (e.g. pin the process to cores). Default: nothing."""
+        return contextlib.nullcontext()
+
+    def host_metadata(self) -> dict[str, Any]:
+        """Metadata of the machine this adapter runs on (called where the worker runs, never by a remote driver)."""
+        return host_metadata(self.runtime_packages())
 
     def runtime_packages(self) -> tuple[str, ...]:
         """Distribution names whose versions are recorded with every measurement."""
@@ -72,33 +90,36 @@ class Device(ABC):
         protocol = protocol or ProtocolSettings()
         protocol.validate()
         self._check_format(artifact)
-        fn = self.prepare(artifact)
-        try:
-            result = self.time(fn, protocol)
-        finally:
-            self.release()
-        return self.to_measurement(artifact, result, protocol)
+        with self.measuring():
+            handle = self.prepare(artifact)
+            try:
+                result = self.time(handle.run, protocol)
+            finally:
+                self.release(handle)
+        return self.to_measurement(artifact, result, protocol, self.host_metadata())
 
     def measure_many(self, artifacts: Sequence[ModelArtifact], protocol: ProtocolSettings | None = None) -> list[Measurement]:
         """Measure several artifacts together, interleaved in ``protocol.rounds`` rounds.
 
         All artifacts are loaded first, so no repetition pays for loading; see
         ``hwprof.protocol.run_interleaved`` for why interleaving makes latencies
-        measured minutes apart comparable.
+        measured minutes apart comparable. Every handle is released, also on errors.
         """
         protocol = protocol or ProtocolSettings()
         protocol.validate()
         for artifact in artifacts:
             self._check_format(artifact)
-        fns: list[Callable[[], object]] = []
-        try:
-            for artifact in artifacts:
-                fns.append(self.prepare(artifact))
-            results = self.time_many(fns, protocol)
-        finally:
-            for _ in fns:
-                self.release()
-        return [self.to_measurement(a, r, protocol) for a, r in zip(artifacts, results)]
+        handles: list[PreparedModel] = []
+        with self.measuring():
+            try:
+                for artifact in artifacts:
+                    handles.append(self.prepare(artifact))
+                results = self.time_many([h.run for h in handles], protocol)
+            finally:
+                for handle in handles:
+                    self.release(handle)
+        host = self.host_metadata()
+        return [self.to_measurement(a, r, protocol, host) for a, r in zip(artifacts, results)]
 
     def _check_format(self, artifact: ModelArtifact) -> None:
         if artifact.format not in self.supported_formats:
@@ -115,7 +136,7 @@ class Device(ABC):
         return run_interleaved(fns, protocol)
 
     def to_measurement(
-        self, artifact: ModelArtifact, result: TimingResult, protocol: ProtocolSettings
+        self, artifact: ModelArtifact, result: TimingResult, protocol: ProtocolSettings, host: Mapping[str, Any]
     ) -> Measurement:
         return Measurement(
             arch_id=artifact.arch_id,
@@ -125,7 +146,7 @@ class Device(ABC):
             n_warmup=result.n_warmup,
             unstable=result.unstable,
             settings=dict(self.settings),
-            host=host_metadata(self.runtime_packages()),
+            host=dict(host),
             timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             hwprof_version=__version__,
             samples_ms=result.samples_ms,

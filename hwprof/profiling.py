@@ -1,4 +1,9 @@
-"""Profiling orchestration: export -> measure -> store, in small interleaved groups.
+"""Profiling orchestration: export -> measure (through the worker) -> store, in small interleaved groups.
+
+The exporter is the registered one for the device's formats and the requested
+precision; measuring goes through a :class:`~hwprof.runners.Runner` (the
+worker's JSON path, in this process by default), so host metadata is that of
+the machine where the worker ran.
 
 Each model's architecture, artifact and measurement are written in one
 transaction, so an interrupted run (Ctrl-C, a failing model) leaves every
@@ -14,14 +19,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from hwprof.errors import ConfigError, HwprofError
+from hwprof.artifacts import DEFAULT_PRECISION, WEIGHT_SEED, ArtifactCache, exporter_for, space_inputs
+from hwprof.devices import Device
+from hwprof.errors import ConfigError
 from hwprof.protocol import DriftCheck, DriftMonitor, ProtocolSettings
 from hwprof.registry import get_device, get_space
-from hwprof.spaces import parse_indices, read_arch_file  # noqa: F401  (re-exported for callers of the profiler)
+from hwprof.runners import InProcessRunner, Runner
+from hwprof.spaces import SearchSpace, parse_indices, read_arch_file  # noqa: F401  (re-exported for callers of the profiler)
 from hwprof.store import Store
-from hwprof.types import Architecture, Measurement, stable_hash
-
-WEIGHT_SEED = 0
+from hwprof.types import Architecture, Measurement, ModelArtifact, stable_hash
 
 
 @dataclass(frozen=True)
@@ -56,8 +62,8 @@ class Profiler:
 
     def __init__(
         self,
-        device: Any,
-        space: Any,
+        device: Device,
+        space: SearchSpace,
         store: Store,
         protocol: ProtocolSettings | None = None,
         cache_dir: str | Path | None = None,
@@ -67,15 +73,18 @@ class Profiler:
         interleave: int = 50,
         calibrate: bool = True,
         references: int = 5,
+        precision: str = DEFAULT_PRECISION,
+        runner: Runner | None = None,
     ) -> None:
-        from devices.export import ArtifactCache  # the core never imports a runtime at module import
-
         self.device = device
         self.space = space
         self.store = store
         self.protocol = protocol or ProtocolSettings()
         self.protocol.validate()
         self.cache = ArtifactCache(cache_dir if cache_dir is not None else store.path.parent / ".hwprof-cache")
+        self.precision = precision
+        self.exporter = exporter_for(device.supported_formats, precision)
+        self.runner = runner if runner is not None else InProcessRunner(device)
         self.command = command
         self.drift_every = drift_every
         self.drift_threshold_rel = drift_threshold_rel
@@ -87,7 +96,7 @@ class Profiler:
         if isinstance(references, bool) or not isinstance(references, int) or references < 1:
             raise ConfigError(f"references must be an integer >= 1, got {references!r}")
         self.references = references
-        self.info = device.check()
+        self.info, _ = self.runner.describe()
         self.device_id = store.upsert_device(self.info)
         self.settings_hash = stable_hash(dict(device.settings))
         self._run_id: int | None = None
@@ -96,30 +105,22 @@ class Profiler:
     @property
     def run_id(self) -> int:
         if self._run_id is None:
-            from hwprof.hostinfo import host_metadata
-
+            _, host = self.runner.describe()  # the worker's machine, now
             self._run_id = self.store.start_run(
-                self.device_id,
-                dict(self.device.settings),
-                self.protocol.to_json(),
-                host_metadata(self.device.runtime_packages()),
-                self.command,
+                self.device_id, dict(self.device.settings), self.protocol.to_json(), host, self.command
             )
         return self._run_id
 
-    def export(self, arch: Architecture):
+    def export(self, arch: Architecture) -> ModelArtifact:
+        """The artifact of ``arch`` in the device's format and the profiler's precision (cached by content)."""
         return self.cache.get_or_export(
-            arch.arch_id,
-            arch.to_json(),
-            lambda: self.space.build(arch, seed=WEIGHT_SEED),
-            tuple(self.space.input_shape),
-            seed=WEIGHT_SEED,
+            arch, lambda: self.space.build(arch, seed=WEIGHT_SEED), space_inputs(self.space), self.exporter, self.precision
         )
 
     def measure(self, arch: Architecture) -> Measurement:
         """Export (cached), measure and store one architecture atomically."""
         artifact = self.export(arch)
-        measurement = self.device.measure(artifact, self.protocol)
+        measurement = self.runner.measure([artifact], self.protocol, interleaved=False)[0]
         run_id = self.run_id
         with self.store.transaction():
             self.store.add_architecture(arch)
@@ -129,7 +130,7 @@ class Profiler:
 
     def measure_latency_ms(self, arch: Architecture) -> float:
         """Median latency of the reference model without storing it (drift checks)."""
-        return self.device.measure(self.export(arch), self.protocol).latency_ms
+        return self.runner.measure([self.export(arch)], self.protocol, interleaved=False)[0].latency_ms
 
     def cached_latency_ms(self, arch: Architecture) -> float | None:
         """Latest stored latency of ``arch`` on this device with these settings."""
@@ -157,7 +158,7 @@ class Profiler:
         ids = {a.arch_id for a in group}
         group += [r for r in refs if r.arch_id not in ids]
         artifacts = [self.export(a) for a in group]
-        measurements = self.device.measure_many(artifacts, self.protocol)
+        measurements = self.runner.measure(artifacts, self.protocol, interleaved=True)
         if refs:
             by_id = {a.arch_id: m.latency_ms for a, m in zip(group, measurements)}
             ref_ms = math.exp(statistics.fmean(math.log(by_id[r.arch_id]) for r in refs))

@@ -39,8 +39,39 @@ def check_device(device_factory: Callable[..., Any], artifact: ModelArtifact, tm
     _check_info(device, info)
     m = device.measure(artifact, FAST_PROTOCOL)
     _check_measurement(device, artifact, m)
+    _check_handles(device, artifact)
+    _check_worker(device, artifact, m)
     _check_corrupt_model_rejected(device, artifact, tmp_path)
     return m
+
+
+def _check_handles(device: Any, artifact: ModelArtifact) -> None:
+    from hwprof.devices import PreparedModel
+
+    with device.measuring():
+        handle = device.prepare(artifact)
+        try:
+            assert isinstance(handle, PreparedModel), "prepare() must return a hwprof.devices.PreparedModel"
+            assert handle.artifact == artifact, "the handle must name the artifact it loaded"
+            handle.run()
+        finally:
+            device.release(handle)
+
+
+def _check_worker(device: Any, artifact: ModelArtifact, direct: Measurement) -> None:
+    """The same adapter measured through the worker's JSON path gives an equivalent Measurement."""
+    from hwprof.runners import InProcessRunner
+
+    runner = InProcessRunner(device)
+    info, host = runner.describe()
+    assert info == device.check(), "DeviceInfo must survive the worker's JSON round trip unchanged"
+    for key in ("cpu_model", "hostname", "python"):
+        assert key in host, f"the worker's host metadata must include {key!r}"
+    (m,) = runner.measure([artifact], FAST_PROTOCOL, interleaved=False)
+    assert Measurement.from_json(json.loads(json.dumps(m.to_json()))) == m, "Measurement JSON round trip must be exact"
+    assert (m.device, m.arch_id, m.artifact_sha256, dict(m.settings)) == (
+        direct.device, direct.arch_id, direct.artifact_sha256, dict(direct.settings)
+    ), "a measurement through the worker must describe the same device, artifact and settings"
 
 
 def _check_unknown_setting_rejected(device_factory: Callable[..., Any]) -> None:
@@ -73,7 +104,7 @@ def _check_measurement(device: Any, artifact: ModelArtifact, m: Measurement) -> 
     assert dict(m.settings) == dict(device.settings), "a measurement must record the device settings"
     for key in ("cpu_model", "hostname", "python"):
         assert key in m.host, f"host metadata must include {key!r}"
-    json.dumps(dataclasses.asdict(m), default=list)
+    assert Measurement.from_json(json.loads(json.dumps(m.to_json()))) == m, "Measurement JSON round trip must be exact"
 
 
 def _check_corrupt_model_rejected(device: Any, artifact: ModelArtifact, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
 
@@ -51,9 +51,35 @@ class ModelArtifact:
     arch_id: str
     inputs: tuple[InputSpec, ...]
     exporter: Mapping[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"  # "fp32", "int8": part of what was measured
 
     def inputs_json(self) -> list[dict[str, Any]]:
         return [{"name": i.name, "shape": list(i.shape), "dtype": i.dtype} for i in self.inputs]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "sha256": self.sha256,
+            "size_bytes": self.size_bytes,
+            "arch_id": self.arch_id,
+            "inputs": self.inputs_json(),
+            "exporter": dict(self.exporter),
+            "precision": self.precision,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "ModelArtifact":
+        return cls(
+            path=str(data["path"]),
+            format=str(data["format"]),
+            sha256=str(data["sha256"]),
+            size_bytes=int(data["size_bytes"]),
+            arch_id=str(data["arch_id"]),
+            inputs=tuple(InputSpec(str(i["name"]), tuple(int(d) for d in i["shape"]), str(i["dtype"])) for i in data["inputs"]),
+            exporter=dict(data.get("exporter", {})),
+            precision=str(data.get("precision", "fp32")),
+        )
 
 
 @dataclass(frozen=True)
@@ -88,6 +114,18 @@ class DeviceInfo:
         d["extra"] = dict(self.extra)
         return d
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "DeviceInfo":
+        return cls(
+            name=str(data["name"]),
+            runtime=str(data["runtime"]),
+            runtime_version=str(data["runtime_version"]),
+            cpu_model=str(data["cpu_model"]),
+            cores_logical=int(data["cores_logical"]),
+            settings=dict(data.get("settings", {})),
+            extra=dict(data.get("extra", {})),
+        )
+
 
 @dataclass(frozen=True)
 class LatencyStats:
@@ -102,6 +140,13 @@ class LatencyStats:
     ci_half_width_ms: float  # 95% CI half-width of the median
     cv: float  # coefficient of variation (std/mean)
     n_runs: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "LatencyStats":
+        return cls(**{f.name: (int if f.name == "n_runs" else float)(data[f.name]) for f in fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -134,3 +179,50 @@ class Measurement:
     @property
     def settings_hash(self) -> str:
         return stable_hash(dict(self.settings))
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON values; ``Measurement.from_json(json.loads(json.dumps(m.to_json()))) == m``.
+
+        Floats are written with ``repr`` precision, so the round trip is exact;
+        an infinite CI half-width (too few samples) is written as ``Infinity``.
+        """
+        return {
+            "arch_id": self.arch_id,
+            "artifact_sha256": self.artifact_sha256,
+            "device": self.device,
+            "stats": self.stats.to_json(),
+            "n_warmup": self.n_warmup,
+            "unstable": self.unstable,
+            "settings": dict(self.settings),
+            "host": dict(self.host),
+            "timestamp": self.timestamp,
+            "hwprof_version": self.hwprof_version,
+            "samples_ms": list(self.samples_ms),
+            "energy_mj": self.energy_mj,
+            "meter": self.meter,
+            "stop_reason": self.stop_reason,
+            "reference_ms": self.reference_ms,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Measurement":
+        def opt_float(value: Any) -> float | None:
+            return None if value is None else float(value)
+
+        return cls(
+            arch_id=str(data["arch_id"]),
+            artifact_sha256=str(data["artifact_sha256"]),
+            device=str(data["device"]),
+            stats=LatencyStats.from_json(data["stats"]),
+            n_warmup=int(data["n_warmup"]),
+            unstable=bool(data["unstable"]),
+            settings=dict(data["settings"]),
+            host=dict(data["host"]),
+            timestamp=str(data["timestamp"]),
+            hwprof_version=str(data["hwprof_version"]),
+            samples_ms=tuple(float(x) for x in data.get("samples_ms", ())),
+            energy_mj=opt_float(data.get("energy_mj")),
+            meter=data.get("meter"),
+            stop_reason=str(data.get("stop_reason", "")),
+            reference_ms=opt_float(data.get("reference_ms")),
+        )

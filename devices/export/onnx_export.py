@@ -1,41 +1,26 @@
-"""torch -> ONNX with static shapes, validated by onnx.checker, cached by content hash.
+"""torch -> ONNX with static shapes, validated by onnx.checker.
 
-The cache key hashes everything that determines the file (architecture, input
-shape, opset, exporter, torch version, weight seed), so a second profiling run
-reuses the file; the file's own sha256 is recorded and re-checked on reuse, so
-a truncated or edited cache entry is rebuilt instead of silently measured.
+``OnnxExporter`` is the ``onnx`` exporter of the registry; caching by content
+is the core's (:mod:`hwprof.artifacts`). ``load_onnx_artifact`` describes a
+user-supplied ONNX file for ``hwprof measure``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Sequence
 
+from hwprof.artifacts import Exporter, sha256_file
 from hwprof.errors import ExportError, first_line
 from hwprof.hostinfo import package_version
-from hwprof.types import InputSpec, ModelArtifact, stable_hash
+from hwprof.types import InputSpec, ModelArtifact
 
 if TYPE_CHECKING:
     import torch
 
-log = logging.getLogger("hwprof")
-
 DEFAULT_OPSET = 17
 EXPORTERS = ("legacy", "dynamo")
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def export_onnx(
@@ -44,6 +29,7 @@ def export_onnx(
     out_path: str | Path,
     opset: int = DEFAULT_OPSET,
     exporter: str = "legacy",
+    input_name: str = "input",
 ) -> None:
     """Export ``model`` with one static-shape float32 input named ``input`` and validate it.
 
@@ -66,7 +52,7 @@ def export_onnx(
                 model,
                 (example,),
                 str(out_path),
-                input_names=["input"],
+                input_names=[input_name],
                 output_names=["output"],
                 opset_version=opset,
                 dynamo=(exporter == "dynamo"),
@@ -118,92 +104,28 @@ def load_onnx_artifact(path: str | Path, arch_id: str = "") -> ModelArtifact:
     )
 
 
-class ArtifactCache:
-    """Content-addressed cache of exported models under ``root/onnx``."""
+class OnnxExporter(Exporter):
+    """torch -> ONNX (fp32), static shapes, validated by ``onnx.checker``; registered as exporter ``onnx``."""
 
-    def __init__(self, root: str | Path, opset: int = DEFAULT_OPSET, exporter: str = "legacy") -> None:
-        self.root = Path(root)
-        self.opset = opset
+    name = "onnx"
+    format = "onnx"
+    suffix = ".onnx"
+    precisions = ("fp32",)
+
+    def __init__(self, opset: int = DEFAULT_OPSET, exporter: str = "legacy") -> None:
+        if exporter not in EXPORTERS:
+            raise ExportError(f"unknown exporter {exporter!r}; expected one of {', '.join(EXPORTERS)}")
+        self.opset = int(opset)
         self.exporter = exporter
 
-    def key(self, arch_key: dict, input_shape: tuple[int, ...], seed: int) -> str:
-        return stable_hash(
-            {
-                "arch": arch_key,
-                "input_shape": list(input_shape),
-                "opset": self.opset,
-                "exporter": self.exporter,
-                "torch": package_version("torch"),
-                "seed": seed,
-            },
-            length=32,
-        )
+    def config(self) -> dict:
+        return {"exporter": self.exporter, "opset": self.opset, "torch": package_version("torch")}
 
-    def get_or_export(
-        self,
-        arch_id: str,
-        arch_key: dict,
-        build: Callable[[], "torch.nn.Module"],
-        input_shape: tuple[int, ...],
-        seed: int = 0,
-    ) -> ModelArtifact:
-        """Return the cached artifact, exporting (atomically) if absent or corrupt."""
-        key = self.key(arch_key, input_shape, seed)
-        folder = self.root / "onnx"
-        model_path = folder / f"{key}.onnx"
-        meta_path = folder / f"{key}.json"
-        cached = self._read_cached(model_path, meta_path)
-        if cached is not None:
-            return cached
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ExportError(f"cannot create artifact cache {folder}: {exc.strerror or exc}") from exc
-        fd, tmp_name = tempfile.mkstemp(suffix=".onnx.tmp", dir=folder)
-        os.close(fd)
-        try:
-            export_onnx(build(), input_shape, tmp_name, self.opset, self.exporter)
-            digest = sha256_file(tmp_name)
-            os.replace(tmp_name, model_path)
-        finally:
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
-        artifact = ModelArtifact(
-            path=str(model_path),
-            format="onnx",
-            sha256=digest,
-            size_bytes=model_path.stat().st_size,
-            arch_id=arch_id,
-            inputs=(InputSpec("input", tuple(input_shape), "float32"),),
-            exporter={"exporter": self.exporter, "opset": self.opset, "torch": package_version("torch"), "seed": seed, "key": key},
-        )
-        meta = {
-            "sha256": digest,
-            "arch_id": arch_id,
-            "arch": arch_key,
-            "inputs": artifact.inputs_json(),
-            "exporter": dict(artifact.exporter),
-        }
-        meta_path.write_text(json.dumps(meta, sort_keys=True, indent=1))
-        return artifact
+    def export(self, module: "torch.nn.Module", inputs: Sequence[InputSpec], out_path: Path, precision: str) -> None:
+        self.check_precision(precision)
+        if len(inputs) != 1 or inputs[0].dtype != "float32":
+            raise ExportError(f"the onnx exporter takes one float32 input, got {[(i.name, i.dtype) for i in inputs]}")
+        export_onnx(module, tuple(inputs[0].shape), out_path, self.opset, self.exporter, input_name=inputs[0].name)
 
-    def _read_cached(self, model_path: Path, meta_path: Path) -> ModelArtifact | None:
-        if not (model_path.is_file() and meta_path.is_file()):
-            return None
-        try:
-            meta = json.loads(meta_path.read_text())
-            digest = sha256_file(model_path)
-        except (OSError, ValueError):
-            return None
-        if digest != meta.get("sha256"):
-            log.warning("cached model %s does not match its recorded sha256; re-exporting", model_path)
-            return None
-        return ModelArtifact(
-            path=str(model_path),
-            format="onnx",
-            sha256=digest,
-            size_bytes=model_path.stat().st_size,
-            arch_id=meta["arch_id"],
-            inputs=tuple(InputSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in meta["inputs"]),
-            exporter=meta["exporter"],
-        )
+
+__all__ = ["DEFAULT_OPSET", "EXPORTERS", "OnnxExporter", "export_onnx", "load_onnx_artifact", "sha256_file"]

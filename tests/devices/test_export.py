@@ -3,9 +3,11 @@ import json
 import onnx
 import pytest
 
-from devices.export import ArtifactCache, export_onnx, load_onnx_artifact
-from devices.export.onnx_export import sha256_file
-from hwprof.errors import ExportError
+from devices.export import OnnxExporter, export_onnx, load_onnx_artifact
+from hwprof import registry
+from hwprof.artifacts import ArtifactCache, exporter_for, get_exporter, sha256_file
+from hwprof.errors import ConfigError, ExportError
+from hwprof.types import Architecture, InputSpec
 
 
 def test_export_is_valid_static_onnx(tmp_path, tiny_model):
@@ -29,6 +31,19 @@ def test_export_failure_is_export_error(tmp_path):
         export_onnx(Broken(), (1, 3, 8, 8), tmp_path / "b.onnx")
 
 
+def test_onnx_exporter_is_registered_by_format():
+    assert "onnx" in registry.names("exporter")
+    exporter = exporter_for(("onnx",))
+    assert isinstance(exporter, OnnxExporter) and exporter.format == "onnx"
+    assert get_exporter("onnx", opset=13).config()["opset"] == 13
+    with pytest.raises(ConfigError, match="no registered exporter writes tflite"):
+        exporter_for(("tflite",))
+    with pytest.raises(ConfigError, match="at precision 'int8'"):
+        exporter_for(("onnx",), "int8")
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        exporter_for(("onnx",), "fp8")
+
+
 def test_cache_reuses_and_records_sha(tmp_path, tiny_model):
     cache = ArtifactCache(tmp_path / "cache")
     builds = []
@@ -37,24 +52,28 @@ def test_cache_reuses_and_records_sha(tmp_path, tiny_model):
         builds.append(1)
         return tiny_model
 
-    a = cache.get_or_export("arch1", {"space": "x", "spec": "a"}, build, (1, 3, 16, 16))
-    b = cache.get_or_export("arch1", {"space": "x", "spec": "a"}, build, (1, 3, 16, 16))
+    arch = Architecture("x", "a")
+    inputs = (InputSpec("input", (1, 3, 16, 16)),)
+    a = cache.get_or_export(arch, build, inputs, OnnxExporter())
+    b = cache.get_or_export(arch, build, inputs, OnnxExporter())
     assert len(builds) == 1, "second call must reuse the cached file"
-    assert a == b
+    assert a == b and a.format == "onnx" and a.precision == "fp32"
     assert a.sha256 == sha256_file(a.path)
     meta = json.loads((tmp_path / "cache" / "onnx" / (a.exporter["key"] + ".json")).read_text())
-    assert meta["sha256"] == a.sha256
-    # a different input shape is a different artifact
-    c = cache.get_or_export("arch1", {"space": "x", "spec": "a"}, build, (1, 3, 8, 8))
-    assert c.path != a.path and len(builds) == 2
+    assert meta["sha256"] == a.sha256 and meta["arch"] == {"space": "x", "spec": "a"} and meta["arch_id"] == arch.arch_id
+    # a different input shape, or another exporter configuration, is a different artifact
+    c = cache.get_or_export(arch, build, (InputSpec("input", (1, 3, 8, 8)),), OnnxExporter())
+    d = cache.get_or_export(arch, build, inputs, OnnxExporter(opset=13))
+    assert len({a.path, c.path, d.path}) == 3 and len(builds) == 3
 
 
 def test_cache_rebuilds_corrupted_entry(tmp_path, tiny_model):
     cache = ArtifactCache(tmp_path / "cache")
-    a = cache.get_or_export("arch1", {"spec": "a"}, lambda: tiny_model, (1, 3, 16, 16))
+    arch, inputs = Architecture("x", "a"), (InputSpec("input", (1, 3, 16, 16)),)
+    a = cache.get_or_export(arch, lambda: tiny_model, inputs, OnnxExporter())
     with open(a.path, "ab") as f:
         f.write(b"garbage")
-    b = cache.get_or_export("arch1", {"spec": "a"}, lambda: tiny_model, (1, 3, 16, 16))
+    b = cache.get_or_export(arch, lambda: tiny_model, inputs, OnnxExporter())
     assert b.sha256 == a.sha256 == sha256_file(b.path)
 
 

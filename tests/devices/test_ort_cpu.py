@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from devices.export import ArtifactCache
+from hwprof.artifacts import export_module
 from devices.ort_cpu import OrtCpuDevice, parse_affinity
 from hwprof.errors import ConfigError, ModelRunError
 from hwprof.testing import FAST_PROTOCOL, check_device
@@ -10,7 +10,7 @@ from hwprof.testing import FAST_PROTOCOL, check_device
 
 @pytest.fixture
 def artifact(tmp_path, tiny_model):
-    return ArtifactCache(tmp_path / "cache").get_or_export("tiny", {"spec": "tiny"}, lambda: tiny_model, (1, 3, 16, 16))
+    return export_module(lambda: tiny_model, (1, 3, 16, 16), tmp_path / "cache", "tiny")
 
 
 def test_conformance(artifact, tmp_path):
@@ -41,10 +41,12 @@ def test_affinity_applied_and_restored(artifact):
     before = os.sched_getaffinity(0)
     dev = OrtCpuDevice(cpu_affinity="0")
     seen = []
-    fn = dev.prepare(artifact)
-    seen.append(os.sched_getaffinity(0))
-    fn()
-    dev.release()
+    with dev.measuring():
+        handle = dev.prepare(artifact)
+        seen.append(os.sched_getaffinity(0))
+        handle.run()
+        dev.release(handle)
+        assert handle.state is None, "release must drop the session"
     assert seen[0] == {0}
     assert os.sched_getaffinity(0) == before
     assert OrtCpuDevice(cpu_affinity="0").check().settings["cpu_affinity"] == [0]
@@ -73,9 +75,8 @@ def test_bigger_model_is_slower(tmp_path):
         torch.manual_seed(0)
         return torch.nn.Sequential(*[torch.nn.Conv2d(c if i else 3, c, 3, padding=1) for i in range(3)]).eval()
 
-    cache = ArtifactCache(tmp_path / "c")
-    small = cache.get_or_export("s", {"c": 8}, lambda: net(8), (1, 3, 32, 32))
-    big = cache.get_or_export("b", {"c": 64}, lambda: net(64), (1, 3, 32, 32))
+    small = export_module(lambda: net(8), (1, 3, 32, 32), tmp_path / "c", "s")
+    big = export_module(lambda: net(64), (1, 3, 32, 32), tmp_path / "c", "b")
     dev = OrtCpuDevice()
     t_small = dev.measure(small, FAST_PROTOCOL).latency_ms
     t_big = dev.measure(big, FAST_PROTOCOL).latency_ms
@@ -92,8 +93,7 @@ def test_measure_many_interleaves_real_sessions_and_restores_affinity(tmp_path):
         torch.manual_seed(0)
         return torch.nn.Sequential(*[torch.nn.Conv2d(c if i else 3, c, 3, padding=1) for i in range(3)]).eval()
 
-    cache = ArtifactCache(tmp_path / "c")
-    arts = [cache.get_or_export(f"m{c}", {"c": c}, lambda c=c: net(c), (1, 3, 32, 32)) for c in (8, 64, 8)]
+    arts = [export_module(lambda c=c: net(c), (1, 3, 32, 32), tmp_path / "c", f"m{c}") for c in (8, 64, 8)]
     before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     dev = OrtCpuDevice(cpu_affinity="0") if before is not None else OrtCpuDevice()
     protocol = dataclasses.replace(FAST_PROTOCOL, rounds=3, round_min_s=0.0)
@@ -101,22 +101,37 @@ def test_measure_many_interleaves_real_sessions_and_restores_affinity(tmp_path):
     assert big.latency_ms > 3 * small.latency_ms
     assert all(m.stats.n_runs >= protocol.min_runs for m in (small, big, small_again))
     assert small.n_warmup >= 3 * protocol.min_warmup  # a warm-up on every visit
-    assert [m.arch_id for m in (small, big, small_again)] == ["m8", "m64", "m8"]
+    assert [m.arch_id for m in (small, big, small_again)] == [a.arch_id for a in arts]
+    assert arts[0].arch_id == arts[2].arch_id != arts[1].arch_id
     if before is not None:
         assert os.sched_getaffinity(0) == before
 
 
-def test_measure_many_failing_model_releases_what_was_prepared(artifact, tmp_path):
+def test_measure_many_failing_model_releases_what_was_prepared(artifact, tmp_path, monkeypatch):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not an onnx model")
     broken = dataclasses_replace(artifact, path=str(bad))
     before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     dev = OrtCpuDevice(cpu_affinity="0") if before is not None else OrtCpuDevice()
+    released = []
+    real_release = dev.release
+    monkeypatch.setattr(dev, "release", lambda handle: (released.append(handle.artifact), real_release(handle)))
     with pytest.raises(ModelRunError):
         dev.measure_many([artifact, broken], FAST_PROTOCOL)
     if before is not None:
         assert os.sched_getaffinity(0) == before
-    assert dev._pin_depth == 0
+    assert released == [artifact], "the handle prepared before the failure must be released"
+
+
+def test_settings_from_the_cli_parser_are_coerced_or_refused():
+    """`--set cpu_affinity=0` arrives as int 0, `0,2-3` as a tuple; `allow_spinning=maybe` is not a bool."""
+    assert OrtCpuDevice(cpu_affinity=0).settings["cpu_affinity"] == [0]
+    assert parse_affinity((0, "1-2")) == (0, 1, 2)
+    assert OrtCpuDevice(allow_spinning="no").settings["allow_spinning"] is False
+    with pytest.raises(ConfigError, match="allow_spinning must be true or false, got 'maybe'"):
+        OrtCpuDevice(allow_spinning="maybe")
+    with pytest.raises(ConfigError, match="cpu_affinity"):
+        parse_affinity((True,))
 
 
 def dataclasses_replace(obj, **changes):

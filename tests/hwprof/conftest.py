@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hwprof.devices import Device
+from hwprof.devices import Device, PreparedModel
 from hwprof.protocol import ProtocolSettings, run_interleaved, run_protocol
 from hwprof.types import DeviceInfo
 from hwprof.spaces import SearchSpace
@@ -79,7 +79,7 @@ class ScriptedDevice(Device):
         def fn():
             self.now += duration
 
-        return fn
+        return PreparedModel(artifact, fn)
 
     def time(self, fn, protocol):
         return run_protocol(fn, protocol, clock=lambda: self.now)
