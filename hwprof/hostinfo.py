@@ -226,6 +226,7 @@ def host_metadata(extra_packages: Sequence[str] = ()) -> dict[str, Any]:
     packages = dict.fromkeys((*CORE_PACKAGES, *extra_packages))
     return {
         "hostname": socket.gethostname(),
+        "pid": os.getpid(),  # the worker process that measured (pyperf records it too)
         "os": platform.system(),
         "platform": platform.platform(),
         "kernel": platform.release(),

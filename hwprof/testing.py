@@ -6,7 +6,8 @@ Usage in a third-party adapter's tests::
     def test_conformance(tmp_path):
         check_device(MyDevice, good_artifact, tmp_path)
 
-A search space checks itself the same way with ``check_space(space, specs)``.
+A search space checks itself the same way with ``check_space(space, specs)``,
+an exporter with ``check_exporter(MyExporter, tmp_path)``.
 Each check raises AssertionError with a message naming the broken contract.
 """
 
@@ -119,6 +120,45 @@ def _check_corrupt_model_rejected(device: Any, artifact: ModelArtifact, tmp_path
         raise AssertionError(f"a corrupt model must raise ModelRunError, got {type(exc).__name__}") from exc
     else:
         raise AssertionError("measuring a corrupt model file must raise ModelRunError")
+
+
+def check_exporter(exporter_factory: Callable[..., Any], tmp_path: Path) -> None:
+    """Contract of an exporter: class attributes, a file per precision it claims, cached with metadata naming the arch."""
+    import torch
+
+    from hwprof.artifacts import ArtifactCache, Exporter
+    from hwprof.types import Architecture, InputSpec
+
+    exporter = exporter_factory()
+    assert isinstance(exporter, Exporter), "an exporter must subclass hwprof.artifacts.Exporter"
+    assert exporter.name and exporter.format and exporter.suffix, "name, format and suffix must be set"
+    assert exporter.precisions and all(p in ("fp32", "int8") for p in exporter.precisions), "precisions must be fp32/int8"
+    config = exporter.config()
+    assert json.loads(json.dumps(config, sort_keys=True)) == config, "config() must be JSON values (it is hashed)"
+    inputs = (InputSpec("input", (1, 3, 8, 8), "float32"),)
+
+    def build() -> Any:
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU()).eval()
+
+    cache = ArtifactCache(Path(tmp_path) / "exporter-check")
+    arch = Architecture("check", "tiny")
+    paths = set()
+    for precision in exporter.precisions:
+        artifact = cache.get_or_export(arch, build, inputs, exporter, precision)
+        assert Path(artifact.path).is_file() and artifact.size_bytes > 0, f"{precision}: no file written"
+        assert artifact.format == exporter.format and artifact.precision == precision
+        assert artifact.path.endswith(exporter.suffix), f"the file must end with {exporter.suffix!r}"
+        again = cache.get_or_export(arch, build, inputs, exporter, precision)
+        assert again == artifact, "a second export of the same network must reuse the cached file"
+        paths.add(artifact.path)
+    assert len(paths) == len(exporter.precisions), "every precision must be its own artifact"
+    try:
+        exporter.check_precision("fp8")
+    except ConfigError:
+        pass
+    else:
+        raise AssertionError("an unsupported precision must raise ConfigError")
 
 
 def check_space(space: Any, specs: list[str]) -> None:

@@ -102,3 +102,9 @@ def test_load_onnx_artifact_rejects_dynamic_shapes(tmp_path, tiny_model):
                       dynamic_axes={"input": {0: "batch"}}, dynamo=False)
     with pytest.raises(ExportError, match="dynamic dimension"):
         load_onnx_artifact(out)
+
+
+def test_onnx_exporter_passes_the_conformance_check(tmp_path):
+    from hwprof.testing import check_exporter
+
+    check_exporter(OnnxExporter, tmp_path)
