@@ -56,7 +56,8 @@ from predictors.base import (
     positive_float,
     positive_int,
 )
-from predictors.features.graph import ModelLike, NodeInfo, analyze_graph, load_model
+from predictors.features.graph_costs import NodeInfo, analyze_graph
+from predictors.features.graph_shapes import ModelLike, load_model
 
 OPT_LEVELS = ("disable", "basic", "extended", "all")
 ACTIVATION_CODES = {"Relu": 1, "Clip": 2, "Sigmoid": 3, "HardSigmoid": 4, "LeakyRelu": 5, "Tanh": 6}

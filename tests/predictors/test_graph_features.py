@@ -7,7 +7,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from hwprof.errors import DataError
-from predictors.features.graph import GRAPH_FEATURE_NAMES, GRAPH_SCHEMA, GraphFeaturizer, analyze_graph, graph_features
+from predictors.features.graph import GRAPH_FEATURE_NAMES, GRAPH_SCHEMA, GraphFeaturizer, graph_features
+from predictors.features.graph_costs import analyze_graph
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 RNG = np.random.default_rng(0)

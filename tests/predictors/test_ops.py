@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from hwprof.errors import ConfigError, DataError, NotFittedError
 from predictors.base import FeatureSchema
-from predictors.features.graph import NodeInfo, analyze_graph
+from predictors.features.graph_costs import NodeInfo, analyze_graph
 from predictors.metrics import evaluate_predictions
 from predictors.ops import (
     NODE_FEATURES,
