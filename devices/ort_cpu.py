@@ -205,3 +205,12 @@ class OrtCpuDevice(Device):
         if self._pin_depth == 0 and self._saved_affinity is not None:
             os.sched_setaffinity(0, self._saved_affinity)
             self._saved_affinity = None
+
+    def kernel_profiler(self) -> Any:
+        """A ``devices.ort_profile.KernelProfiler``: per-kernel timings and the executed graph under these settings.
+
+        Its presence is the capability the ``ops`` predictor looks for in a device.
+        """
+        from devices.ort_profile import KernelProfiler
+
+        return KernelProfiler(self)
