@@ -525,3 +525,19 @@ def test_predict_archs_needs_a_space_when_fitted_on_graphs(fitted, tmp_path):
     a = fitted.predict_archs([spec], context=_context(tmp_path))
     b = fitted.predict_archs([Architecture("nb201", spec)], context=_context(tmp_path, space="fbnet"))
     assert a.shape == (1,) and a[0] > 0 and b == pytest.approx(a)
+
+
+@pytest.mark.slow
+def test_hwprof_search_with_an_ops_predictor_cost(nb201_fitted, tmp_path, capsys):
+    from hwprof.cli.main import main
+    from predictors import persistence
+
+    p, _, _, _ = nb201_fitted
+    persistence.save(p, tmp_path / "p", device="ort-cpu")
+    code = main(["search", "--algo", "random", "--budget", "5", "--max-latency-ms", "100",
+                 "--cost", f"predictor:{tmp_path / 'p'}", "-o", str(tmp_path / "out")])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    history = json.loads((tmp_path / "out" / "random_seed0.json").read_text())["history"]
+    specs = [e["spec"] for e in history]
+    assert len(specs) == 5
+    assert [e["costs"]["latency_ms"] for e in history] == pytest.approx(p.predict_archs(specs).tolist())
