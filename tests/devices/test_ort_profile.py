@@ -132,3 +132,20 @@ def test_profile_nodes_uses_device_settings(tiny_artifact, tmp_path):
 def test_profile_nodes_bad_arguments(tiny_artifact, tmp_path):
     with pytest.raises(ConfigError, match="n_runs"):
         profile_nodes(tiny_artifact, tmp_path, n_runs=0)
+
+
+def test_kernel_profiler_lowers_and_profiles_with_the_devices_settings(tiny_artifact, tmp_path):
+    """What the ops predictor asks a device for: the lowered graph it predicts is the graph profiling timed."""
+    full = OrtCpuDevice().kernel_profiler()
+    none = OrtCpuDevice(graph_optimization_level="disable").kernel_profiler()
+    assert full.graph_settings == {"graph_optimization_level": "all"} and none.graph_settings == {"graph_optimization_level": "disable"}
+    raw = onnx.load(tiny_artifact.path)
+    assert [n.op_type for n in none.lower(tiny_artifact).graph.node] == [n.op_type for n in raw.graph.node]
+    lowered = full.lower(raw)  # a ModelProto, a path or an artifact
+    assert "Relu" not in {n.op_type for n in lowered.graph.node}
+    profiled = full.profile(tiny_artifact, tmp_path / "prof", n_runs=1, n_warmup=0)
+    assert [n.op_type for n in lowered.graph.node] == [n.op_type for n in profiled.profile.nodes]
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(DataError, match="could not load the graph to lower it"):
+        full.lower(bad)
