@@ -39,7 +39,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import numpy as np  # noqa: E402
 
-from devices.export import ArtifactCache, load_onnx_artifact  # noqa: E402
+from devices.export import load_onnx_artifact  # noqa: E402
+from hwprof.artifacts import export_module  # noqa: E402
 from devices.ort_cpu import OrtCpuDevice  # noqa: E402
 from devices.ort_profile import NodeProfile, profile_nodes  # noqa: E402
 from hwprof.hostinfo import host_metadata  # noqa: E402
@@ -168,9 +169,9 @@ def build_sweep(blocks: list[dict[str, int | str]], seed: int = 0) -> "Any":
 
 def profile_one(
     group: str, spec: str, key: dict[str, Any], build: Callable[[], Any], input_shape: tuple[int, ...],
-    cache: ArtifactCache, device: OrtCpuDevice, opt_dir: Path, n_profile_runs: int,
+    cache: Path, device: OrtCpuDevice, opt_dir: Path, n_profile_runs: int,
 ) -> Profiled:  # fmt: skip
-    art = cache.get_or_export(stable_hash(key), key, build, input_shape)
+    art = export_module(build, input_shape, cache, stable_hash(key))
     prof = profile_nodes(art, opt_dir, n_runs=n_profile_runs, n_warmup=10, device=device)
     m = device.measure(art, PROTOCOL)
     return Profiled(
@@ -191,7 +192,7 @@ def collect(
     from nas.spaces.fbnet import FBNetSpace
     from nas.spaces.nb201 import NB201Space
 
-    cache = ArtifactCache(cache_dir)
+
     device = OrtCpuDevice()
     opt_dir = cache_dir / "ops-benchmark-optimized"
     jobs: list[tuple[str, str, dict[str, Any], Callable[[], Any], tuple[int, ...]]] = []
@@ -206,7 +207,7 @@ def collect(
     out = []
     for i, (group, spec, key, build, shape) in enumerate(jobs, start=1):
         t0 = time.perf_counter()
-        out.append(profile_one(group, spec, key, build, shape, cache, device, opt_dir, n_profile_runs))
+        out.append(profile_one(group, spec, key, build, shape, cache_dir, device, opt_dir, n_profile_runs))
         log(f"[{i}/{len(jobs)}] {group}: {out[-1].latency_min_ms:.3f} ms (min), {time.perf_counter() - t0:.1f} s")
     return out
 

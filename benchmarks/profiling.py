@@ -128,25 +128,23 @@ def bare_loop_ms(session, feeds, warmup: int = 20, runs: int = 200) -> float:
 
 def overhead(indices: list[int], cache: Path, repeats: int) -> dict:
     """hwprof's median vs. a bare session.run loop on the same models, same process, alternated."""
-    from devices.export import ArtifactCache
     from devices.ort_cpu import OrtCpuDevice
+    from hwprof.artifacts import export_architecture
     from hwprof.protocol import ProtocolSettings
+    from hwprof.runners import InProcessRunner
     from nas.spaces.nb201 import NB201Space
 
     space = NB201Space()
     device = OrtCpuDevice()
-    device.check()
-    artifacts = ArtifactCache(cache)
+    runner = InProcessRunner(device)  # what `hwprof profile` measures through
     protocol = ProtocolSettings()
     per_model = []
     for index in indices:
         arch = space.from_index(index)
-        artifact = artifacts.get_or_export(
-            arch.arch_id, arch.to_json(), lambda a=arch: space.build(a, seed=0), tuple(space.input_shape), seed=0
-        )
+        artifact = export_architecture(space, arch, cache)
         hw, bare = [], []
         for _ in range(repeats):
-            hw.append(device.measure(artifact, protocol).latency_ms)
+            hw.append(runner.measure([artifact], protocol, interleaved=False)[0].latency_ms)
             with device.pinned():
                 session = device.open_session(artifact)
                 bare.append(bare_loop_ms(session, device.make_inputs(artifact)))

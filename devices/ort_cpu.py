@@ -203,3 +203,12 @@ class OrtCpuDevice(Device):
             yield
         finally:
             os.sched_setaffinity(0, saved)
+
+    def kernel_profiler(self) -> Any:
+        """A ``devices.ort_profile.KernelProfiler``: per-kernel timings and the executed graph under these settings.
+
+        Its presence is the capability the ``ops`` predictor looks for in a device.
+        """
+        from devices.ort_profile import KernelProfiler
+
+        return KernelProfiler(self)

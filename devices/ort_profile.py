@@ -10,7 +10,10 @@ those names refer to.
 
 :func:`parse_profile` is a pure function over the trace text, so it is tested
 on a recorded real trace; :func:`profile_nodes` runs a model with the same
-session settings as :class:`~devices.ort_cpu.OrtCpuDevice`.
+session settings as :class:`~devices.ort_cpu.OrtCpuDevice`. A
+:class:`KernelProfiler` (``OrtCpuDevice.kernel_profiler()``) is what an
+op-level predictor asks a device for: kernel timings and the graph the runtime
+executes, both under the device's settings.
 """
 
 from __future__ import annotations
@@ -21,13 +24,16 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from devices.ort_cpu import OrtCpuDevice
-from hwprof.errors import ConfigError, DataError
+from hwprof.errors import ConfigError, DataError, first_line
 from hwprof.types import ModelArtifact
+
+if TYPE_CHECKING:
+    import onnx
 
 KERNEL_SUFFIX = "_kernel_time"
 RUN_EVENT = "model_run"
@@ -290,3 +296,41 @@ def summarize_profile(profile: NodeProfile) -> dict[str, float]:
         "n_nodes": float(len(profile.nodes)),
         "n_runs": float(profile.n_runs),
     }
+
+
+class KernelProfiler:
+    """What an op-level predictor needs from an onnxruntime CPU device: kernel timings and the executed graph.
+
+    Both use the device's own session settings, so the nodes a predictor is
+    trained on (profiled) and predicts (lowered) are the same nodes.
+    """
+
+    def __init__(self, device: OrtCpuDevice) -> None:
+        self.device = device
+
+    @property
+    def graph_settings(self) -> dict[str, Any]:
+        """The device settings that decide the executed graph: enough to lower graphs on another machine."""
+        return {"graph_optimization_level": self.device.settings["graph_optimization_level"]}
+
+    def profile(self, artifact: ModelArtifact, out_dir: str | os.PathLike[str], n_runs: int = 20, n_warmup: int = 5) -> ProfileResult:
+        """Per-node timings of ``artifact`` and its optimized graph (see :func:`profile_nodes`)."""
+        return profile_nodes(artifact, out_dir, n_runs=n_runs, n_warmup=n_warmup, device=self.device)
+
+    def lower(self, model: "str | os.PathLike[str] | onnx.ModelProto | ModelArtifact") -> "onnx.ModelProto":
+        """The graph onnxruntime would execute (its optimizer's output).
+
+        Only a session is created, to run the graph optimizer; nothing is executed.
+        """
+        import onnx
+
+        ort = self.device.runtime()
+        source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(getattr(model, "path", model))
+        with tempfile.TemporaryDirectory(prefix="hwprof-lower-") as tmp:
+            so = self.device.session_options()
+            so.optimized_model_filepath = str(Path(tmp) / "lowered.onnx")
+            try:
+                ort.InferenceSession(source, sess_options=so, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # onnxruntime raises its own exception types
+                raise DataError(f"onnxruntime could not load the graph to lower it: {first_line(exc)}") from exc
+            return onnx.load(so.optimized_model_filepath)

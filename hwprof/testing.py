@@ -186,3 +186,91 @@ def check_space(space: Any, specs: list[str]) -> None:
     with torch.no_grad():
         out = model(torch.zeros(*space.input_shape))
     assert out.shape[0] == space.input_shape[0], "output batch must match the input batch"
+
+
+def check_predictor(
+    predictor_factory: Callable[[], Any],
+    X: Any = None,
+    y: Any = None,
+    *,
+    round_trip: Callable[[Any, Path], Any] | None = None,
+) -> None:
+    """Contract of a latency predictor (scikit-learn style) on ``X``, ``y`` (default: a seeded additive law).
+
+    ``predictor_factory()`` (a class or a function) must give an unfitted
+    predictor with fixed parameters, its seed included, so two of them fit
+    the same model. ``round_trip(predictor, directory) -> predictor`` saves
+    and loads one (e.g. with ``predictors.persistence``; the core does not
+    import predictors); without it, the predictor's own ``save(directory)``
+    and ``load(directory)`` class method are used.
+    """
+    import tempfile
+
+    import numpy as np
+
+    from hwprof.errors import DataError, NotFittedError
+
+    if X is None or y is None:
+        rng = np.random.default_rng(0)
+        X = rng.integers(0, 2, size=(60, 6)).astype(np.float64)
+        y = 1.0 + X @ np.linspace(0.5, 3.0, X.shape[1])
+    X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    predictor = predictor_factory()
+    owner = type(predictor).__name__
+    _check_init_only_stores_params(predictor, owner)
+    try:
+        predictor.predict(X)
+    except NotFittedError:
+        pass
+    else:
+        raise AssertionError(f"{owner}.predict before fit must raise NotFittedError")
+    params = predictor.get_params()
+    assert predictor.fit(X, y) is predictor, f"{owner}.fit must return self"
+    assert _same_params(predictor.get_params(), params), f"{owner}.fit must not change its parameters"
+    pred = np.asarray(predictor.predict(X))
+    assert pred.shape == (X.shape[0],), f"{owner}.predict must return shape ({X.shape[0]},), got {pred.shape}"
+    assert np.all(np.isfinite(pred)), f"{owner}.predict must return finite latencies"
+    again = np.asarray(predictor_factory().fit(X, y).predict(X))
+    assert np.array_equal(pred, again), f"{owner} must fit the same model twice from the same parameters and data (fix its seed)"
+    for bad in (X[:, :-1], np.hstack([X, X[:, :1]])):
+        try:
+            predictor.predict(bad)
+        except DataError:
+            pass
+        else:
+            raise AssertionError(f"{owner}.predict must raise DataError for X of {bad.shape[1]} features (fitted on {X.shape[1]})")
+    with tempfile.TemporaryDirectory(prefix="hwprof-check-predictor-") as tmp:
+        directory = Path(tmp) / "predictor"
+        if round_trip is not None:
+            loaded = round_trip(predictor, directory)
+        else:
+            assert callable(getattr(predictor, "save", None)) and callable(getattr(type(predictor), "load", None)), (
+                f"{owner} has no save()/load(); pass round_trip=(predictor, directory) -> loaded predictor"
+            )
+            predictor.save(directory)
+            loaded = type(predictor).load(directory)
+        assert type(loaded) is type(predictor), f"loading a saved {owner} must give a {owner}, got {type(loaded).__name__}"
+        assert _same_params(loaded.get_params(), params), f"a loaded {owner} must have the saved parameters"
+        assert np.array_equal(np.asarray(loaded.predict(X)), pred), f"a loaded {owner} must predict exactly as the saved one"
+
+
+def _check_init_only_stores_params(predictor: Any, owner: str) -> None:
+    params = predictor.get_params()
+    public = {k for k in vars(predictor) if not k.startswith("_")}
+    extra = sorted(public - set(params))
+    assert not extra, f"{owner}.__init__ must only store its parameters; it also sets {extra}"
+    for name, value in params.items():
+        assert getattr(predictor, name) is value, f"{owner}.get_params()[{name!r}] must be the attribute {name!r} itself"
+    rebuilt = type(predictor)(**params)
+    assert _same_params(rebuilt.get_params(), params), f"{owner}(**get_params()) must give the same parameters"
+    assert predictor.set_params(**params) is predictor, f"{owner}.set_params must return self"
+    try:
+        predictor.set_params(__no_such_param__=1)
+    except ConfigError as exc:
+        assert "__no_such_param__" in str(exc), "ConfigError must name the unknown parameter"
+    else:
+        raise AssertionError(f"{owner}.set_params must raise ConfigError for an unknown parameter")
+
+
+def _same_params(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a.keys() == b.keys() and all(a[k] is b[k] or a[k] == b[k] for k in a)

@@ -30,23 +30,33 @@ A kind never seen in training gets the global linear cost. Network latency is
 ``scale * sum(node latencies) + o0 + o1 * n_nodes``, fitted robustly on the
 training networks' measured latencies.
 
-``fit(X, y)``/``predict(X)`` (the :class:`~predictors.base.Predictor`
-contract) work on the node table and node latencies; ``fit_graphs`` and
-``predict_graphs`` work on ONNX graphs and networks.
+Three levels of the same model:
+
+- ``fit_archs``/``predict_archs`` (what training workflows and search costs
+  call): architecture specs of a registered space are exported, profiled
+  kernel by kernel on the device named in the :class:`~predictors.context.ArchContext`
+  (any registered device with a ``kernel_profiler()``), and fitted; the
+  space, artifact cache and lowering device are recorded, so a saved
+  predictor predicts specs without being told them again;
+- ``fit_graphs``/``predict_graphs``: ONNX graphs with their node timings;
+- ``fit(X, y)``/``predict(X)`` (the :class:`~predictors.base.Predictor`
+  contract): the node table and node latencies.
 """
 
 from __future__ import annotations
 
 import math
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from hwprof.errors import ConfigError, DataError, PersistenceError
+from hwprof import registry
+from hwprof.errors import ConfigError, DataError, HwprofError, PersistenceError
+from hwprof.artifacts import export_architecture
+from hwprof.types import Architecture
 from predictors.base import (
     FeatureSchema,
     Predictor,
@@ -56,9 +66,13 @@ from predictors.base import (
     positive_float,
     positive_int,
 )
-from predictors.features.graph import ModelLike, NodeInfo, analyze_graph, load_model
+from predictors.features.graph_costs import NodeInfo, analyze_graph
+from predictors.features.graph_shapes import ModelLike
 
-OPT_LEVELS = ("disable", "basic", "extended", "all")
+if TYPE_CHECKING:
+    from hwprof.spaces import SearchSpace
+    from predictors.context import ArchContext
+
 ACTIVATION_CODES = {"Relu": 1, "Clip": 2, "Sigmoid": 3, "HardSigmoid": 4, "LeakyRelu": 5, "Tanh": 6}
 NODE_FEATURES = (
     "kernel_h", "kernel_w", "stride_h", "stride_w", "groups",
@@ -71,6 +85,10 @@ NODE_SCHEMA = FeatureSchema(kind="ops-nodes:onnx", names=("kind_id", *NODE_FEATU
 _COL = {name: i for i, name in enumerate(NODE_SCHEMA.names)}
 GLOBAL_KIND = -1
 MIN_NODE_MS = 0.0005  # the profiler counts whole µs; a node recorded as 0 µs is taken as half of one
+LOWERING_DEVICE = "ort-cpu"  # lowers graphs given without a device (fit_graphs, lower_for_ort)
+NODE_RUNS = 20  # profiled runs per network unless ArchContext.options["node_runs"] says otherwise
+NODE_WARMUP = 5
+DEFAULT_CACHE_DIR = ".hwprof-cache"
 
 
 # --- nodes -> rows ------------------------------------------------------------------------
@@ -158,37 +176,60 @@ def match_node_timings(nodes: Sequence[NodeInfo], timings: Mapping[str, float]) 
     return out
 
 
+def kernel_profiling_devices() -> list[str]:
+    """Registered devices that can profile kernels (they offer ``kernel_profiler()``)."""
+    names = []
+    for name in registry.names("device"):
+        try:
+            cls = registry.load("device", name)
+        except HwprofError:
+            continue
+        if callable(getattr(cls, "kernel_profiler", None)):
+            names.append(name)
+    return names
+
+
+def profiling_device(name: str, settings: Mapping[str, Any]) -> Any:
+    """Registered device ``name`` with ``settings``; ConfigError unless it can profile kernels.
+
+    The capability, not a list of names, decides: a third-party device that
+    offers ``kernel_profiler()`` (``profile(artifact, out_dir, n_runs,
+    n_warmup)``, ``lower(model)``, ``graph_settings``) trains the ops predictor.
+    """
+    cls = registry.load("device", name) if name in registry.names("device") else None
+    if not callable(getattr(cls, "kernel_profiler", None)):
+        capable = ", ".join(kernel_profiling_devices()) or "none is registered"
+        raise ConfigError(
+            f"the ops predictor learns from onnxruntime node profiles; device {name!r} is not one of {capable}"
+        )
+    return registry.get_device(name, **settings)
+
+
 def lower_for_ort(model: ModelLike, optimization_level: str = "all") -> Any:
-    """The graph onnxruntime would execute (its optimizer's output) as a ModelProto.
+    """The graph onnxruntime would execute at ``optimization_level`` (its optimizer's output) as a ModelProto.
 
     Only a session is created, to run the graph optimizer; nothing is executed.
     """
-    if optimization_level not in OPT_LEVELS:
-        raise ConfigError(f"optimization_level must be one of {', '.join(OPT_LEVELS)}, got {optimization_level!r}")
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        raise ConfigError(f"lowering a graph for the ops predictor needs onnxruntime ({exc}); pip install onnxruntime") from exc
-    import onnx
+    device = profiling_device(LOWERING_DEVICE, {"graph_optimization_level": optimization_level})
+    return device.kernel_profiler().lower(model)
 
-    proto = load_model(model)
-    so = ort.SessionOptions()
-    so.graph_optimization_level = {
-        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }[optimization_level]
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3
-    with tempfile.TemporaryDirectory(prefix="hwprof-lower-") as tmp:
-        so.optimized_model_filepath = str(Path(tmp) / "lowered.onnx")
-        try:
-            ort.InferenceSession(proto.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            text = str(exc).strip().splitlines()
-            raise DataError(f"onnxruntime could not load the graph to lower it: {text[0] if text else type(exc).__name__}") from exc
-        return onnx.load(so.optimized_model_filepath)
+
+def resolve_architectures(archs: Sequence[str | Architecture], space_name: str | None) -> list[tuple["SearchSpace", Architecture]]:
+    """Each architecture with its space: an ``Architecture`` names its own, a spec string is of ``space_name``."""
+    spaces: dict[str, Any] = {}
+    out = []
+    for a in archs:
+        name = a.space if isinstance(a, Architecture) else space_name
+        if name is None:
+            raise ConfigError(
+                "the ops predictor builds networks from architecture specs, and no search space is known: "
+                "pass context=ArchContext(space=...), Architecture objects, or exported graphs to predict_graphs()"
+            )
+        if name not in spaces:
+            spaces[name] = registry.get_space(name)
+        space = spaces[name]
+        out.append((space, space.parse(a.spec if isinstance(a, Architecture) else str(a))))
+    return out
 
 
 class NodeFeaturizer:
@@ -278,6 +319,10 @@ class OpsPredictor(Predictor):
 
     name = "ops"
     min_samples = 10  # node rows
+    # What a generic training workflow checks (see predictors.context.ArchContext):
+    fixed_features = True  # featurizes the graphs it profiles: takes no featurizer (no --features)
+    needs_store = True  # trains on measurements of a device it can run here (a store), not on a CSV
+    exports_networks = True  # predict_archs builds and exports every network: too slow to cost a whole space
 
     def __init__(
         self,
@@ -301,8 +346,10 @@ class OpsPredictor(Predictor):
 
     def _check_params(self) -> None:
         owner = type(self).__name__
-        if self.optimization_level not in OPT_LEVELS:
-            raise ConfigError(f"{owner}: optimization_level must be one of {', '.join(OPT_LEVELS)}, got {self.optimization_level!r}")
+        try:  # the lowering device knows its optimization levels (and maps them to onnxruntime's)
+            profiling_device(LOWERING_DEVICE, {"graph_optimization_level": self.optimization_level})
+        except ConfigError as exc:
+            raise ConfigError(f"{owner}: optimization_level {self.optimization_level!r} is refused by {LOWERING_DEVICE}: {exc}") from None
         positive_int(owner, "min_samples_xgb", self.min_samples_xgb)
         positive_int(owner, "n_estimators", self.n_estimators)
         positive_int(owner, "max_depth", self.max_depth)
@@ -316,7 +363,8 @@ class OpsPredictor(Predictor):
         """Train the kernel models on a node table (``NODE_SCHEMA`` columns) and node latencies (ms).
 
         Fitting nodes alone leaves the network overhead at zero (``scale`` 1);
-        :meth:`fit_graphs` fits it from whole-network latencies.
+        :meth:`fit_graphs` fits it from whole-network latencies. Graphs given
+        later are lowered at ``optimization_level`` on ``LOWERING_DEVICE``.
         """
         schema = NODE_SCHEMA if schema is None else schema
         if schema != NODE_SCHEMA:
@@ -324,8 +372,15 @@ class OpsPredictor(Predictor):
         super().fit(X, y, schema=schema, progress=progress)
         self.overhead_ = (1.0, 0.0, 0.0)
         self.overhead_fitted_ = False
-        self.kind_names_ = self.__dict__.pop("_pending_kind_names", {})
+        self.kind_names_: dict[int, str] = {}
+        self.lowering_ = self._default_lowering()
+        self.space_: str | None = None
+        self.cache_dir_: str | None = None
+        self.profiling_: dict[str, Any] = {}
         return self
+
+    def _default_lowering(self) -> dict[str, Any]:
+        return {"device": LOWERING_DEVICE, "settings": {"graph_optimization_level": self.optimization_level}}
 
     def _fit(self, X: np.ndarray, y: np.ndarray, progress: ProgressCallback | None) -> None:
         import xgboost as xgb
@@ -383,15 +438,78 @@ class OpsPredictor(Predictor):
     def _predict(self, X: np.ndarray) -> np.ndarray:
         return self._predict_with_source(X)[0]
 
-    def predict_archs(self, archs: Sequence[Any]) -> np.ndarray:
-        raise ConfigError(
-            "the ops predictor predicts ONNX graphs, not architecture specs: export the networks "
-            "(devices.export) and call predict_graphs()"
-        )
+    # --- architecture level (what training workflows and search costs call) -----------------------
+    def fit_archs(
+        self,
+        archs: Sequence[str | Architecture],
+        y: Any,
+        *,
+        featurizer: Any = None,
+        context: "ArchContext | None" = None,
+        progress: ProgressCallback | None = None,
+    ) -> "OpsPredictor":
+        """Export ``archs``, profile their kernels on ``context.device``, fit kernels and overhead; returns self.
+
+        ``y`` are the networks' latencies (ms) as measured under
+        ``context.device_settings``; each network is also run once more with the
+        profiler on, under the same settings, ``context.options["node_runs"]``
+        times (default 20). ``progress`` sees the profiled networks, then the
+        fitted kernel kinds.
+        """
+        if featurizer is not None:
+            raise ConfigError("the ops predictor has fixed node features (it featurizes the graphs it profiles); pass no featurizer")
+        if context is None or not context.device:
+            raise ConfigError(
+                "the ops predictor profiles kernels on the device the latencies were measured on; "
+                "pass context=ArchContext(space=..., device=..., device_settings=...)"
+            )
+        device = profiling_device(context.device, context.device_settings)
+        self._check_params()
+        node_runs = positive_int(type(self).__name__, "node_runs", context.options.get("node_runs", NODE_RUNS))
+        archs = list(archs)
+        if len(archs) < 3:
+            raise ConfigError(f"the ops predictor needs at least 3 training networks, got {len(archs)}")
+        y_net = check_y(y)
+        if len(y_net) != len(archs):
+            raise DataError(f"need one latency per architecture; got {len(archs)} architectures and {len(y_net)} latencies")
+        resolved = resolve_architectures(archs, context.space)
+        device.check()
+        profiler = device.kernel_profiler()
+        cache = Path(context.cache_dir or DEFAULT_CACHE_DIR)
+        lowered, timings = [], []
+        for n, (space, arch) in enumerate(resolved, start=1):
+            result = profiler.profile(export_architecture(space, arch, cache), cache / "ort-optimized", n_runs=node_runs, n_warmup=NODE_WARMUP)
+            lowered.append(result.optimized_model_path)
+            timings.append(result.profile.node_latency_ms())
+            if progress is not None:
+                progress(n, len(resolved))
+        self._fit_tables([node_table(m) for m in lowered], timings, y_net, progress)
+        self.lowering_ = {"device": context.device, "settings": dict(profiler.graph_settings)}
+        self.space_ = context.space
+        self.cache_dir_ = str(cache.resolve())
+        self.profiling_ = {"device": context.device, "settings": dict(context.device_settings), "node_runs": node_runs}
+        return self
+
+    def predict_archs(self, archs: Sequence[str | Architecture], *, context: "ArchContext | None" = None) -> np.ndarray:
+        """Predicted latency (ms) of architectures: each is exported (cached) and its lowered graph predicted.
+
+        The space and artifact cache default to those of :meth:`fit_archs`
+        (recorded in a saved predictor); an ``Architecture`` names its own space,
+        so networks of another space are predicted from the same kernels.
+        """
+        self._check_fitted()
+        saved = getattr(self, "info_", None)  # predictors saved before space_ was recorded keep it in their metadata
+        space = context.space if context is not None else self.space_ or (saved.extra.get("space") if saved else None)
+        cache = Path((context.cache_dir if context is not None else None) or self.cache_dir_ or DEFAULT_CACHE_DIR)
+        resolved = resolve_architectures(list(archs), space)
+        return self.predict_graphs([export_architecture(s, a, cache).path for s, a in resolved])
 
     # --- graph level ---------------------------------------------------------------------------
-    def _tables(self, models: Sequence[ModelLike], lowered: bool) -> list[NodeTable]:
-        return [node_table(m if lowered else lower_for_ort(m, self.optimization_level)) for m in models]
+    def _tables(self, models: Sequence[ModelLike], lowered: bool, lowering: Mapping[str, Any]) -> list[NodeTable]:
+        if lowered:
+            return [node_table(m) for m in models]
+        profiler = profiling_device(lowering["device"], lowering["settings"]).kernel_profiler()
+        return [node_table(profiler.lower(m)) for m in models]
 
     def fit_graphs(
         self,
@@ -420,7 +538,16 @@ class OpsPredictor(Predictor):
         if n < 3:
             raise DataError(f"the ops predictor needs at least 3 profiled networks to fit the overhead, got {n}")
         y_net = check_y(latency_ms)
-        tables = self._tables(models, lowered)
+        return self._fit_tables(self._tables(models, lowered, self._default_lowering()), node_latency_ms, y_net, progress)
+
+    def _fit_tables(
+        self,
+        tables: Sequence[NodeTable],
+        node_latency_ms: Sequence[Mapping[str, float]],
+        y_net: np.ndarray,
+        progress: ProgressCallback | None,
+    ) -> "OpsPredictor":
+        """Kernel models from the tables' timed nodes, then the overhead from the networks' latencies."""
         rows, ys = [], []
         kind_names: dict[int, str] = {}
         for i, (t, timings) in enumerate(zip(tables, node_latency_ms)):
@@ -439,21 +566,19 @@ class OpsPredictor(Predictor):
                 rows.append(t.X[j])
                 ys.append(max(float(v), MIN_NODE_MS))
             kind_names.update({int(x): k for x, k in zip(t.X[:, 0], t.kinds)})
-        X = np.array(rows)
-        y = np.array(ys)
-        self._pending_kind_names = kind_names
-        self.fit(X, y, progress=progress)
+        self.fit(np.array(rows), np.array(ys), progress=progress)
+        self.kind_names_ = kind_names
         sums, sizes = self._node_sums(tables)
         self.overhead_ = _fit_overhead(sums, sizes, y_net)
         self.overhead_fitted_ = True
-        self.n_graphs_ = n
+        self.n_graphs_ = len(tables)
         self.network_hash_ = data_hash(np.column_stack([sums, sizes]), y_net)
         return self
 
     def predict_graphs(self, models: Sequence[ModelLike], lowered: bool = False) -> np.ndarray:
         """Predicted latency (ms) of each graph (lowered first unless ``lowered``)."""
         self._check_fitted()
-        tables = self._tables(models, lowered)
+        tables = self._tables(models, lowered, self.lowering_)
         if not tables:
             return np.zeros(0)
         sums, sizes = self._node_sums(tables)
@@ -472,7 +597,7 @@ class OpsPredictor(Predictor):
     def predict_nodes(self, model: ModelLike, lowered: bool = False) -> list[NodePrediction]:
         """Per-node predictions of one graph and the model each came from (for inspection)."""
         self._check_fitted()
-        t = self._tables([model], lowered)[0]
+        t = self._tables([model], lowered, self.lowering_)[0]
         pred, sources = self._predict_with_source(t.X)
         return [NodePrediction(n.name, n.op_type, k, float(p), s) for n, k, p, s in zip(t.nodes, t.kinds, pred, sources)]
 
@@ -492,6 +617,10 @@ class OpsPredictor(Predictor):
             "overhead_fitted": self.overhead_fitted_,
             "n_graphs": getattr(self, "n_graphs_", 0),
             "network_hash": getattr(self, "network_hash_", ""),
+            "lowering": self.lowering_,
+            "space": self.space_,
+            "cache_dir": self.cache_dir_,
+            "profiling": self.profiling_,
         }
 
     def _load_state(self, directory: Path, state: Mapping[str, Any]) -> None:
@@ -517,6 +646,12 @@ class OpsPredictor(Predictor):
             self.overhead_fitted_ = bool(state["overhead_fitted"])
             self.n_graphs_ = int(state["n_graphs"])
             self.network_hash_ = str(state["network_hash"])
+            # predictors saved before these were recorded: lowered at their optimization_level, space in the metadata
+            lowering = state.get("lowering") or self._default_lowering()
+            self.lowering_ = {"device": str(lowering["device"]), "settings": dict(lowering["settings"])}
+            self.space_ = state.get("space")
+            self.cache_dir_ = state.get("cache_dir")
+            self.profiling_ = dict(state.get("profiling") or {})
         except (KeyError, TypeError, ValueError) as exc:
             raise PersistenceError(f"{directory}: malformed ops predictor state ({type(exc).__name__}: {exc})") from None
         if GLOBAL_KIND not in self.linear_:

@@ -196,16 +196,24 @@ def train(
     if len(val_idx) == 1:
         raise DataError(f"a validation set of 1 architecture gives no metrics; raise --val-fraction or use 0 (have {len(data)})")
     if predictor.name == OPS_MODEL:
-        from hwprof.cli.predict_ops import train_ops
+        from predictors.context import ArchContext
 
         if features is not None:
             raise ConfigError("the ops predictor has fixed node features; drop --features")
         if db is None:
             raise ConfigError("the ops predictor learns from per-node profiles of exported networks; train it with --db, not --csv")
-        predictor, train_pred, val_pred, extra = train_ops(
-            predictor, data, train_idx, val_idx, db, cache_dir, node_runs, run_with_progress
-        )
+        train_archs, val_archs = [data.archs[i] for i in train_idx], [data.archs[i] for i in val_idx]
+        settings = _stored_settings(db, data.device, data.space, train_archs)
+        context = ArchContext(space=data.space, device=data.device, device_settings=settings,
+                              cache_dir=str(cache_dir or _default_cache(db)), options={"node_runs": node_runs})
         y_train, y_val = data.latency_ms[train_idx], data.latency_ms[val_idx]
+        run_with_progress(
+            f"profiling and training ops on {len(train_archs)} networks",
+            lambda report: predictor.fit_archs(train_archs, y_train, context=context, progress=report),
+        )
+        train_pred = predictor.predict_archs(train_archs, context=context)
+        val_pred = predictor.predict_archs(val_archs, context=context) if len(val_archs) else None
+        extra = {"space": data.space, "device_settings": settings, "node_runs": node_runs}
     else:
         if len(train_idx) < predictor.min_samples:
             raise DataError(
@@ -274,7 +282,7 @@ def evaluate(
     data = load_data(db, csv_path, device if db is not None else None, target, space, calibrated)
     if space is not None and data.space != space:
         raise PersistenceError(f"predictor {str(predictor_dir)!r} was trained on space {space!r}, the data is of {data.space!r}")
-    pred = predict_specs(predictor, data.archs, data.source, cache_dir or _default_cache(db))
+    pred = predict_specs(predictor, data.archs, data.source, cache_dir)
     metrics = evaluate_predictions(data.latency_ms, pred)
     console.print(metrics_table(f"{info.name} predictor {predictor_dir} on {data.device} ({data.source})", [("all", metrics)]))
 
@@ -283,14 +291,33 @@ def _default_cache(db: Optional[Path]) -> Path:
     return (db.parent if db is not None else Path.cwd()) / ".hwprof-cache"
 
 
-def predict_specs(predictor: Any, archs: Sequence[str], where: str, cache_dir: Path) -> np.ndarray:
-    """Predicted ms of architecture specs (the ops predictor exports them to ONNX first)."""
-    if predictor.name == OPS_MODEL:
-        from hwprof.cli.predict_ops import predict_ops
+def _stored_settings(db: Path, device: str, space: str, archs: Sequence[str]) -> dict[str, Any]:
+    """Settings of the stored measurements (the newest one among ``archs``); several settings are refused."""
+    from hwprof.types import Architecture
 
-        return predict_ops(predictor, archs, cache_dir, run_with_progress)
+    store = open_store(db)
     try:
-        return predictor.predict_archs(list(archs))
+        wanted = {Architecture(space, a).arch_id for a in archs}
+        rows = [r for r in store.measurements(device=device, space=space, latest_only=True) if r["arch_id"] in wanted]
+    finally:
+        store.close()
+    hashes = {r["settings_hash"] for r in rows}
+    if len(hashes) > 1:
+        raise ConfigError(
+            f"{db} holds {device!r} measurements under {len(hashes)} different settings; "
+            "the ops predictor needs one setting (profile again with one)"
+        )
+    return dict(rows[-1]["settings"]) if rows else {}
+
+
+def predict_specs(predictor: Any, archs: Sequence[str], where: str, cache_dir: Optional[Path]) -> np.ndarray:
+    """Predicted ms of architecture specs (the ops predictor exports them to ONNX first, into ``cache_dir``)."""
+    from predictors.context import ArchContext
+
+    space = schema_space(predictor.schema_.kind) or getattr(predictor, "space_", None)
+    context = ArchContext(space=space, cache_dir=str(cache_dir)) if cache_dir is not None and space else None
+    try:
+        return predictor.predict_archs(list(archs), context=context)
     except DataError as exc:
         space = schema_space(predictor.schema_.kind) or "its"
         raise DataError(f"{where} does not hold architectures of the predictor's space {space!r}: {exc}") from None
@@ -304,7 +331,7 @@ def predict(
     arch: Optional[str] = typer.Option(None, "--arch", "-a", help="One architecture string."),
     archs_file: Optional[Path] = typer.Option(None, "--archs", help="File with one architecture string per line."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV output for --archs (default: stdout)."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="ops: exported-model cache (default: ./.hwprof-cache)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="ops: exported-model cache (default: the one it was trained with)."),
 ) -> None:
     """Predicted latency (ms) of one architecture, or CSV `arch,predicted_ms` for a file of them."""
     from predictors.persistence import load_predictor
@@ -314,14 +341,13 @@ def predict(
     if out is not None and archs_file is None:
         raise ConfigError("-o writes the CSV of --archs; with --arch the prediction is printed")
     predictor = load_predictor(predictor_dir)
-    cache = cache_dir or _default_cache(None)
     if arch is not None:
-        value = float(predict_specs(predictor, [arch.strip()], "--arch", cache)[0])
+        value = float(predict_specs(predictor, [arch.strip()], "--arch", cache_dir)[0])
         console.print(f"{value:.4f} ms", highlight=False)
         return
     assert archs_file is not None
     archs = read_arch_lines(archs_file)
-    pred = predict_specs(predictor, archs, str(archs_file), cache)
+    pred = predict_specs(predictor, archs, str(archs_file), cache_dir)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["arch", "predicted_ms"])

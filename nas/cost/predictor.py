@@ -18,7 +18,10 @@ class PredictorCost:
     """Wraps any object with ``predict_archs(list[Architecture]) -> np.ndarray`` (milliseconds).
 
     Predictions are cached per architecture: search algorithms ask for the same
-    architecture many times, and a predictor call has fixed overhead.
+    architecture many times, and a predictor call has fixed overhead. A
+    predictor that builds and exports every network it predicts (its class
+    says ``exports_networks = True``, e.g. ``ops``) is not cheap: the search
+    does not enumerate the space with it.
     """
 
     cheap = True
@@ -29,6 +32,7 @@ class PredictorCost:
                 f"PredictorCost needs an object with predict_archs(archs), got {type(predictor).__name__}"
             )
         self.predictor = predictor
+        self.cheap = not getattr(predictor, "exports_networks", False)
         self.name = name
         self.unit = unit
         self.source = source or type(predictor).__name__

@@ -56,11 +56,11 @@ def tiny_network():
 
 def main() -> None:
     sys.path.insert(0, str(HERE.parents[1]))
-    from devices.export import ArtifactCache
+    from hwprof.artifacts import export_module
     from devices.ort_profile import profile_nodes
 
     with tempfile.TemporaryDirectory() as tmp:
-        art = ArtifactCache(Path(tmp) / "cache").get_or_export("tiny", {"tiny": 1}, tiny_network, (1, 3, 16, 16))
+        art = export_module(tiny_network, (1, 3, 16, 16), Path(tmp) / "cache", "tiny")
         result = profile_nodes(art, Path(tmp) / "prof", n_runs=2, n_warmup=1, keep_trace=True)
         events = json.loads(Path(result.trace_path).read_text())
         for e in events:

@@ -4,7 +4,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from devices.export import ArtifactCache
+from hwprof.artifacts import export_module
 from devices.ort_cpu import OrtCpuDevice
 from devices.ort_profile import NodeProfile, parse_profile, profile_nodes, summarize_profile
 from hwprof.errors import ConfigError, DataError
@@ -99,7 +99,7 @@ def test_profile_json_round_trip():
 
 @pytest.fixture
 def tiny_artifact(tmp_path, tiny_model):
-    return ArtifactCache(tmp_path / "cache").get_or_export("tiny", {"spec": "tiny"}, lambda: tiny_model, (1, 3, 16, 16))
+    return export_module(lambda: tiny_model, (1, 3, 16, 16), tmp_path / "cache", "tiny")
 
 
 def test_profile_nodes_live(tiny_artifact, tmp_path):
@@ -132,3 +132,20 @@ def test_profile_nodes_uses_device_settings(tiny_artifact, tmp_path):
 def test_profile_nodes_bad_arguments(tiny_artifact, tmp_path):
     with pytest.raises(ConfigError, match="n_runs"):
         profile_nodes(tiny_artifact, tmp_path, n_runs=0)
+
+
+def test_kernel_profiler_lowers_and_profiles_with_the_devices_settings(tiny_artifact, tmp_path):
+    """What the ops predictor asks a device for: the lowered graph it predicts is the graph profiling timed."""
+    full = OrtCpuDevice().kernel_profiler()
+    none = OrtCpuDevice(graph_optimization_level="disable").kernel_profiler()
+    assert full.graph_settings == {"graph_optimization_level": "all"} and none.graph_settings == {"graph_optimization_level": "disable"}
+    raw = onnx.load(tiny_artifact.path)
+    assert [n.op_type for n in none.lower(tiny_artifact).graph.node] == [n.op_type for n in raw.graph.node]
+    lowered = full.lower(raw)  # a ModelProto, a path or an artifact
+    assert "Relu" not in {n.op_type for n in lowered.graph.node}
+    profiled = full.profile(tiny_artifact, tmp_path / "prof", n_runs=1, n_warmup=0)
+    assert [n.op_type for n in lowered.graph.node] == [n.op_type for n in profiled.profile.nodes]
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(DataError, match="could not load the graph to lower it"):
+        full.lower(bad)

@@ -7,7 +7,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from hwprof.errors import DataError
-from predictors.features.graph import GRAPH_FEATURE_NAMES, GRAPH_SCHEMA, GraphFeaturizer, analyze_graph, graph_features
+from predictors.features.graph import GRAPH_FEATURE_NAMES, GRAPH_SCHEMA, GraphFeaturizer, graph_features
+from predictors.features.graph_costs import analyze_graph
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 RNG = np.random.default_rng(0)
@@ -128,7 +129,7 @@ def test_constant_nodes_are_parameters_not_nodes():
 def test_accepts_path_proto_and_artifact(tmp_path):
     import torch
 
-    from devices.export import ArtifactCache
+    from hwprof.artifacts import export_module
 
     def build():
         torch.manual_seed(0)
@@ -137,7 +138,7 @@ def test_accepts_path_proto_and_artifact(tmp_path):
             torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 10),
         ).eval()  # fmt: skip
 
-    art = ArtifactCache(tmp_path).get_or_export("t", {"t": 1}, build, (1, 3, 16, 16))
+    art = export_module(build, (1, 3, 16, 16), tmp_path, "t")
     f = graph_features(art)
     assert f == graph_features(art.path) == graph_features(onnx.load(art.path))
     # Conv 3->8 k3 (BN folded by the exporter) + Linear 8->10

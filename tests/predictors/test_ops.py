@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from hwprof.errors import ConfigError, DataError, NotFittedError
 from predictors.base import FeatureSchema
-from predictors.features.graph import NodeInfo, analyze_graph
+from predictors.features.graph_costs import NodeInfo, analyze_graph
 from predictors.metrics import evaluate_predictions
 from predictors.ops import (
     NODE_FEATURES,
@@ -315,10 +315,9 @@ def test_fit_graphs_from_real_profiles(tmp_path):
     """End to end on the runtime: profile small torch networks, fit, predict one left out."""
     import torch
 
-    from devices.export import ArtifactCache
     from devices.ort_profile import profile_nodes
+    from hwprof.artifacts import export_module
 
-    cache = ArtifactCache(tmp_path / "cache")
     arts, results = [], []
     for i, (c, k) in enumerate([(8, 3), (16, 3), (16, 1), (24, 3), (32, 1)]):
         def build(c=c, k=k):
@@ -329,7 +328,7 @@ def test_fit_graphs_from_real_profiles(tmp_path):
                 torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(c, 10),
             ).eval()  # fmt: skip
 
-        art = cache.get_or_export(f"n{i}", {"c": c, "k": k}, build, (1, 3, 16, 16))
+        art = export_module(build, (1, 3, 16, 16), tmp_path / "cache", f"n{i}")
         arts.append(art)
         results.append(profile_nodes(art, tmp_path / "prof", n_runs=5, n_warmup=2))
     train = results[:4]
@@ -348,19 +347,18 @@ def test_fit_graphs_from_real_profiles(tmp_path):
 @pytest.mark.slow
 def test_nb201_kernels_predict_fbnet_networks(tmp_path):
     """Cross-space: kernels learned on NB201 networks predict FBNet networks (depthwise, grouped, shuffles)."""
-    from devices.export import ArtifactCache
     from devices.ort_cpu import OrtCpuDevice
+    from hwprof.artifacts import export_architecture
     from devices.ort_profile import profile_nodes
     from hwprof.protocol import ProtocolSettings
     from nas.spaces.fbnet import FBNetSpace
     from nas.spaces.nb201 import NB201Space
 
-    cache = ArtifactCache(tmp_path / "cache")
     device = OrtCpuDevice()
     protocol = ProtocolSettings(min_warmup=3, max_warmup=20, min_runs=20, max_runs=200, max_time_s=2.0)
 
     def export(space, arch):
-        return cache.get_or_export(arch.arch_id, arch.to_json(), lambda: space.build(arch, seed=0), space.input_shape)
+        return export_architecture(space, arch, tmp_path / "cache")
 
     nb = NB201Space()
     profiled, latency = [], []
@@ -388,3 +386,156 @@ def test_nb201_kernels_predict_fbnet_networks(tmp_path):
     total = sum(n.latency_ms for n in nodes)
     assert sum(n.latency_ms for n in nodes if n.source == "global") < 0.25 * total
     assert any(n.kind == "nchwc.Conv.depthwise" and n.source != "global" for n in nodes)  # learned from NB201
+
+
+# --- architectures: export, profile, fit; the search cost -------------------------------------------------
+
+
+def _context(tmp_path, **changes):
+    from predictors.context import ArchContext
+
+    fields = dict(space="nb201", device="ort-cpu", device_settings={"intra_op_threads": 1},
+                  cache_dir=str(tmp_path / "cache"), options={"node_runs": 2})  # fmt: skip
+    fields.update(changes)
+    return ArchContext(**fields)
+
+
+@pytest.fixture(scope="module")
+def nb201_fitted(tmp_path_factory):
+    """An ops predictor trained through fit_archs on 3 NB201 networks (profiled on this machine's ort-cpu)."""
+    from nas.spaces.nb201 import NB201Space
+
+    tmp = tmp_path_factory.mktemp("ops-archs")
+    specs = [a.spec for a in NB201Space().sample(5, np.random.default_rng(0))]
+    progress = []
+    p = OpsPredictor(n_estimators=20).fit_archs(
+        specs[:3], [4.0, 5.0, 6.0], context=_context(tmp), progress=lambda done, total: progress.append((done, total))
+    )
+    return p, specs, tmp, progress
+
+
+def test_fit_archs_profiles_on_the_context_device_and_records_what_prediction_needs(nb201_fitted):
+    p, specs, tmp, progress = nb201_fitted
+    assert progress[:3] == [(1, 3), (2, 3), (3, 3)]  # the profiled networks, then the fitted kinds
+    assert p.overhead_fitted_ and p.n_graphs_ == 3 and p.space_ == "nb201"
+    assert p.cache_dir_ == str((tmp / "cache").resolve()) and any((tmp / "cache" / "ort-optimized").iterdir())
+    assert p.lowering_ == {"device": "ort-cpu", "settings": {"graph_optimization_level": "all"}}
+    assert p.profiling_ == {"device": "ort-cpu", "settings": {"intra_op_threads": 1}, "node_runs": 2}
+    assert p.get_params() == OpsPredictor(n_estimators=20).get_params()  # fit changes no parameter
+    pred = p.predict_archs(specs[3:])
+    assert pred.shape == (2,) and np.all(np.isfinite(pred)) and np.all(pred > 0)
+
+
+def test_fit_archs_lowers_at_the_measured_devices_level(tmp_path):
+    """The device's settings decide the executed graph; the parameter does not override them."""
+    from nas.spaces.nb201 import NB201Space
+
+    specs = [a.spec for a in NB201Space().sample(3, np.random.default_rng(1))]
+    ctx = _context(tmp_path, device_settings={"graph_optimization_level": "basic"})
+    p = OpsPredictor(n_estimators=5).fit_archs(specs, [4.0, 5.0, 6.0], context=ctx)
+    assert p.lowering_["settings"] == {"graph_optimization_level": "basic"} and p.optimization_level == "all"
+    assert not any(k.startswith("nchwc.") for k in p.kind_names_.values())  # NCHWc layout is an "all"-level transform
+
+
+def test_saved_ops_predictor_predicts_specs_without_being_told_the_space(nb201_fitted, tmp_path, monkeypatch):
+    from predictors import persistence
+
+    p, specs, _, _ = nb201_fitted
+    before = p.predict_archs(specs[3:])
+    persistence.save(p, tmp_path / "p", device="ort-cpu")
+    again = persistence.load_predictor(tmp_path / "p")
+    assert again.space_ == "nb201" and again.lowering_ == p.lowering_ and again.profiling_ == p.profiling_
+    monkeypatch.chdir(tmp_path)  # no cache here: the recorded one is used
+    np.testing.assert_allclose(again.predict_archs(specs[3:]), before, rtol=1e-9)
+    assert not (tmp_path / ".hwprof-cache").exists()
+
+
+def test_ops_predictor_is_a_search_cost(nb201_fitted, tmp_path):
+    from hwprof.types import Architecture
+    from nas.cost.predictor import PredictorCost
+    from nas.spaces.nb201 import NB201Space
+    from predictors import persistence
+
+    p, specs, _, _ = nb201_fitted
+    persistence.save(p, tmp_path / "p", device="ort-cpu")
+    cost = PredictorCost.load(tmp_path / "p", space=NB201Space())  # the space check predicts a probe architecture
+    assert not cost.cheap  # every prediction exports a network: no enumeration of the space
+    archs = [Architecture("nb201", s) for s in specs[3:]]
+    np.testing.assert_allclose(cost.costs(archs), p.predict_archs(specs[3:]), rtol=1e-9)
+    assert cost.cost(archs[0]) == pytest.approx(cost.costs(archs)[0])
+
+
+def test_fit_archs_refusals(tmp_path):
+    from predictors.features import get_featurizer
+
+    specs = ["|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"] * 3
+    p = OpsPredictor()
+    with pytest.raises(ConfigError, match="fixed node features"):
+        p.fit_archs(specs, [1.0] * 3, featurizer=get_featurizer("onehot:nb201"), context=_context(tmp_path))
+    with pytest.raises(ConfigError, match="ArchContext"):
+        p.fit_archs(specs, [1.0] * 3)
+    with pytest.raises(ConfigError, match="at least 3 training networks, got 2"):
+        p.fit_archs(specs[:2], [1.0] * 2, context=_context(tmp_path))
+    with pytest.raises(ConfigError, match="node_runs must be an integer >= 1, got 0"):
+        p.fit_archs(specs, [1.0] * 3, context=_context(tmp_path, options={"node_runs": 0}))
+    with pytest.raises(DataError, match="one latency per architecture"):
+        p.fit_archs(specs, [1.0] * 2, context=_context(tmp_path))
+    assert not p.is_fitted and not (tmp_path / "cache").exists()  # refused before anything was exported
+
+
+def test_a_device_is_refused_or_taken_by_capability_not_by_name(tmp_path):
+    """Any registered device offering kernel_profiler() trains the ops predictor; others are refused by name."""
+    from devices.ort_cpu import OrtCpuDevice
+    from hwprof import registry
+    from predictors.ops import kernel_profiling_devices, profiling_device
+
+    class TimesKernels(OrtCpuDevice):
+        name = "ort-cpu-copy"
+
+    class TimesNetworksOnly:
+        name = "networks-only"
+
+        def __init__(self, **settings):
+            self.settings = settings
+
+    registry.register("device", "ort-cpu-copy", TimesKernels)
+    registry.register("device", "networks-only", TimesNetworksOnly)
+    try:
+        assert {"ort-cpu", "ort-cpu-copy"} <= set(kernel_profiling_devices())
+        assert "networks-only" not in kernel_profiling_devices()
+        assert isinstance(profiling_device("ort-cpu-copy", {}), TimesKernels)
+        specs = ["|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"] * 3
+        for name in ("networks-only", "not-registered"):
+            with pytest.raises(ConfigError, match=rf"device {name!r} is not one of .*ort-cpu-copy"):
+                OpsPredictor().fit_archs(specs, [1.0] * 3, context=_context(tmp_path, device=name))
+    finally:
+        registry.unregister("device", "ort-cpu-copy")
+        registry.unregister("device", "networks-only")
+
+
+def test_predict_archs_needs_a_space_when_fitted_on_graphs(fitted, tmp_path):
+    from hwprof.types import Architecture
+
+    spec = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    with pytest.raises(ConfigError, match="no search space is known"):
+        fitted.predict_archs([spec])
+    # told the space, or given Architecture objects, graph-fitted kernels cost NB201 networks
+    a = fitted.predict_archs([spec], context=_context(tmp_path))
+    b = fitted.predict_archs([Architecture("nb201", spec)], context=_context(tmp_path, space="fbnet"))
+    assert a.shape == (1,) and a[0] > 0 and b == pytest.approx(a)
+
+
+@pytest.mark.slow
+def test_hwprof_search_with_an_ops_predictor_cost(nb201_fitted, tmp_path, capsys):
+    from hwprof.cli.main import main
+    from predictors import persistence
+
+    p, _, _, _ = nb201_fitted
+    persistence.save(p, tmp_path / "p", device="ort-cpu")
+    code = main(["search", "--algo", "random", "--budget", "5", "--max-latency-ms", "100",
+                 "--cost", f"predictor:{tmp_path / 'p'}", "-o", str(tmp_path / "out")])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    history = json.loads((tmp_path / "out" / "random_seed0.json").read_text())["history"]
+    specs = [e["spec"] for e in history]
+    assert len(specs) == 5
+    assert [e["costs"]["latency_ms"] for e in history] == pytest.approx(p.predict_archs(specs).tolist())
