@@ -3,7 +3,7 @@
 A multi-objective search takes a list of cost models; a ``Constraint`` bounds one of them by name.
 """
 
-from nas.cost.base import ENUMERATE_LIMIT, Constraint, CostBound, CostModel, check_constraints, cost_bounds
+from nas.cost.base import ENUMERATE_LIMIT, Constraint, CostBound, CostModel, FiniteCost, check_constraints, cost_bounds
 from nas.cost.counts import MacsCost, ParamsCost, count_macs, count_params
 from nas.cost.lookup import LookupCost
 from nas.cost.measured import MeasuredCost
@@ -14,6 +14,7 @@ __all__ = [
     "Constraint",
     "CostBound",
     "CostModel",
+    "FiniteCost",
     "LookupCost",
     "MacsCost",
     "MeasuredCost",
