@@ -27,10 +27,11 @@ def one_line_error(capsys, *argv):
 
 
 def tiny_params():
+    """TINY as --param KEY=VALUE (a tuple as comma-separated values, ``16,`` for one element)."""
     out = []
     for k, v in TINY.items():
         if k != "devices":
-            out += ["--param", f"{k}={json.dumps(list(v) if isinstance(v, tuple) else v)}"]
+            out += ["--param", f"{k}={','.join(map(str, v)) + ',' if isinstance(v, tuple) else v}"]
     return out
 
 

@@ -89,7 +89,7 @@ def test_lookup_csv_cost(tmp_path, capsys, table):
         (["--max-latency-ms", "5", "--accuracy", "proxy:snip"], "unknown proxy 'snip'"),
         (["--constraint", "energy_mj<=2"], "'energy_mj', which is not a cost objective"),
         (["--constraint", "latency_ms<5"], "expected NAME<=VALUE"),
-        (["--max-latency-ms", "5", "--param", "buckets"], "--param expects NAME=VALUE"),
+        (["--max-latency-ms", "5", "--param", "buckets"], "--param expects KEY=VALUE"),
         (["--max-latency-ms", "5", "--param", "colour=red"], r"layernas has no parameter\(s\) \['colour'\]"),
         ([], "give a bound"),
     ],
@@ -116,7 +116,7 @@ def test_bad_cost_is_one_line(cost, pattern, capsys, tmp_path):
 
 def test_missing_cost_is_reported(capsys, tmp_path):
     code, _, err = run(capsys, "search", "--max-latency-ms", "5", "-o", str(tmp_path))
-    assert code == 1 and "give at least one --cost" in one_line_error(err)
+    assert code == 1 and "give at least one cost (--cost)" in one_line_error(err)
 
 
 @pytest.mark.parametrize("algo", ["layernas", "random", "evolution", "nsga2"])
