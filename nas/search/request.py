@@ -45,6 +45,18 @@ class SearchRequest:
     params: Mapping[str, Any] = field(default_factory=dict)
     command: str = "nas.search.run_search"
 
+    def __post_init__(self) -> None:
+        # a notebook writes lists, one string for one spec, and str paths: store them as the declared types
+        for name in ("costs", "constraints", "devices"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
+        for name in ("out", "db"):
+            object.__setattr__(self, name, Path(getattr(self, name)))
+        if self.table is not None:
+            object.__setattr__(self, "table", Path(self.table))
+        object.__setattr__(self, "params", dict(self.params))
+
 
 @dataclass(frozen=True)
 class SearchOutcome:
