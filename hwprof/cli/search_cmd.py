@@ -63,7 +63,7 @@ def search(
     out: Path = typer.Option(Path("results"), "--out", "-o", help="Directory for the history CSV and result JSON."),
     db: Path = typer.Option(Path("hwprof.db"), "--db", help="Store used by --cost measure:DEVICE."),
     table: Optional[Path] = typer.Option(None, "--table", help="NAS-Bench-201 CSV (default: the bundled copy)."),
-    param: list[str] = typer.Option([], "--param", "-p", help="Algorithm parameter NAME=VALUE, e.g. buckets=8 (repeatable)."),
+    param: list[str] = typer.Option([], "--param", "-p", help="Algorithm parameter KEY=VALUE, e.g. buckets=8, hidden=16,16 (repeatable)."),
     devices: Optional[str] = typer.Option(None, "--devices", help="--algo modnas: comma-separated training devices (table columns)."),
 ) -> None:
     """Search a space for accurate networks that meet a cost bound (or for the Pareto set)."""

@@ -26,9 +26,9 @@ __all__ = [
     "PredictorCost",
     "check_constraints",
     "cost_bounds",
+    "count_macs",
+    "count_params",
     "parse_cost",
     "parse_costs",
     "split_cost",
-    "count_macs",
-    "count_params",
 ]
