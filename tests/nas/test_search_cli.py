@@ -231,3 +231,13 @@ def test_a_notebook_reproduces_the_command_with_run_search(tmp_path, capsys):
     assert outcome.result is not None and outcome.result.n_evaluations == 40 == len(seen)
     assert seen[-1][:3] == ("evolution", 40, 40) and seen[-1][3].startswith("best ")
     assert outcome.summary == (f"saved {outcome.files[0]} and {outcome.files[1]}",)
+
+
+def test_search_request_takes_what_a_notebook_writes():
+    from pathlib import Path
+
+    from nas.search import SearchRequest
+
+    r = SearchRequest(costs="lookup:pixel3", constraints=["latency_ms<=5"], devices=["pixel3"], out="x", table="t.csv")
+    assert r.costs == ("lookup:pixel3",) and r.constraints == ("latency_ms<=5",) and r.devices == ("pixel3",)
+    assert r.out == Path("x") and r.table == Path("t.csv") and r.db == Path("hwprof.db")
