@@ -12,10 +12,14 @@ import gzip
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hwprof.errors import DataError, InvalidArchitecture
+from hwprof.errors import ConfigError, DataError, InvalidArchitecture
+
+if TYPE_CHECKING:
+    from hwprof.spaces import SearchSpace
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 NB201_NUM_ARCHS = 15625
@@ -174,6 +178,13 @@ def _reorder(arrays: dict[str, np.ndarray], order: np.ndarray | None) -> dict[st
 def load_nb201(path: str | Path | None = None) -> NB201Table:
     """NAS-Bench-201 table; ``None`` reads the bundled copy (cached after the first load)."""
     return _bundled_nb201() if path is None else _load_nb201(Path(path))
+
+
+def nb201_table_for(space: "SearchSpace", path: str | Path | None = None, what: str = "this objective") -> NB201Table:
+    """The NB201 table for an objective on ``space``; ConfigError for another space, which the table cannot score."""
+    if space.name != "nb201":
+        raise ConfigError(f"{what} reads the NAS-Bench-201 table, which only scores the nb201 space, not {space.name!r}")
+    return load_nb201(path)
 
 
 def load_fbnet(path: str | Path | None = None) -> FBNetTable:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from hwprof.errors import ConfigError
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -16,3 +18,13 @@ class CliState:
 
 def warn(message: str) -> None:
     err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+
+
+def parse_device_list(text: str | None, option: str = "--devices") -> tuple[str, ...] | None:
+    """'a, b' -> ('a', 'b') for options naming several devices (None when the option is not given)."""
+    if text is None:
+        return None
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise ConfigError(f"{option} {text!r} names no device; expected a comma-separated list of table columns")
+    return names

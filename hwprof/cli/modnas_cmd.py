@@ -1,20 +1,20 @@
 """`hwprof modnas train|front|pick|refs`: one hypernetwork search, then any device and trade-off on demand.
 
-Thin: options -> ``nas.search.modnas`` calls -> rich output. ``train_with_progress``
-is also what ``hwprof search --algo modnas`` calls.
+Thin: options -> ``nas.search.modnas`` calls -> rich output. ``hwprof search --algo modnas``
+reaches the same training through the search registry (``nas.search.modnas.algorithm``).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from hwprof.cli.common import console
+from hwprof.cli.common import console, parse_device_list
+from hwprof.cli.progress import ProgressDisplay
 from hwprof.errors import ConfigError
 
 app = typer.Typer(
@@ -38,44 +38,6 @@ def parse_preference(text: str) -> list[float]:
         ) from None
 
 
-def train_with_progress(config) -> Path:
-    """Run ``train_modnas`` with a progress bar per phase; print where the result went."""
-    from nas.search.modnas import train_modnas
-
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
-    tasks: dict[str, int] = {}
-
-    def on_progress(p) -> None:
-        if p.phase == "done":
-            return
-        if not tasks:
-            progress.start()
-        if p.phase not in tasks:
-            tasks[p.phase] = progress.add_task(p.phase, total=p.total, info="")
-        info = ""
-        if p.info:
-            keys = [k for k in ("loss", "error", "latency", "tau", "supernet_ce") if k in p.info]
-            info = " ".join(f"{k} {p.info[k]:.3f}" for k in keys)
-        progress.update(tasks[p.phase], completed=p.done, total=p.total, info=info)
-
-    try:
-        out = train_modnas(config, on_progress)
-    finally:
-        progress.stop()
-    meta = json.loads((out / "modnas.json").read_text(encoding="utf-8"))
-    console.print(f"hypernetwork saved in [bold]{out}[/bold] ({meta['mode']} mode, {meta['training']['wall_s']:.0f} s)")
-    console.print(f"accuracy objective: {meta['accuracy_source']}")
-    return out
-
-
 @app.command("train")
 def train(
     out: Path = typer.Option(..., "--out", "-o", help="Output directory (resumes an unfinished run there)."),
@@ -91,64 +53,19 @@ def train(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Train a hypernetwork over many devices (resumable; deterministic for a seed)."""
-    from nas.search.modnas import ModnasConfig
+    from nas.search.modnas import ModnasConfig, train_modnas
+    from nas.search.modnas.algorithm import progress_reporter, training_summary
 
     given = {k: v for k, v in (("steps", steps), ("combine", combine), ("sampler", sampler), ("scalarisation", scalarisation))
              if v is not None}
     config = ModnasConfig.create(
         str(out), mode, dataset=dataset, table=str(table) if table is not None else None,
-        devices=_device_list(devices), seed=seed, **given,
+        devices=parse_device_list(devices), seed=seed, **given,
     )
-    train_with_progress(config)
-
-
-def _device_list(devices: Optional[str]) -> Optional[tuple[str, ...]]:
-    if devices is None:
-        return None
-    names = tuple(d.strip() for d in devices.split(",") if d.strip())
-    if not names:
-        raise ConfigError(f"--devices {devices!r} names no device; expected a comma-separated list of table columns")
-    return names
-
-
-def search_modnas(
-    space: str,
-    devices: Optional[str],
-    accuracy: str,
-    out: Path,
-    table: Optional[Path],
-    seed: int,
-    params: dict[str, Any],
-    costs: list[str],
-    constraints: list[str],
-    max_latency_ms: Optional[float],
-) -> Path:
-    """`hwprof search --algo modnas`: ``--accuracy tabular:DATASET`` trains in surrogate mode,
-    ``train:digits`` in supernet mode; ``--param NAME=VALUE`` sets any other ``ModnasConfig`` field."""
-    from nas.search.modnas import ModnasConfig
-
-    if costs or constraints or max_latency_ms is not None:
-        raise ConfigError(
-            "--algo modnas learns every accuracy/latency trade-off of the --devices at once; it takes no "
-            "--cost/--constraint/--max-latency-ms (pick a trade-off later with `hwprof modnas pick`)"
-        )
-    kind, _, arg = accuracy.partition(":")
-    if kind == "tabular":
-        mode, dataset = "surrogate", arg or "cifar10"
-    elif kind == "train" and arg in ("", "digits"):
-        mode, dataset = "supernet", "cifar10"
-    else:
-        raise ConfigError(
-            f"--algo modnas takes --accuracy tabular:DATASET (surrogate mode) or train:digits (supernet mode), got {accuracy!r}"
-        )
-    for name in ("out_dir", "mode", "space", "devices", "table", "seed", "dataset"):
-        if name in params:
-            raise ConfigError(f"--param {name}=... is set through its own option for --algo modnas")
-    config = ModnasConfig.create(
-        str(out), mode, space=space, dataset=dataset, table=str(table) if table is not None else None,
-        devices=_device_list(devices), seed=seed, **params,
-    )
-    return train_with_progress(config)
+    with ProgressDisplay() as display:
+        out = train_modnas(config, progress_reporter(display.update))
+    for line in training_summary(out):
+        console.print(line, markup=False)
 
 
 def _load(directory: Path):

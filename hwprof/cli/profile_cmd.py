@@ -9,11 +9,12 @@ from typing import Any, Optional
 
 import numpy as np
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from hwprof import registry
 from hwprof.cli.common import console, warn
+from hwprof.cli.options import parse_key_values
+from hwprof.cli.progress import ProgressDisplay
 from hwprof.errors import ConfigError, HwprofError
 from hwprof.profiling import ProfileSummary, Profiler, ProgressEvent, dedupe, parse_indices, read_arch_file
 from hwprof.protocol import ProtocolSettings
@@ -21,33 +22,8 @@ from hwprof.store import Store
 
 
 MAX_UNSTABLE_SHOWN = 5  # a noisy machine flags hundreds; the store keeps every flag
-
-
-def parse_settings(pairs: list[str], option: str = "--set") -> dict[str, Any]:
-    """['intra_op_threads=2', 'cpu_affinity=0'] -> dict with ints/floats/bools decoded."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(f"{option} expects KEY=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = _decode(value.strip())
-    return out
-
-
-def _decode(value: str) -> Any:
-    low = value.lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    if low in ("none", "null", ""):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
+# The name hwprof/cli/predict_cmd.py imports for its --param; the one parser is hwprof.cli.options.parse_key_values.
+parse_settings = parse_key_values
 
 
 def devices() -> None:
@@ -90,7 +66,7 @@ def profile(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Exported-model cache (default: .hwprof-cache beside the db)."),
 ) -> None:
     """Measure the real latency of architectures on a device into the store (resumable)."""
-    settings = parse_settings(set_)
+    settings = parse_key_values(set_, "--set")
     if threads is not None:
         settings["intra_op_threads"] = threads
     if n < 1 and archs_file is None and indices is None:
@@ -132,25 +108,14 @@ def _select(sp: Any, n: int, seed: int, archs_file: Optional[Path], indices: Opt
 
 
 def _run_with_progress(profiler: Profiler, archs, again: bool) -> ProfileSummary:
-    progress = Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[median]}"),
-        console=console,
-        transient=False,
-    )
-    with progress:
-        task = progress.add_task("profiling", total=len(archs), median="")
+    with ProgressDisplay() as display:
+        display.update("profiling", 0, len(archs))
 
         def on_progress(ev: ProgressEvent) -> None:
             med = f"median {ev.running_median_ms:.3f} ms" if ev.running_median_ms is not None else ""
-            progress.update(task, completed=ev.n_done, median=med)
+            display.update("profiling", ev.n_done, len(archs), med)
             if ev.drift is not None and ev.drift.exceeded:
-                progress.console.print(f"[yellow]drift[/yellow] reference {ev.drift.drift_rel:+.1%} after {ev.drift.n_done} models")
+                display.console.print(f"[yellow]drift[/yellow] reference {ev.drift.drift_rel:+.1%} after {ev.drift.n_done} models")
 
         return profiler.profile(archs, again=again, on_progress=on_progress)
 
@@ -195,7 +160,7 @@ def measure(
     """Measure one ONNX file (not stored): median, spread and CI of its latency."""
     from devices.export import load_onnx_artifact
 
-    settings = parse_settings(set_)
+    settings = parse_key_values(set_, "--set")
     if threads is not None:
         settings["intra_op_threads"] = threads
     protocol = ProtocolSettings(target_rel_ci=target_ci, max_time_s=max_time_s)

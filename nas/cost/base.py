@@ -40,6 +40,27 @@ class CostModel(Protocol):
     def describe(self) -> str: ...
 
 
+@runtime_checkable
+class FiniteCost(CostModel, Protocol):
+    """A cost known only on a finite set of architectures (a lookup table of measurements).
+
+    It declares that set, so a search stays inside it (``domain``) and the cost
+    range is read off the table instead of being estimated (``bounds``).
+    """
+
+    def covers(self, space: "SearchSpace") -> bool:
+        """True when every architecture of ``space`` has a cost here."""
+        ...
+
+    def domain(self, space: "SearchSpace") -> list[tuple[int, ...]]:
+        """Choice tuples of the architectures that have a cost, in a fixed order."""
+        ...
+
+    def bounds(self, space: "SearchSpace") -> tuple["CostBound", "CostBound"]:
+        """(min, max) over the architectures that have a cost; exact for the space when it ``covers`` it."""
+        ...
+
+
 _CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*<=\s*([^\s].*?)\s*$")
 
 
@@ -130,15 +151,13 @@ def cost_bounds(
     """(minimum, maximum) cost over the space; the maximum is None when ``need_max`` is False.
 
     Exact when the cost is cheap and the space has at most ``ENUMERATE_LIMIT``
-    architectures (every one is costed), or when it is a lookup table (its own
+    architectures (every one is costed), or when it is a ``FiniteCost`` (its own
     rows). Otherwise the better of a per-layer greedy sweep and ``sample_size``
     random architectures (default 64 for cheap costs, 8 for costs that build
     or measure networks), which is an estimate (the true minimum may be lower).
     """
-    from nas.cost.lookup import LookupCost
-
-    if isinstance(cost, LookupCost):
-        return cost.table_bounds(space)
+    if isinstance(cost, FiniteCost):
+        return cost.bounds(space)
     if cost.cheap and space.size <= ENUMERATE_LIMIT:
         archs = list(space.enumerate())
         vals = np.asarray(cost.costs(archs), dtype=np.float64)

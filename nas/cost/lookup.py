@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 class LookupCost:
     """A table from architecture spec to a measured cost; an architecture not in it is an error.
 
+    A ``FiniteCost``: it declares its architectures (``domain``) and its exact range (``bounds``).
+
     ``space`` (optional) canonicalises and validates the table's architecture
     strings, so a CSV written with different spacing still matches.
     """
@@ -120,7 +122,7 @@ class LookupCost:
         """Choice tuples of the table's architectures, in table order: what a search may visit."""
         return [space.choices_from_spec(spec) for spec in self._table]
 
-    def table_bounds(self, space: "SearchSpace") -> tuple[CostBound, CostBound]:
+    def bounds(self, space: "SearchSpace") -> tuple[CostBound, CostBound]:
         """(min, max) over the table; exact for the space when the table covers all of it."""
         specs = list(self._table)
         vals = np.fromiter(self._table.values(), dtype=np.float64, count=len(specs))

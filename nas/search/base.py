@@ -26,7 +26,7 @@ import numpy as np
 
 from hwprof.errors import ConfigError, DataError, PersistenceError
 from hwprof.types import Architecture
-from nas.cost.base import Constraint, CostBound, CostModel, check_constraints, cost_bounds
+from nas.cost.base import Constraint, CostBound, CostModel, FiniteCost, check_constraints, cost_bounds
 from nas.evaluators.base import CachedEvaluator
 from nas.pareto import pareto_front
 
@@ -233,8 +233,7 @@ def search_domain(space: "SearchSpace", costs: Sequence[CostModel]) -> np.ndarra
     domain: list[Choices] | None = None
     sources = []
     for cost in costs:
-        covers = getattr(cost, "covers", None)
-        if covers is None or covers(space):
+        if not isinstance(cost, FiniteCost) or cost.covers(space):
             continue
         rows = cost.domain(space)
         sources.append(cost.describe())

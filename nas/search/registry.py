@@ -1,19 +1,30 @@
-"""Search algorithms by name, and ``search()``: one call that validates the set-up and runs one.
+"""Search algorithms by name (the ``"search"`` kind of ``hwprof.registry``), and ``search()``.
 
-An algorithm is a function ``run(problem, rng, **params) -> stop_reason``: it
-proposes candidates through ``problem.evaluate`` until it is done or the budget
-raises ``BudgetExhausted``. Register your own with ``register_algorithm``.
+Algorithms are found through the one registry: the built-in ones are entry
+points of the ``hwprof.search`` group, a third-party package declares its own
+there, and a notebook calls ``register_algorithm``. An algorithm is a function
+of one of two kinds (its ``kind`` attribute, ``"problem"`` when absent):
+
+* ``"problem"``: ``run(problem, rng, **params) -> stop_reason`` proposes
+  candidates through ``problem.evaluate`` until it is done or the budget raises
+  ``BudgetExhausted``; ``search()`` runs one on objects, ``run_search`` on a
+  ``SearchRequest``.
+* ``"request"``: ``run(request, on_progress) -> SearchOutcome`` for an
+  algorithm that does not work through a budget of evaluations (MODNAS trains
+  a hypernetwork for every device and trade-off at once); ``run_search`` hands
+  it the whole ``SearchRequest``. Its ``params`` attribute maps its settings to
+  their defaults.
 """
 
 from __future__ import annotations
 
 import inspect
 import time
-from importlib import import_module
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
+from hwprof import registry
 from hwprof.errors import ConfigError, SearchError, UnknownNameError
 from nas.cost.base import Constraint, CostModel
 from nas.evaluators.base import BudgetExhausted, CachedEvaluator, Evaluator
@@ -22,46 +33,51 @@ from nas.search.base import SearchProblem, SearchProgress, SearchResult
 if TYPE_CHECKING:
     from hwprof.spaces import SearchSpace
 
-Algorithm = Callable[..., str]
-
-# name -> "module:function", imported on first use.
-_ALGORITHMS: dict[str, str | Algorithm] = {
-    "layernas": "nas.search.layernas:run",
-    "random": "nas.search.random_search:run",
-    "evolution": "nas.search.evolution:run",
-    "nsga2": "nas.search.nsga2:run",
-}
+Algorithm = Callable[..., Any]
+KINDS = ("problem", "request")
 
 
 def register_algorithm(name: str, fn: Algorithm | str) -> None:
     """Add an algorithm (a function or a ``"module:function"`` path) under ``name``."""
     if not name or not isinstance(name, str):
         raise ConfigError(f"algorithm name must be a non-empty string, got {name!r}")
-    _ALGORITHMS[name] = fn
+    registry.register("search", name, fn)
 
 
 def algorithm_names() -> list[str]:
-    return sorted(_ALGORITHMS)
+    return registry.names("search")
 
 
 def get_algorithm(name: str) -> Algorithm:
-    if name not in _ALGORITHMS:
+    if name not in algorithm_names():
         raise UnknownNameError(f"unknown search algorithm {name!r}; known: {', '.join(algorithm_names())}")
-    fn = _ALGORITHMS[name]
-    if isinstance(fn, str):
-        module, _, attr = fn.partition(":")
-        fn = getattr(import_module(module), attr)
-        _ALGORITHMS[name] = fn
+    fn = registry.load("search", name)
+    kind = _kind(fn)
+    if kind not in KINDS:
+        raise ConfigError(f"search algorithm {name!r} declares kind {kind!r}; expected one of {', '.join(KINDS)}")
     return fn
 
 
+def _kind(fn: Algorithm) -> str:
+    return getattr(fn, "kind", "problem")
+
+
+def algorithm_kind(name: str) -> str:
+    """``"problem"`` (runs on a SearchProblem) or ``"request"`` (runs on a whole SearchRequest)."""
+    return _kind(get_algorithm(name))
+
+
 def algorithm_params(name: str) -> dict[str, Any]:
-    """The keyword parameters an algorithm accepts, with their defaults."""
-    sig = inspect.signature(get_algorithm(name))
+    """The settings an algorithm accepts (``--param NAME=VALUE``), with their defaults."""
+    fn = get_algorithm(name)
+    if _kind(fn) == "request":
+        return dict(getattr(fn, "params", {}))
+    sig = inspect.signature(fn)
     return {p.name: p.default for p in list(sig.parameters.values())[2:] if p.kind is p.KEYWORD_ONLY}
 
 
-def _as_constraints(constraint: Constraint | str | Sequence[Constraint | str] | None) -> list[Constraint]:
+def as_constraints(constraint: Constraint | str | Sequence[Constraint | str] | None) -> list[Constraint]:
+    """Constraint objects from objects or ``'NAME<=VALUE'`` texts (one or several)."""
     if constraint is None:
         return []
     items = [constraint] if isinstance(constraint, (Constraint, str)) else list(constraint)
@@ -101,6 +117,11 @@ def search(
     non-dominated set of everything evaluated (in both modes).
     """
     fn = get_algorithm(algorithm)
+    if _kind(fn) != "problem":
+        raise ConfigError(
+            f"{algorithm} does not search through evaluations of a budget; run it with "
+            f"nas.search.run_search(SearchRequest(algorithm={algorithm!r}, ...))"
+        )
     accepted = algorithm_params(algorithm)
     unknown = sorted(set(params) - set(accepted))
     if unknown:
@@ -120,7 +141,7 @@ def search(
         space,
         CachedEvaluator(inner, budget=int(budget)),
         cost_list,
-        _as_constraints(constraint),
+        as_constraints(constraint),
         multi_objective=multi_objective,
         on_evaluation=on_evaluation,
         bounds_rng_seed=seed,

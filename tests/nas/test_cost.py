@@ -234,3 +234,59 @@ def test_params_and_macs_of_one_conv_edge():
     assert macs.cost(conv) - macs.cost(skip) == sum(w * s * s * w * 9 for w, s in zip(widths, sides))
     assert macs.costs([conv, skip]).tolist() == [macs.cost(conv), macs.cost(skip)]
     assert (params.name, macs.name, macs.cheap) == ("params", "macs", False)
+
+
+# --- finite costs (the protocol search and cost_bounds rely on, not the LookupCost class) ---------------
+class TwoArchTable:
+    """A finite cost that is not a LookupCost: two NB201 architectures with made-up costs."""
+
+    name, unit, cheap = "latency_ms", "ms", True
+
+    def __init__(self, space):
+        self.archs = [space.from_index(7), space.from_index(11)]
+        self.values = {self.archs[0].spec: 3.0, self.archs[1].spec: 1.0}
+
+    def describe(self):
+        return "two-row table"
+
+    def cost(self, arch):
+        return self.values[arch.spec]
+
+    def costs(self, archs):
+        return np.array([self.cost(a) for a in archs])
+
+    def covers(self, space):
+        return False
+
+    def domain(self, space):
+        return [space.choices_from_spec(a.spec) for a in self.archs]
+
+    def bounds(self, space):
+        from nas.cost import CostBound
+
+        return (CostBound(1.0, self.archs[1], "two rows", False), CostBound(3.0, self.archs[0], "two rows", False))
+
+
+def test_any_finite_cost_declares_its_domain_and_bounds(space, table):
+    from nas.cost import FiniteCost
+    from nas.evaluators import TabularEvaluator
+    from nas.search import search
+
+    cost = TwoArchTable(space)
+    assert isinstance(cost, FiniteCost) and not isinstance(ParamsCost(space), FiniteCost)
+    lo, hi = cost_bounds(space, cost)
+    assert (lo.value, lo.method, hi.value) == (1.0, "two rows", 3.0)
+    res = search("random", space, TabularEvaluator(table, "cifar10"), cost, "latency_ms<=5", budget=24)
+    assert {e.spec for e in res.history} == {a.spec for a in cost.archs}
+
+
+def test_cost_base_does_not_import_the_lookup_table():
+    import ast
+    from pathlib import Path
+
+    import nas.cost.base
+
+    tree = ast.parse(Path(nas.cost.base.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not any(m and m.startswith("nas.cost.") for m in imported), imported

@@ -27,10 +27,11 @@ def one_line_error(capsys, *argv):
 
 
 def tiny_params():
+    """TINY as --param KEY=VALUE (a tuple as comma-separated values, ``16,`` for one element)."""
     out = []
     for k, v in TINY.items():
         if k != "devices":
-            out += ["--param", f"{k}={json.dumps(list(v) if isinstance(v, tuple) else v)}"]
+            out += ["--param", f"{k}={','.join(map(str, v)) + ',' if isinstance(v, tuple) else v}"]
     return out
 
 
@@ -148,3 +149,49 @@ def test_tampered_hypernetwork_is_one_line(hypernet_dir, tmp_path, capsys):
 )
 def test_search_algo_modnas_bad_input_is_one_line(tmp_path, capsys, extra, message):
     assert message in one_line_error(capsys, "search", "--algo", "modnas", "-o", tmp_path / "h", *extra)
+
+
+def test_train_piped_prints_plain_progress_lines_while_it_runs(tmp_path, capsys, monkeypatch):
+    """stderr not a terminal (captured): plain `phase: done/total` lines, no bar control codes."""
+    from nas.search.modnas import config
+
+    tiny_defaults = {k: v for k, v in TINY.items() if k not in ("devices", "steps")}
+    monkeypatch.setitem(config.MODE_DEFAULTS, "surrogate", tiny_defaults)  # `modnas train` has no option for these
+    code, out, err = run(capsys, "modnas", "train", "-o", tmp_path / "run", "--steps", TINY["steps"],
+                         "--devices", ",".join(DEVICES))
+    assert code == 0, err
+    assert "hypernetwork saved in" in out
+    lines = err.splitlines()
+    assert f"hypernetwork: {TINY['steps']}/{TINY['steps']}" in " ".join(lines)
+    assert any(line.startswith("hypernetwork: 1/") for line in lines)  # the first step shows at once, not at the end
+    assert any(line.startswith("latency surrogate: ") for line in lines)
+    assert "\x1b" not in err and "\r" not in err
+
+
+def test_modnas_is_a_registered_request_algorithm(table):
+    """Found through the one registry like the others; a budgeted search() refuses it and says what to call."""
+    from hwprof import registry
+    from hwprof.errors import ConfigError
+    from nas.evaluators import TabularEvaluator
+    from nas.search import algorithm_kind, algorithm_names, algorithm_params, get_algorithm, search
+    from nas.search.modnas import algorithm
+    from nas.spaces import NB201Space
+
+    assert "modnas" in registry.names("search") and "modnas" in algorithm_names()
+    assert get_algorithm("modnas") is algorithm.run and algorithm_kind("modnas") == "request"
+    assert algorithm_kind("layernas") == "problem"
+    params = algorithm_params("modnas")
+    assert params["steps"] == 5000 and "seed" not in params and "out_dir" not in params
+    with pytest.raises(ConfigError, match=r"run_search\(SearchRequest\(algorithm='modnas'"):
+        search("modnas", NB201Space(), TabularEvaluator(table), [], budget=10)
+
+
+def test_run_search_trains_modnas_like_the_command(hypernet_dir, tmp_path):
+    """The same request through the library: the finished directory is found (same configuration), not retrained."""
+    from nas.search import SearchRequest, run_search
+
+    params = {k: v for k, v in TINY.items() if k != "devices"}
+    outcome = run_search(SearchRequest(algorithm="modnas", devices=DEVICES, out=hypernet_dir, params=params))
+    assert outcome.result is None and outcome.files == (hypernet_dir / "modnas.json",)
+    assert outcome.summary[0].startswith(f"hypernetwork saved in {hypernet_dir} (surrogate mode, ")
+    assert outcome.summary[1].startswith("accuracy objective: surrogate")

@@ -89,9 +89,10 @@ def test_lookup_csv_cost(tmp_path, capsys, table):
         (["--max-latency-ms", "5", "--accuracy", "proxy:snip"], "unknown proxy 'snip'"),
         (["--constraint", "energy_mj<=2"], "'energy_mj', which is not a cost objective"),
         (["--constraint", "latency_ms<5"], "expected NAME<=VALUE"),
-        (["--max-latency-ms", "5", "--param", "buckets"], "--param expects NAME=VALUE"),
+        (["--max-latency-ms", "5", "--param", "buckets"], "--param expects KEY=VALUE"),
         (["--max-latency-ms", "5", "--param", "colour=red"], r"layernas has no parameter\(s\) \['colour'\]"),
         ([], "give a bound"),
+        (["--max-latency-ms", "5", "--devices", "pixel3"], "--devices is not one of its settings"),
     ],
 )
 def test_bad_input_is_one_line(args, pattern, capsys, tmp_path):
@@ -116,7 +117,7 @@ def test_bad_cost_is_one_line(cost, pattern, capsys, tmp_path):
 
 def test_missing_cost_is_reported(capsys, tmp_path):
     code, _, err = run(capsys, "search", "--max-latency-ms", "5", "-o", str(tmp_path))
-    assert code == 1 and "give at least one --cost" in one_line_error(err)
+    assert code == 1 and "give at least one cost (--cost)" in one_line_error(err)
 
 
 @pytest.mark.parametrize("algo", ["layernas", "random", "evolution", "nsga2"])
@@ -180,3 +181,63 @@ def test_predictor_cost_from_a_saved_predictor(tmp_path, capsys, table):
     predicted = predictor.predict_archs(specs)
     assert [e["costs"]["latency_ms"] for e in data["history"]] == pytest.approx(predicted.tolist())
     assert max(predicted) <= 6
+
+
+# --- one workflow, one registry, one KEY=VALUE parser -------------------------------------------------
+@pytest.fixture
+def echo_algorithm():
+    """A third-party algorithm registered by name: records the type of its parameter, evaluates one network."""
+    from hwprof import registry
+
+    def echo(problem, rng, *, flag=False):
+        problem.notes["flag_type"] = type(flag).__name__
+        problem.evaluate((0,) * len(problem.sizes))
+        return "echoed"
+
+    registry.register("search", "echo", echo)
+    yield echo
+    registry.unregister("search", "echo")
+
+
+def test_param_values_are_decoded_like_every_other_key_value_option(echo_algorithm, tmp_path, capsys):
+    """`--param flag=yes` is True, as for `hwprof predict train` (it used to be the string 'yes' here)."""
+    code, out, err = run(capsys, "search", "--algo", "echo", "--cost", "params", "--multi-objective", "--budget", "6",
+                         "--param", "flag=yes", "-o", str(tmp_path))
+    assert code == 0, err
+    data = json.loads((tmp_path / "echo_seed0.json").read_text())
+    assert data["params"]["flag"] is True and data["params"]["flag_type"] == "bool"
+    assert data["stop_reason"] == "echoed" and "echo: 1 evaluations of 6" in out
+
+
+def test_a_notebook_reproduces_the_command_with_run_search(tmp_path, capsys):
+    from nas.search import SearchRequest, run_search
+
+    code, out, err = run(capsys, "search", "--algo", "evolution", "--cost", "lookup:pixel3", "--cost", "lookup:1080ti_1",
+                         "--constraint", "latency_ms_pixel3<=6", "--budget", "40", "--seed", "2",
+                         "--param", "population_size=8", "-o", str(tmp_path / "cli"))
+    assert code == 0, err
+    seen = []
+    outcome = run_search(
+        SearchRequest(algorithm="evolution", costs=("lookup:pixel3", "lookup:1080ti_1"),
+                      constraints=("latency_ms_pixel3<=6",),
+                      budget=40, seed=2, params={"population_size": 8}, out=tmp_path / "lib"),
+        on_progress=lambda *args: seen.append(args),
+    )
+    cli = json.loads((tmp_path / "cli" / "evolution_seed2.json").read_text())
+    lib = json.loads(outcome.files[1].read_text())
+    assert cli["constraints"] == lib["constraints"] == ["latency_ms_pixel3<=6"]
+    for key in ("history", "pareto", "best", "params", "costs"):
+        assert cli[key] == lib[key], key
+    assert outcome.result is not None and outcome.result.n_evaluations == 40 == len(seen)
+    assert seen[-1][:3] == ("evolution", 40, 40) and seen[-1][3].startswith("best ")
+    assert outcome.summary == (f"saved {outcome.files[0]} and {outcome.files[1]}",)
+
+
+def test_search_request_takes_what_a_notebook_writes():
+    from pathlib import Path
+
+    from nas.search import SearchRequest
+
+    r = SearchRequest(costs="lookup:pixel3", constraints=["latency_ms<=5"], devices=["pixel3"], out="x", table="t.csv")
+    assert r.costs == ("lookup:pixel3",) and r.constraints == ("latency_ms<=5",) and r.devices == ("pixel3",)
+    assert r.out == Path("x") and r.table == Path("t.csv") and r.db == Path("hwprof.db")
