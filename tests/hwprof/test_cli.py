@@ -90,16 +90,15 @@ def test_bad_options_one_line(tmp_path, capsys, argv, needle):
     assert needle in one_line_error(err)
 
 
-# --- AFTER-MERGE: `--set` values reach the device decoded by the one KEY=VALUE parser; these two need the
-# lead's devices/ort_cpu.py (an int affinity is one core; a non-boolean allow_spinning is refused).
-def test_after_merge_set_cpu_affinity_int_profiles(tmp_path, capsys):
+# `--set` values reach the device decoded by the one KEY=VALUE parser; the device coerces or refuses them.
+def test_set_cpu_affinity_int_profiles(tmp_path, capsys):
     """The README's own example: `--set cpu_affinity=0` used to crash with "'int' object is not iterable"."""
     code, out, err = run(capsys, "profile", "-n", "1", "--set", "cpu_affinity=0", "--db", str(tmp_path / "a.db"), *FAST)
     assert code == 0, err
     assert "internal error" not in err and "measured" in out
 
 
-def test_after_merge_set_allow_spinning_must_be_a_boolean(tmp_path, capsys):
+def test_set_allow_spinning_must_be_a_boolean(tmp_path, capsys):
     """`allow_spinning=maybe` used to be accepted as True."""
     code, _, err = run(capsys, "profile", "-n", "1", "--set", "allow_spinning=maybe", "--db", str(tmp_path / "s.db"), *FAST)
     assert code == 1
