@@ -278,6 +278,9 @@ class OpsPredictor(Predictor):
 
     name = "ops"
     min_samples = 10  # node rows
+    min_archs = 3  # networks fit_archs profiles
+    fixed_features = True  # node rows of exported graphs, never an architecture feature set
+    needs_store = True  # re-profiles the stored networks with their measurements' device settings
 
     def __init__(
         self,

@@ -34,7 +34,8 @@ import numpy as np
 from hwprof.errors import ConfigError, DataError
 from predictors.base import FeatureSchema, ProgressCallback, positive_float, positive_int
 from predictors.mlp import ACTIVATIONS, MLPPredictor, torch_threads
-from predictors.transfer.base import TransferModel, check_method_params, featurizer_for_sources
+from predictors.features.encoding import ArchFeaturizer
+from predictors.transfer.base import TransferModel
 from predictors.transfer.networks import (
     calibrate,
     feature_scaling,
@@ -111,22 +112,19 @@ class DeviceConditionedModel(TransferModel):
         positive_float(owner, "embedding_prior", settings["embedding_prior"], allow_zero=True)
 
     @classmethod
-    def pretrain(
-        cls,
-        sources: SourceLatencies,
-        *,
-        feature_set: str = "onehot+counts",
-        space: str | None = None,
-        seed: int = 0,
-        progress: ProgressCallback | None = None,
-        **params: Any,
-    ) -> "DeviceConditionedModel":
-        """Choose the references (``reference_pool``: candidate row indices) and train the conditioned network."""
-        check_method_params(cls.method, params, cls.PARAMS)
-        pool = params.pop("reference_pool", None)
+    def _settings(cls, params: dict[str, Any]) -> dict[str, Any]:
         settings = {**DEFAULTS, **params}
         cls.check_settings(settings)
-        featurizer = featurizer_for_sources(sources, feature_set, space)
+        return settings
+
+    @classmethod
+    def _pretrain(
+        cls, sources: SourceLatencies, featurizer: ArchFeaturizer, settings: dict[str, Any], seed: int,
+        progress: ProgressCallback | None,
+    ) -> "DeviceConditionedModel":
+        """Choose the references (``reference_pool``: candidate row indices) and train the conditioned network."""
+        settings = dict(settings)
+        pool = settings.pop("reference_pool", None)
         X = featurizer.transform(sources.archs)
         logs = np.log(sources.latency_ms)
         refs = suggest_samples(int(settings["n_refs"]), sources.latency_ms, seed, pool=pool, method="farthest")
