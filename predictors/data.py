@@ -5,7 +5,7 @@ a benchmark CSV (:func:`read_latency_table`), or a file of few-shot samples,
 rows ``arch,latency_ms`` (:func:`read_latency_samples`). Every loader
 validates what it reads (finite positive milliseconds, one space, enough rows)
 and says where a bad value came from, so callers can trust the arrays they get.
-Other readers of these formats (``nas.tabular``, the MODNAS reference
+Other readers of these formats (the tabular benchmarks and the MODNAS reference
 latencies) call the readers here instead of parsing the files again.
 """
 
@@ -240,7 +240,7 @@ class LatencyData:
     def __len__(self) -> int:
         return len(self.archs)
 
-    def subset(self, idx: Sequence[int] | np.ndarray) -> "LatencyData":
+    def subset(self, idx: Sequence[int] | np.ndarray) -> LatencyData:
         idx = np.asarray(idx, dtype=np.int64)
         archs = tuple(self.archs[i] for i in idx)
         return LatencyData(archs, self.latency_ms[idx], self.space, self.device, self.source, self.db)

@@ -49,7 +49,7 @@ class FeatureSchema:
         return len(self.names)
 
     @classmethod
-    def raw(cls, width: int) -> "FeatureSchema":
+    def raw(cls, width: int) -> FeatureSchema:
         """Anonymous columns ``x0..x{width-1}``, for plain matrices without a featurizer."""
         return cls(RAW_KIND, tuple(f"x{i}" for i in range(width)))
 
@@ -60,7 +60,7 @@ class FeatureSchema:
         return {"kind": self.kind, "version": self.version, "names": list(self.names)}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "FeatureSchema":
+    def from_json(cls, data: Mapping[str, Any]) -> FeatureSchema:
         try:
             return cls(kind=data["kind"], names=tuple(data["names"]), version=data.get("version", 1))
         except (KeyError, TypeError) as exc:
@@ -78,7 +78,7 @@ class Featurizer(Protocol):
 FeaturizerFactory = Callable[[str], Featurizer]
 
 
-def register_featurizer(prefix: str, factory: "FeaturizerFactory | str") -> None:
+def register_featurizer(prefix: str, factory: FeaturizerFactory | str) -> None:
     """Make ``get_featurizer("<prefix>:...")`` call ``factory(kind)`` (for features a notebook or test defines).
 
     A package ships its own featurizers as entry points of the

@@ -33,7 +33,12 @@ from predictors.data import (
     store_device_settings,
     target_device,
 )
-from predictors.features.encoding import DEFAULT_FEATURE_SET, FEATURE_SETS, ArchFeaturizer, space_of_kind
+from predictors.features.encoding import (
+    DEFAULT_FEATURE_SET,
+    FEATURE_SETS,
+    ArchFeaturizer,
+    space_of_kind,
+)
 from predictors.metrics import LatencyMetrics, evaluate_predictions
 from predictors.persistence import PredictorInfo, load_predictor, read_info, save
 from predictors.registry import get_predictor_class

@@ -217,7 +217,12 @@ def adapt(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Save the adapted predictor to DIR (--suggest: the list to FILE)."),
 ) -> None:
     """Few-shot latency predictor for a new device from K measurements and many source devices."""
-    from predictors.transfer.workflow import AdaptOptions, SourceSpec, adapt_device, open_sources
+    from predictors.transfer.workflow import (
+        AdaptOptions,
+        SourceSpec,
+        adapt_device,
+        open_sources,
+    )
 
     if suggest and (db is not None or samples is not None):
         raise ConfigError("--suggest chooses what to measure; it takes no --db or --samples")

@@ -53,6 +53,7 @@ class TransferModel(ABC):
     method: ClassVar[str] = ""
     min_samples: ClassVar[int] = 2
     PARAMS: ClassVar[tuple[str, ...]] = ()  # the settings pretrain() accepts
+    DEFAULTS: ClassVar[Mapping[str, Any]] = {}  # their defaults
 
     schema: FeatureSchema
     devices: tuple[str, ...]
@@ -79,8 +80,14 @@ class TransferModel(ABC):
 
     @classmethod
     def _settings(cls, params: dict[str, Any]) -> dict[str, Any]:
-        """The validated settings of a pretraining (defaults filled in), before any data is touched."""
-        return params
+        """The validated settings of a pretraining (``DEFAULTS`` filled in), before any data is touched."""
+        settings = {**cls.DEFAULTS, **params}
+        cls.check_settings(settings)
+        return settings
+
+    @staticmethod
+    def check_settings(settings: Mapping[str, Any]) -> None:
+        """Raise ConfigError/DataError for an invalid setting."""
 
     @classmethod
     @abstractmethod

@@ -2,7 +2,7 @@
 
 The **device embedding** is the device's standardized log latency on a fixed
 set of reference architectures (HELP and MODNAS use the same notion; MODNAS
-chooses its references the same way, see ``nas.search.modnas.refs``): log, then
+chooses its references the same way): log, then
 zero mean and unit spread over the references, so it describes which
 reference networks are relatively fast on the device, not how fast the device
 is. The references are chosen once, at pretraining, by farthest-point
@@ -79,6 +79,7 @@ class DeviceConditionedModel(TransferModel):
     method = "embedding"
     min_samples = 3
     PARAMS = (*DEFAULTS, "reference_pool")
+    DEFAULTS = DEFAULTS
 
     def __init__(self, net: Any, schema: FeatureSchema, devices: tuple[str, ...], references: Sequence[str], *,
                  x_mean: np.ndarray, x_std: np.ndarray, source_embeddings: np.ndarray, settings: Mapping[str, Any]) -> None:
@@ -110,12 +111,6 @@ class DeviceConditionedModel(TransferModel):
             positive_int(owner, key, settings[key], minimum=0)
         positive_float(owner, "learning_rate", settings["learning_rate"])
         positive_float(owner, "embedding_prior", settings["embedding_prior"], allow_zero=True)
-
-    @classmethod
-    def _settings(cls, params: dict[str, Any]) -> dict[str, Any]:
-        settings = {**DEFAULTS, **params}
-        cls.check_settings(settings)
-        return settings
 
     @classmethod
     def _pretrain(

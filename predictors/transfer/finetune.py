@@ -50,6 +50,7 @@ class FineTuneModel(TransferModel):
     method = "finetune"
     min_samples = 3
     PARAMS = tuple(DEFAULTS)
+    DEFAULTS = DEFAULTS
 
     def __init__(self, net: Any, schema: FeatureSchema, devices: tuple[str, ...], *, x_mean: np.ndarray, x_std: np.ndarray,
                  log_mean: np.ndarray, log_std: np.ndarray, settings: Mapping[str, Any]) -> None:
@@ -74,12 +75,6 @@ class FineTuneModel(TransferModel):
         positive_int(owner, "steps", settings["steps"], minimum=0)
         positive_float(owner, "learning_rate", settings["learning_rate"])
         positive_float(owner, "anchor", settings["anchor"], allow_zero=True)
-
-    @classmethod
-    def _settings(cls, params: dict[str, Any]) -> dict[str, Any]:
-        settings = {**DEFAULTS, **params}
-        cls.check_settings(settings)
-        return settings
 
     @classmethod
     def _pretrain(

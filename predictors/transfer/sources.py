@@ -71,7 +71,7 @@ class SourceLatencies:
         devices: Sequence[str] | None = None,
         exclude: Sequence[str] = (),
     ) -> "SourceLatencies":
-        """From columns such as ``nas.tabular.read_latency_csv`` returns (devices default: all but ``exclude``)."""
+        """From columns such as those of :func:`predictors.data.read_latency_table` (devices default: all but ``exclude``)."""
         names = list(devices) if devices is not None else list(latency_by_device)
         unknown = [d for d in [*names, *exclude] if d not in latency_by_device]
         if unknown:

@@ -76,7 +76,7 @@ class SourceSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
     features: str | None = None
 
-    def for_suggesting(self, k: int) -> "SourceSpec":
+    def for_suggesting(self, k: int) -> SourceSpec:
         """An ``embedding`` model pretrained to suggest K architectures has K references (unless ``n_refs`` is set)."""
         if self.method == "embedding" and self.model is None and "n_refs" not in self.params:
             return replace(self, params={**self.params, "n_refs": check_k(k)})
@@ -111,7 +111,7 @@ class Sources:
     def n_devices(self) -> int:
         return len(self.model.devices if self.model is not None else self.table.devices)  # type: ignore[union-attr]
 
-    def pretrained(self, *, seed: int = 0, progress: PhaseProgress | None = None) -> "Sources":
+    def pretrained(self, *, seed: int = 0, progress: PhaseProgress | None = None) -> Sources:
         """These sources with the method pretrained on the table (themselves when the model exists)."""
         if self.model is not None:
             return self

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import csv
-
 import numpy as np
 import pytest
 
 from hwprof.errors import ConfigError, DataError
 from predictors.data import LatencyData
 from predictors.transfer import workflow
-from predictors.transfer.workflow import AdaptOptions, SourceSpec, adapt_device, choose_samples, open_sources, suggest
+from predictors.transfer.workflow import (
+    AdaptOptions,
+    SourceSpec,
+    adapt_device,
+    choose_samples,
+    open_sources,
+    suggest,
+)
+from tests.predictors.conftest import write_table
 
 DEVICES = ("titanx_1", "titanx_32", "silver_4114", "pixel3")
 
@@ -19,10 +25,7 @@ DEVICES = ("titanx_1", "titanx_32", "silver_4114", "pixel3")
 def table(tmp_path_factory, nb201_rows):
     archs, lat = nb201_rows
     path = tmp_path_factory.mktemp("src") / "t.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["arch", *(f"lat_{d}_ms" for d in DEVICES)])
-        w.writerows([a, *(repr(float(lat[d][i])) for d in DEVICES)] for i, a in enumerate(archs))
+    write_table(path, archs, {d: lat[d] for d in DEVICES})
     return path
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 
 import numpy as np
@@ -14,6 +13,8 @@ from hwprof.store import Store
 from hwprof.types import Architecture
 from predictors.persistence import load_predictor, read_info
 from tests.hwprof.test_store import Bench, artifact_for, device_info, measurement
+from tests.predictors.conftest import write_table
+
 
 def _ops_fits_archs() -> bool:
     from predictors.ops import OpsPredictor
@@ -40,15 +41,6 @@ def one_line_error(err: str) -> str:
     assert len(lines) == 1, f"expected one line, got: {err!r}"
     assert "Traceback" not in err
     return lines[0]
-
-
-def write_table(path, archs, columns: dict[str, np.ndarray], gz: bool = False) -> None:
-    opener = gzip.open if gz else open
-    with opener(path, "wt", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["idx", "arch", *(f"lat_{d}_ms" for d in columns)])
-        for i, a in enumerate(archs):
-            w.writerow([i, a, *(repr(float(columns[d][i])) for d in columns)])
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-
 import numpy as np
 import pytest
 
@@ -12,7 +10,13 @@ from hwprof.errors import ConfigError, DataError
 from predictors.data import LatencyData, from_csv
 from predictors.linear import LinearPredictor
 from predictors.persistence import load_predictor, read_info
-from predictors.training import evaluate_saved, make_predictor, predict_latencies, train_predictor
+from predictors.training import (
+    evaluate_saved,
+    make_predictor,
+    predict_latencies,
+    train_predictor,
+)
+from tests.predictors.conftest import write_table
 
 FAST = {"n_estimators": 40, "learning_rate": 0.2}
 
@@ -21,10 +25,7 @@ FAST = {"n_estimators": 40, "learning_rate": 0.2}
 def data(tmp_path_factory, nb201_rows):
     archs, lat = nb201_rows
     path = tmp_path_factory.mktemp("csv") / "t.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["arch", "lat_titanx_1_ms"])
-        w.writerows((a, repr(float(v))) for a, v in zip(archs[:120], lat["titanx_1"][:120]))
+    write_table(path, archs[:120], {"titanx_1": lat["titanx_1"][:120]})
     return from_csv(path, "titanx_1")
 
 
