@@ -195,16 +195,19 @@ def predictor_space(info: PredictorInfo) -> str | None:
 
 
 def saved_context(predictor: Predictor, cache_dir: Path | None = None) -> ArchContext | None:
-    """The context a loaded predictor predicts with: its space, device and device settings, and an export cache."""
+    """The context a loaded predictor predicts with: its space, device and device settings, and an export cache.
+
+    Without ``cache_dir`` the predictor uses its own default (the cache it was trained with, if it recorded one).
+    """
     info: PredictorInfo | None = getattr(predictor, "info_", None)
     space = predictor_space(info) if info is not None else space_of_kind(predictor.schema_.kind)
     if space is None:
         return None
-    cache = cache_dir if cache_dir is not None else default_cache_dir(None)
+    cache = str(cache_dir) if cache_dir is not None else None
     if info is None:
-        return ArchContext(space=space, cache_dir=str(cache))
+        return ArchContext(space=space, cache_dir=cache)
     settings = info.extra.get("device_settings") or {}
-    return ArchContext(space=space, device=info.device, device_settings=dict(settings), cache_dir=str(cache))
+    return ArchContext(space=space, device=info.device, device_settings=dict(settings), cache_dir=cache)
 
 
 def predict_latencies(
@@ -264,6 +267,6 @@ def evaluate_saved(
     data = load_latency_data(db, csv_path, device=device if db is not None else None, target=target, space=space, calibrated=calibrated)
     if space is not None and data.space != space:
         raise PersistenceError(f"predictor {str(predictor_dir)!r} was trained on space {space!r}, the data is of {data.space!r}")
-    context = saved_context(predictor, cache_dir if cache_dir is not None else default_cache_dir(db))
+    context = saved_context(predictor, cache_dir)
     predicted = predict_latencies(predictor, data.archs, where=data.source, context=context)
     return Evaluation(info, data, predicted, evaluate_predictions(data.latency_ms, predicted))

@@ -123,7 +123,7 @@ def predict(
     arch: Optional[str] = typer.Option(None, "--arch", "-a", help="One architecture string."),
     archs_file: Optional[Path] = typer.Option(None, "--archs", help="File with one architecture string per line."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV output for --archs (default: stdout)."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="ops: exported-model cache (default: ./.hwprof-cache)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="ops: exported-model cache (default: the one it was trained with)."),
 ) -> None:
     """Predicted latency (ms) of one architecture, or CSV `arch,predicted_ms` for a file of them."""
     from predictors.persistence import load_predictor
