@@ -28,12 +28,14 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from devices.ort_cpu import OrtCpuDevice
+from hwprof import registry
 from hwprof.errors import ConfigError, DataError, first_line
 from hwprof.types import ModelArtifact
 
 if TYPE_CHECKING:
     import onnx
+
+    from devices.ort_cpu import OrtCpuDevice
 
 KERNEL_SUFFIX = "_kernel_time"
 RUN_EVENT = "model_run"
@@ -257,7 +259,7 @@ def profile_nodes(
         raise ConfigError(f"need n_runs >= 1 and n_warmup >= 0, got n_runs={n_runs}, n_warmup={n_warmup}")
     if artifact.format != "onnx":
         raise ConfigError(f"onnxruntime profiles ONNX models, not {artifact.format!r}")
-    device = device or OrtCpuDevice()
+    device = device or registry.get_device("ort-cpu")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     opt_path = out / f"{artifact.sha256[:16]}.opt.onnx"

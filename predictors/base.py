@@ -1,4 +1,4 @@
-"""The predictor contract (scikit-learn style) and the feature schema that travels with it.
+"""The predictor contract (scikit-learn style).
 
 ``__init__`` only stores parameters; ``fit`` validates data and parameters and
 returns ``self``; fitted state lives in attributes ending in ``_``. A
@@ -13,7 +13,6 @@ import hashlib
 import inspect
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
@@ -21,61 +20,15 @@ import numpy as np
 
 from hwprof.errors import ConfigError, DataError, NotFittedError
 from hwprof.types import Architecture
+# FeatureSchema and RAW_KIND are re-exported: code written against predictors.base keeps working.
+from predictors.schema import RAW_KIND, FeatureSchema, Featurizer, featurizer_for_schema  # noqa: F401
 
 if TYPE_CHECKING:
     from predictors.context import ArchContext
-    from predictors.features import Featurizer
+
 
 # progress(done, total): called by long-running fits (boosting rounds, epochs, tuning candidates).
 ProgressCallback = Callable[[int, int], None]
-
-RAW_KIND = "raw"
-
-
-@dataclass(frozen=True)
-class FeatureSchema:
-    """What the columns of X mean: a kind (e.g. ``onehot:nb201``), column names and a version.
-
-    A predictor refuses inputs of another schema, so a model trained on one
-    encoding is never silently fed another.
-    """
-
-    kind: str
-    names: tuple[str, ...]
-    version: int = 1
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.kind, str) or not self.kind:
-            raise DataError(f"feature schema kind must be a non-empty string, got {self.kind!r}")
-        object.__setattr__(self, "names", tuple(str(n) for n in self.names))
-        if len(set(self.names)) != len(self.names):
-            dup = sorted({n for n in self.names if self.names.count(n) > 1})
-            raise DataError(f"feature schema {self.kind!r} repeats feature names {dup[:5]}")
-        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
-            raise DataError(f"feature schema version must be a positive integer, got {self.version!r}")
-
-    @property
-    def width(self) -> int:
-        return len(self.names)
-
-    @classmethod
-    def raw(cls, width: int) -> "FeatureSchema":
-        """Anonymous columns ``x0..x{width-1}``, for plain matrices without a featurizer."""
-        return cls(RAW_KIND, tuple(f"x{i}" for i in range(width)))
-
-    def describe(self) -> str:
-        return f"{self.kind!r} v{self.version} ({self.width} features)"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "version": self.version, "names": list(self.names)}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "FeatureSchema":
-        try:
-            return cls(kind=data["kind"], names=tuple(data["names"]), version=data.get("version", 1))
-        except (KeyError, TypeError) as exc:
-            raise DataError(f"malformed feature schema {data!r}: missing or bad field {exc}") from None
-
 
 def check_X(X: Any, n_features: int | None = None) -> np.ndarray:
     """X as a finite float64 2-D array (with ``n_features`` columns when given)."""
@@ -146,7 +99,21 @@ class Predictor(ABC):
     """
 
     name: ClassVar[str] = ""
-    min_samples: ClassVar[int] = 2
+    min_samples: ClassVar[int] = 2  # rows of X that fit() needs
+    # Architectures fit_archs() needs; None: one feature row per architecture, so min_samples.
+    min_archs: ClassVar[int | None] = None
+    # The predictor computes its own features (e.g. from exported graphs): a feature-set choice is refused.
+    fixed_features: ClassVar[bool] = False
+    # The predictor learns from what only a store's measurements give (their device settings, e.g. to
+    # re-profile the networks the same way): training data from a CSV is refused.
+    needs_store: ClassVar[bool] = False
+    # predict_archs builds and exports every network (slow): a search cost must not cost a whole space with it.
+    exports_networks: ClassVar[bool] = False
+
+    @classmethod
+    def min_training_archs(cls) -> int:
+        """How many architectures :meth:`fit_archs` needs at least (a workflow checks before it starts)."""
+        return cls.min_archs if cls.min_archs is not None else cls.min_samples
 
     # --- parameters ----------------------------------------------------------------
     @classmethod
@@ -218,7 +185,7 @@ class Predictor(ABC):
         predictors that work on exported graphs override it and use ``context``.
         """
         if featurizer is None:
-            raise ConfigError(f"{type(self).__name__}.fit_archs needs a featurizer (e.g. predictors.features.get_featurizer('onehot+counts:nb201'))")
+            raise ConfigError(f"{type(self).__name__}.fit_archs needs a featurizer (e.g. predictors.schema.get_featurizer('onehot+counts:nb201'))")
         return self.fit(featurizer.transform(list(archs)), y, schema=featurizer.schema, progress=progress)
 
     def predict_archs(self, archs: Sequence[str | Architecture], *, context: "ArchContext | None" = None) -> np.ndarray:
@@ -227,12 +194,10 @@ class Predictor(ABC):
         return self.predict(self.featurizer.transform(archs))
 
     @property
-    def featurizer(self) -> "Featurizer":
+    def featurizer(self) -> Featurizer:
         """The featurizer rebuilt from the fitted schema (ConfigError for raw features)."""
         self._check_fitted()
         if getattr(self, "_featurizer", None) is None:
-            from predictors.features import featurizer_for_schema
-
             self._featurizer = featurizer_for_schema(self.schema_)
         return self._featurizer
 

@@ -59,7 +59,7 @@ class GBDTPredictor(Predictor):
         tune: bool = False,
         n_folds: int = 3,
         n_jobs: int = 1,
-        seed: int = 0,
+        random_state: int = 0,
     ) -> None:
         self.n_estimators = n_estimators
         self.max_depth = max_depth
@@ -74,7 +74,7 @@ class GBDTPredictor(Predictor):
         self.tune = tune
         self.n_folds = n_folds
         self.n_jobs = n_jobs
-        self.seed = seed
+        self.random_state = random_state
 
     def _check_params(self) -> None:
         owner = "GBDTPredictor"
@@ -82,7 +82,7 @@ class GBDTPredictor(Predictor):
         positive_int(owner, "max_depth", self.max_depth)
         positive_int(owner, "n_folds", self.n_folds, minimum=2)
         positive_int(owner, "n_jobs", self.n_jobs)
-        positive_int(owner, "seed", self.seed, minimum=0)
+        positive_int(owner, "random_state", self.random_state, minimum=0)
         positive_float(owner, "learning_rate", self.learning_rate, maximum=1.0)
         positive_float(owner, "subsample", self.subsample, maximum=1.0)
         positive_float(owner, "colsample_bytree", self.colsample_bytree, maximum=1.0)
@@ -102,7 +102,7 @@ class GBDTPredictor(Predictor):
             "min_child_weight": float(self.min_child_weight),
             "lambda": float(self.reg_lambda),
             "nthread": int(self.n_jobs),
-            "seed": int(self.seed),
+            "seed": int(self.random_state),
         }
         if "learning_rate" in override:
             override["eta"] = override.pop("learning_rate")
@@ -148,7 +148,7 @@ class GBDTPredictor(Predictor):
         """k-fold CV with early stopping per fold; returns the best override, its rounds and CV RMSE."""
         xgb = _xgb()
         n_folds = min(int(self.n_folds), X.shape[0])
-        folds = np.array_split(np.random.default_rng(self.seed).permutation(X.shape[0]), n_folds)
+        folds = np.array_split(np.random.default_rng(self.random_state).permutation(X.shape[0]), n_folds)
         best: tuple[float, dict[str, Any], int] = (math.inf, {}, int(self.n_estimators))
         done = 0
         for cand in candidates:

@@ -161,7 +161,7 @@ class MLPPredictor(Predictor):
         refit: bool = True,
         log_target: bool = True,
         n_threads: int = 1,
-        seed: int = 0,
+        random_state: int = 0,
     ) -> None:
         self.hidden_sizes = hidden_sizes
         self.activation = activation
@@ -175,7 +175,7 @@ class MLPPredictor(Predictor):
         self.refit = refit
         self.log_target = log_target
         self.n_threads = n_threads
-        self.seed = seed
+        self.random_state = random_state
 
     def _check_params(self) -> None:
         owner = "MLPPredictor"
@@ -192,7 +192,7 @@ class MLPPredictor(Predictor):
         positive_int(owner, "batch_size", self.batch_size)
         positive_int(owner, "max_epochs", self.max_epochs)
         positive_int(owner, "patience", self.patience)
-        positive_int(owner, "seed", self.seed, minimum=0)
+        positive_int(owner, "random_state", self.random_state, minimum=0)
         positive_int(owner, "n_threads", self.n_threads)
         positive_float(owner, "validation_fraction", self.validation_fraction, maximum=0.5)
 
@@ -211,7 +211,7 @@ class MLPPredictor(Predictor):
         Z = (X - self.x_mean_) / self.x_std_
         t = (target - self.y_mean_) / self.y_std_
 
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(self.random_state)
         order = rng.permutation(X.shape[0])
         n_val = max(1, int(round(self.validation_fraction * X.shape[0])))
         val, trn = order[:n_val], order[n_val:]
@@ -246,13 +246,13 @@ class MLPPredictor(Predictor):
         torch = _torch()
         n_out = 1 if t.ndim == 1 else t.shape[1]
         with torch_threads(int(self.n_threads)), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(self.seed))
+            torch.manual_seed(int(self.random_state))
             net = build_network(Z.shape[1], tuple(int(h) for h in self.hidden_sizes), self.activation,
                                 bool(self.linear_skip), n_out)
             return train_network(
                 net, Z, t, Zv, tv, epochs=epochs, learning_rate=float(self.learning_rate),
                 weight_decay=float(self.weight_decay), batch_size=int(self.batch_size),
-                patience=int(self.patience), seed=int(self.seed), on_epoch=on_epoch,
+                patience=int(self.patience), seed=int(self.random_state), on_epoch=on_epoch,
             )
 
     def _predict(self, X: np.ndarray) -> np.ndarray:

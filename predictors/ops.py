@@ -320,6 +320,7 @@ class OpsPredictor(Predictor):
     name = "ops"
     min_samples = 10  # node rows
     # What a generic training workflow checks (see predictors.context.ArchContext):
+    min_archs = 3  # networks fit_archs profiles
     fixed_features = True  # featurizes the graphs it profiles: takes no featurizer (no --features)
     needs_store = True  # trains on measurements of a device it can run here (a store), not on a CSV
     exports_networks = True  # predict_archs builds and exports every network: too slow to cost a whole space

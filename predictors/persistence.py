@@ -21,11 +21,15 @@ from typing import Any, Mapping
 
 from hwprof import __version__
 from hwprof.errors import DataError, HwprofError, PersistenceError
-from predictors.base import FeatureSchema, Predictor
+from predictors.base import Predictor
 from predictors.metrics import LatencyMetrics
+from predictors.registry import get_predictor_class
+from predictors.schema import FeatureSchema, featurizer_for_schema
 
 FORMAT_VERSION = 1
 METADATA_FILE = "predictor.json"
+# Parameters renamed after predictors were saved with the old name (old -> new): such directories still load.
+RENAMED_PARAMS: dict[str, str] = {"seed": "random_state"}
 
 
 @dataclass(frozen=True)
@@ -181,10 +185,12 @@ def _info(data: Mapping[str, Any], path: Path) -> PredictorInfo:
 
 
 def _constructor_params(cls: type[Predictor], params: Mapping[str, Any]) -> dict[str, Any]:
-    """Saved params back to constructor arguments (JSON lists -> tuples where the default is a tuple)."""
+    """Saved params back to constructor arguments (renamed ones mapped; JSON lists -> tuples where the default is a tuple)."""
     sig = inspect.signature(cls.__init__)
     out: dict[str, Any] = {}
     for key, value in params.items():
+        if key not in sig.parameters and RENAMED_PARAMS.get(key) in sig.parameters and RENAMED_PARAMS[key] not in params:
+            key = RENAMED_PARAMS[key]
         if key not in sig.parameters:
             raise PersistenceError(f"saved parameter {key!r} is unknown to {cls.__name__}; the predictor is stale, retrain it")
         default = sig.parameters[key].default
@@ -207,9 +213,6 @@ def load_predictor(
     expected_device: str | None = None,
 ) -> Predictor:
     """Rebuild a saved predictor; it carries its metadata as ``predictor.info_``."""
-    from predictors.features import featurizer_for_schema
-    from predictors.registry import get_predictor_class
-
     directory = Path(directory)
     data = _read_metadata(directory)
     info = _info(data, directory / METADATA_FILE)

@@ -1,9 +1,9 @@
 """Dependencies point one way (ARCHITECTURE.md): cli -> {nas, predictors, devices} -> hwprof, nas -> predictors.
 
 Walks every import statement of the first-party packages with ``ast`` (also
-those inside functions and ``TYPE_CHECKING`` blocks: a lazy import is still a
-dependency) and checks the layer rules and that no two modules import each
-other through any chain.
+those inside functions: a lazy import is still a dependency) and checks the
+layer rules (type-only imports included) and that no two modules import each
+other at run time through any chain.
 """
 
 from __future__ import annotations
@@ -38,12 +38,25 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-def _imports(path: Path, name: str, known: set[str]) -> set[str]:
-    """First-party modules imported by the module at ``path`` (anywhere in it)."""
+def _type_only_nodes(tree: ast.AST) -> set[int]:
+    """ids of the import nodes inside ``if TYPE_CHECKING:`` blocks (never executed)."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            out.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    return out
+
+
+def _imports(path: Path, name: str, known: set[str], runtime_only: bool = False) -> set[str]:
+    """First-party modules imported by the module at ``path`` (anywhere in it; ``runtime_only``:
+    leaving out ``TYPE_CHECKING`` blocks, which matter for layers but cannot make an import cycle)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     is_package = path.name == "__init__.py"
+    skip = _type_only_nodes(tree) if runtime_only else set()
     found: set[str] = set()
     for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -64,10 +77,10 @@ def _imports(path: Path, name: str, known: set[str]) -> set[str]:
     return found
 
 
-def _graph() -> dict[str, set[str]]:
+def _graph(runtime_only: bool = False) -> dict[str, set[str]]:
     modules = _modules()
     known = set(modules)
-    return {name: _imports(path, name, known) for name, path in modules.items()}
+    return {name: _imports(path, name, known, runtime_only) for name, path in modules.items()}
 
 
 def _layer(module: str) -> str | None:
@@ -126,7 +139,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_no_import_cycles():
-    cycles = _cycles(_graph())
+    cycles = _cycles(_graph(runtime_only=True))
     assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
 
 
@@ -135,13 +148,17 @@ def test_the_walker_sees_lazy_and_relative_imports(tmp_path):
     pkg = tmp_path / "hwprof"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
-    (pkg / "a.py").write_text("def f():\n    from nas.search import x\n    from . import b\n")
+    (pkg / "a.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import hwprof.c\n"
+        "def f():\n    from nas.search import x\n    from . import b\n"
+    )
     (pkg / "b.py").write_text("")
-    known = {"hwprof", "hwprof.a", "hwprof.b", "nas", "nas.search"}
+    known = {"hwprof", "hwprof.a", "hwprof.b", "hwprof.c", "nas", "nas.search"}
     global ROOT
     saved, ROOT = ROOT, tmp_path
     try:
-        assert _imports(pkg / "a.py", "hwprof.a", known) == {"nas.search", "hwprof.b"}
+        assert _imports(pkg / "a.py", "hwprof.a", known) == {"nas.search", "hwprof.b", "hwprof.c"}
+        assert _imports(pkg / "a.py", "hwprof.a", known, runtime_only=True) == {"nas.search", "hwprof.b"}
     finally:
         ROOT = saved
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

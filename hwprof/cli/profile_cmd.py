@@ -23,7 +23,6 @@ from hwprof.store import Store
 
 MAX_UNSTABLE_SHOWN = 5  # a noisy machine flags hundreds; the store keeps every flag
 # The name hwprof/cli/predict_cmd.py imports for its --param; the one parser is hwprof.cli.options.parse_key_values.
-parse_settings = parse_key_values
 
 
 def devices() -> None:

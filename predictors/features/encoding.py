@@ -29,7 +29,7 @@ import numpy as np
 from hwprof import registry
 from hwprof.errors import DataError, HwprofError, UnknownNameError
 from hwprof.types import Architecture
-from predictors.base import FeatureSchema
+from predictors.schema import FeatureSchema
 
 if TYPE_CHECKING:
     from hwprof.spaces import SearchSpace
@@ -127,6 +127,12 @@ class ArchFeaturizer:
 
     def transform(self, archs: Sequence[str | Architecture]) -> np.ndarray:
         return self.from_encoding(self.encode(archs))
+
+
+def space_of_kind(kind: str) -> str | None:
+    """The space of an architecture feature kind such as ``onehot+counts:nb201`` (None for graph and raw kinds)."""
+    prefix, sep, arg = kind.partition(":")
+    return arg if sep and prefix in FEATURE_SETS else None
 
 
 def infer_space(archs: Sequence[str], candidates: Sequence[str] | None = None) -> str:

@@ -11,7 +11,9 @@ Two steps, so that the expensive one is done once:
 
 ``adapt(method, sources, archs, latency_ms)`` does both at once.
 
-Methods (``TRANSFER_METHODS``):
+Methods (:func:`transfer_methods`; found by name through the one plugin
+registry, kind ``"transfer"``, entry-point group ``hwprof.transfer``, so a
+package can add its own :class:`TransferModel`):
 
 - ``ridge``: the issue's reference, ridge (alpha = 1) over the source devices' latencies;
 - ``nnls``: non-negative combination of source devices (default; no penalty to tune);
@@ -23,7 +25,9 @@ Methods (``TRANSFER_METHODS``):
 
 Which K architectures to measure: :func:`suggest_archs` (farthest-point
 sampling over the source devices' standardized log latencies; for
-``embedding`` the model's references).
+``embedding`` the model's references). The whole ``hwprof adapt`` workflow
+(loading sources, choosing the K samples, held-out metrics) is
+:mod:`predictors.transfer.workflow`.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from hwprof import registry
 from hwprof.errors import ConfigError, DataError, PersistenceError, UnknownNameError
 from predictors.base import Predictor, ProgressCallback
 from predictors.transfer.base import TRANSFER_FILE, TransferModel, load_state, read_transfer_metadata
@@ -40,19 +45,12 @@ from predictors.transfer.finetune import FineTuneModel
 from predictors.transfer.selection import SELECTION_METHODS, suggest_samples
 from predictors.transfer.sources import SourceBank, SourceLatencies, standardized_log
 
-TRANSFER_METHODS: dict[str, type[TransferModel]] = {
-    "ridge": RidgeCombination,
-    "nnls": NNLSCombination,
-    "embedding": DeviceConditionedModel,
-    "finetune": FineTuneModel,
-}
 DEFAULT_METHOD = "nnls"
 
 __all__ = [
     "DEFAULT_METHOD",
     "SELECTION_METHODS",
     "TRANSFER_FILE",
-    "TRANSFER_METHODS",
     "DeviceConditionedModel",
     "FineTuneModel",
     "NNLSCombination",
@@ -70,32 +68,30 @@ __all__ = [
     "standardized_log",
     "suggest_archs",
     "suggest_samples",
+    "transfer_methods",
 ]
+
+
+def transfer_methods() -> list[str]:
+    """Names of the registered few-shot methods."""
+    return registry.names("transfer")
 
 
 def get_transfer_method(method: str) -> type[TransferModel]:
     """The class of a few-shot method by name; UnknownNameError lists the known ones."""
-    try:
-        return TRANSFER_METHODS[method]
-    except (KeyError, TypeError):
-        raise UnknownNameError(f"unknown few-shot method {method!r}; known: {', '.join(TRANSFER_METHODS)}") from None
+    if not isinstance(method, str) or method not in transfer_methods():
+        raise UnknownNameError(f"unknown few-shot method {method!r}; known: {', '.join(transfer_methods())}")
+    cls = registry.load("transfer", method)
+    if not (isinstance(cls, type) and issubclass(cls, TransferModel)):
+        raise UnknownNameError(f"few-shot method {method!r} is registered as {cls!r}, which is not a TransferModel subclass")
+    return cls
 
 
-def pretrain(
-    method: str,
-    sources: SourceLatencies,
-    *,
-    feature_set: str = "onehot+counts",
-    space: str | None = None,
-    exclude: Sequence[str] = (),
-    seed: int = 0,
-    progress: ProgressCallback | None = None,
-    **params: Any,
-) -> TransferModel:
+def pretrain(method: str, sources: SourceLatencies, *, exclude: Sequence[str] = (), **options: Any) -> TransferModel:
     """Learn ``method`` from the source devices (minus ``exclude``, e.g. the target device itself).
 
-    ``space`` defaults to the registered space that parses the source
-    architectures; ``params`` are method settings (ConfigError names unknown ones).
+    ``options`` are those of :meth:`TransferModel.pretrain` (``feature_set``,
+    ``space``, ``seed``, ``progress``) and the method's settings.
     """
     cls = get_transfer_method(method)
     if not isinstance(sources, SourceLatencies):
@@ -105,7 +101,7 @@ def pretrain(
         if unknown:
             raise DataError(f"unknown source device(s) {unknown} to exclude; available: {', '.join(sources.devices)}")
         sources = sources.without(exclude)
-    return cls.pretrain(sources, feature_set=feature_set, space=space, seed=seed, progress=progress, **params)
+    return cls.pretrain(sources, **options)
 
 
 def adapt(
@@ -114,19 +110,17 @@ def adapt(
     archs: Sequence[Any],
     latency_ms: Any,
     *,
-    feature_set: str = "onehot+counts",
-    space: str | None = None,
     exclude: Sequence[str] = (),
-    seed: int = 0,
     progress: ProgressCallback | None = None,
-    **params: Any,
+    **options: Any,
 ) -> Predictor:
     """A fitted predictor of a new device from K measured architectures and their latencies (ms).
 
-    ``sources`` is a source latency table (pretrained here), an already
-    pretrained :class:`TransferModel`, or the directory of a saved one (then
-    ``method`` must match the saved method). Errors: DataError for too few
-    samples, NaN/non-positive latencies, architectures of another space;
+    ``sources`` is a source latency table (pretrained here with ``options``, see
+    :func:`pretrain`), an already pretrained :class:`TransferModel`, or the
+    directory of a saved one (then ``method`` must match the saved method).
+    ``progress(done, total)`` follows the adaptation. Errors: DataError for too
+    few samples, NaN/non-positive latencies, architectures of another space;
     ConfigError for a method/model mismatch or bad settings.
     """
     get_transfer_method(method)
@@ -135,11 +129,11 @@ def adapt(
     if isinstance(sources, TransferModel):
         if sources.method != method:
             raise ConfigError(f"the pretrained transfer model uses method {sources.method!r}, not {method!r}")
-        if params or exclude:
+        if options or exclude:
             raise ConfigError("settings and exclusions apply when pretraining; this transfer model is already pretrained")
         model = sources
     else:
-        model = pretrain(method, sources, feature_set=feature_set, space=space, exclude=exclude, seed=seed, **params)
+        model = pretrain(method, sources, exclude=exclude, **options)
     return model.adapt(archs, latency_ms, progress=progress)
 
 
@@ -155,9 +149,11 @@ def load_transfer_model(directory: str | Path) -> TransferModel:
         raise PersistenceError(f"no transfer model at {str(directory)!r}: not a directory")
     meta = read_transfer_metadata(directory)
     method = meta.get("method")
-    if method not in TRANSFER_METHODS:
-        raise PersistenceError(f"{directory / TRANSFER_FILE} names unknown few-shot method {method!r}; known: {', '.join(TRANSFER_METHODS)}")
-    return load_state(TRANSFER_METHODS[method], directory, meta)
+    try:
+        cls = get_transfer_method(method)
+    except UnknownNameError as exc:
+        raise PersistenceError(f"{directory / TRANSFER_FILE} names an unusable few-shot method: {exc}") from None
+    return load_state(cls, directory, meta)
 
 
 def suggest_archs(

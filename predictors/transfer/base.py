@@ -20,10 +20,11 @@ import numpy as np
 
 from hwprof import __version__
 from hwprof.errors import ConfigError, DataError, HwprofError, PersistenceError
-from predictors.base import FeatureSchema, Predictor, ProgressCallback, arch_specs, check_y
+from predictors.base import Predictor, ProgressCallback, arch_specs, check_y
+from predictors.features.encoding import DEFAULT_FEATURE_SET, ArchFeaturizer, infer_space
+from predictors.schema import FeatureSchema, featurizer_for_schema
 
 if TYPE_CHECKING:
-    from predictors.features.encoding import ArchFeaturizer
     from predictors.transfer.sources import SourceLatencies
 
 TRANSFER_FORMAT_VERSION = 1
@@ -42,9 +43,7 @@ def check_samples(archs: Sequence[Any], latency_ms: Any, minimum: int, method: s
     return specs, y
 
 
-def featurizer_for_sources(sources: "SourceLatencies", feature_set: str, space: str | None) -> "ArchFeaturizer":
-    from predictors.features.encoding import ArchFeaturizer, infer_space
-
+def featurizer_for_sources(sources: "SourceLatencies", feature_set: str, space: str | None) -> ArchFeaturizer:
     return ArchFeaturizer(space if space is not None else infer_space(list(sources.archs)), feature_set)
 
 
@@ -53,23 +52,54 @@ class TransferModel(ABC):
 
     method: ClassVar[str] = ""
     min_samples: ClassVar[int] = 2
+    PARAMS: ClassVar[tuple[str, ...]] = ()  # the settings pretrain() accepts
+    DEFAULTS: ClassVar[Mapping[str, Any]] = {}  # their defaults
 
     schema: FeatureSchema
     devices: tuple[str, ...]
 
     @classmethod
-    @abstractmethod
     def pretrain(
         cls,
         sources: "SourceLatencies",
         *,
-        feature_set: str = "onehot+counts",
+        feature_set: str = DEFAULT_FEATURE_SET,
         space: str | None = None,
         seed: int = 0,
         progress: ProgressCallback | None = None,
         **params: Any,
     ) -> "TransferModel":
-        """Learn from the source devices' latency table (the space is inferred from the specs unless given)."""
+        """Learn from the source devices' latency table (the space is inferred from the specs unless given).
+
+        ``params`` are the method's settings (``PARAMS``); ConfigError names unknown or invalid ones.
+        """
+        check_method_params(cls.method, params, cls.PARAMS)
+        settings = cls._settings(dict(params))
+        featurizer = featurizer_for_sources(sources, feature_set, space)
+        return cls._pretrain(sources, featurizer, settings, seed, progress)
+
+    @classmethod
+    def _settings(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """The validated settings of a pretraining (``DEFAULTS`` filled in), before any data is touched."""
+        settings = {**cls.DEFAULTS, **params}
+        cls.check_settings(settings)
+        return settings
+
+    @staticmethod
+    def check_settings(settings: Mapping[str, Any]) -> None:
+        """Raise ConfigError/DataError for an invalid setting."""
+
+    @classmethod
+    @abstractmethod
+    def _pretrain(
+        cls,
+        sources: "SourceLatencies",
+        featurizer: ArchFeaturizer,
+        settings: dict[str, Any],
+        seed: int,
+        progress: ProgressCallback | None,
+    ) -> "TransferModel":
+        """The method's pretraining on the featurized source table."""
 
     @abstractmethod
     def _adapt(self, specs: list[str], X: np.ndarray, y: np.ndarray, progress: ProgressCallback | None) -> Predictor:
@@ -85,9 +115,7 @@ class TransferModel(ABC):
         return predictor
 
     @property
-    def featurizer(self) -> "ArchFeaturizer":
-        from predictors.features import featurizer_for_schema
-
+    def featurizer(self) -> ArchFeaturizer:
         return featurizer_for_schema(self.schema)  # type: ignore[return-value]
 
     @property
@@ -147,8 +175,6 @@ def read_transfer_metadata(directory: Path) -> dict[str, Any]:
 
 def load_state(cls: type[TransferModel], directory: Path, meta: Mapping[str, Any]) -> TransferModel:
     """Rebuild a transfer model of class ``cls`` from its metadata; PersistenceError on any problem."""
-    from predictors.features import featurizer_for_schema
-
     try:
         schema = FeatureSchema.from_json(meta["feature_schema"])
         featurizer_for_schema(schema)

@@ -25,7 +25,8 @@ import numpy as np
 from hwprof.errors import ConfigError
 from predictors.base import FeatureSchema, ProgressCallback, data_hash, positive_float
 from predictors.linear import LinearPredictor, ridge_fit
-from predictors.transfer.base import TransferModel, check_method_params, featurizer_for_sources
+from predictors.features.encoding import ArchFeaturizer
+from predictors.transfer.base import TransferModel
 from predictors.transfer.sources import SourceBank, SourceLatencies
 
 
@@ -54,23 +55,20 @@ class _CombinationModel(TransferModel):
         self.devices = bank.devices
 
     @classmethod
-    def pretrain(
-        cls,
-        sources: SourceLatencies,
-        *,
-        feature_set: str = "onehot+counts",
-        space: str | None = None,
-        seed: int = 0,
-        progress: ProgressCallback | None = None,
-        **params: Any,
+    def _settings(cls, params: dict[str, Any]) -> dict[str, Any]:
+        bank_alpha = positive_float(cls.__name__, "bank_alpha", params.get("bank_alpha", 1.0), allow_zero=True)
+        return {"alpha": params.get("alpha", 1.0), "bank_alpha": bank_alpha}
+
+    @classmethod
+    def _pretrain(
+        cls, sources: SourceLatencies, featurizer: ArchFeaturizer, settings: dict[str, Any], seed: int,
+        progress: ProgressCallback | None,
     ) -> "_CombinationModel":
         """Fit the bank (ridge per source device; ``bank_alpha``) on the source table; ``alpha`` is the ridge penalty of the combination."""
-        check_method_params(cls.method, params, cls.PARAMS)
-        bank_alpha = positive_float(cls.__name__, "bank_alpha", params.get("bank_alpha", 1.0), allow_zero=True)
-        bank = SourceBank.fit(sources, featurizer_for_sources(sources, feature_set, space), bank_alpha)
+        bank = SourceBank.fit(sources, featurizer, settings["bank_alpha"])
         if progress is not None:
             progress(1, 1)
-        return cls(bank, params.get("alpha", 1.0))
+        return cls(bank, settings["alpha"])
 
     def _adapt(self, specs: list[str], X: np.ndarray, y: np.ndarray, progress: ProgressCallback | None) -> LinearPredictor:
         S = self.bank.predict(X)

@@ -2,7 +2,7 @@
 
 The **device embedding** is the device's standardized log latency on a fixed
 set of reference architectures (HELP and MODNAS use the same notion; MODNAS
-chooses its references the same way, see ``nas.search.modnas.refs``): log, then
+chooses its references the same way): log, then
 zero mean and unit spread over the references, so it describes which
 reference networks are relatively fast on the device, not how fast the device
 is. The references are chosen once, at pretraining, by farthest-point
@@ -34,7 +34,8 @@ import numpy as np
 from hwprof.errors import ConfigError, DataError
 from predictors.base import FeatureSchema, ProgressCallback, positive_float, positive_int
 from predictors.mlp import ACTIVATIONS, MLPPredictor, torch_threads
-from predictors.transfer.base import TransferModel, check_method_params, featurizer_for_sources
+from predictors.features.encoding import ArchFeaturizer
+from predictors.transfer.base import TransferModel
 from predictors.transfer.networks import (
     calibrate,
     feature_scaling,
@@ -78,6 +79,7 @@ class DeviceConditionedModel(TransferModel):
     method = "embedding"
     min_samples = 3
     PARAMS = (*DEFAULTS, "reference_pool")
+    DEFAULTS = DEFAULTS
 
     def __init__(self, net: Any, schema: FeatureSchema, devices: tuple[str, ...], references: Sequence[str], *,
                  x_mean: np.ndarray, x_std: np.ndarray, source_embeddings: np.ndarray, settings: Mapping[str, Any]) -> None:
@@ -111,22 +113,13 @@ class DeviceConditionedModel(TransferModel):
         positive_float(owner, "embedding_prior", settings["embedding_prior"], allow_zero=True)
 
     @classmethod
-    def pretrain(
-        cls,
-        sources: SourceLatencies,
-        *,
-        feature_set: str = "onehot+counts",
-        space: str | None = None,
-        seed: int = 0,
-        progress: ProgressCallback | None = None,
-        **params: Any,
+    def _pretrain(
+        cls, sources: SourceLatencies, featurizer: ArchFeaturizer, settings: dict[str, Any], seed: int,
+        progress: ProgressCallback | None,
     ) -> "DeviceConditionedModel":
         """Choose the references (``reference_pool``: candidate row indices) and train the conditioned network."""
-        check_method_params(cls.method, params, cls.PARAMS)
-        pool = params.pop("reference_pool", None)
-        settings = {**DEFAULTS, **params}
-        cls.check_settings(settings)
-        featurizer = featurizer_for_sources(sources, feature_set, space)
+        settings = dict(settings)
+        pool = settings.pop("reference_pool", None)
         X = featurizer.transform(sources.archs)
         logs = np.log(sources.latency_ms)
         refs = suggest_samples(int(settings["n_refs"]), sources.latency_ms, seed, pool=pool, method="farthest")

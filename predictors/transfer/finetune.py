@@ -19,7 +19,8 @@ import numpy as np
 from hwprof.errors import DataError
 from predictors.base import FeatureSchema, ProgressCallback, positive_float, positive_int
 from predictors.mlp import ACTIVATIONS, MLPPredictor
-from predictors.transfer.base import TransferModel, check_method_params, featurizer_for_sources
+from predictors.features.encoding import ArchFeaturizer
+from predictors.transfer.base import TransferModel
 from predictors.transfer.combination import combination_weights
 from predictors.transfer.networks import (
     calibrate,
@@ -49,6 +50,7 @@ class FineTuneModel(TransferModel):
     method = "finetune"
     min_samples = 3
     PARAMS = tuple(DEFAULTS)
+    DEFAULTS = DEFAULTS
 
     def __init__(self, net: Any, schema: FeatureSchema, devices: tuple[str, ...], *, x_mean: np.ndarray, x_std: np.ndarray,
                  log_mean: np.ndarray, log_std: np.ndarray, settings: Mapping[str, Any]) -> None:
@@ -75,27 +77,17 @@ class FineTuneModel(TransferModel):
         positive_float(owner, "anchor", settings["anchor"], allow_zero=True)
 
     @classmethod
-    def pretrain(
-        cls,
-        sources: SourceLatencies,
-        *,
-        feature_set: str = "onehot+counts",
-        space: str | None = None,
-        seed: int = 0,
-        progress: ProgressCallback | None = None,
-        **params: Any,
+    def _pretrain(
+        cls, sources: SourceLatencies, featurizer: ArchFeaturizer, settings: dict[str, Any], seed: int,
+        progress: ProgressCallback | None,
     ) -> "FineTuneModel":
         """Train the multi-output source network (early stopping on 10% of the source architectures)."""
-        check_method_params(cls.method, params, cls.PARAMS)
-        settings = {**DEFAULTS, **params}
-        cls.check_settings(settings)
-        featurizer = featurizer_for_sources(sources, feature_set, space)
         X = featurizer.transform(sources.archs)
         x_mean, x_std = feature_scaling(X)
         T, log_mean, log_std = standardize_columns(np.log(sources.latency_ms))
         trainer = MLPPredictor(
             hidden_sizes=tuple(settings["hidden_sizes"]), activation=settings["activation"], batch_size=256,
-            max_epochs=int(settings["max_epochs"]), patience=int(settings["patience"]), seed=seed,
+            max_epochs=int(settings["max_epochs"]), patience=int(settings["patience"]), random_state=seed,
         )
         order = np.random.default_rng(seed).permutation(len(X))
         n_val = max(1, len(X) // 10)

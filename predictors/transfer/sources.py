@@ -22,8 +22,9 @@ import numpy as np
 
 from hwprof import __version__
 from hwprof.errors import DataError, HwprofError, PersistenceError
-from predictors.base import FeatureSchema, arch_specs, check_X
+from predictors.base import arch_specs, check_X
 from predictors.linear import ridge_fit
+from predictors.schema import FeatureSchema, featurizer_for_schema
 
 if TYPE_CHECKING:
     from hwprof.store import Store
@@ -70,7 +71,7 @@ class SourceLatencies:
         devices: Sequence[str] | None = None,
         exclude: Sequence[str] = (),
     ) -> "SourceLatencies":
-        """From columns such as ``nas.tabular.read_latency_csv`` returns (devices default: all but ``exclude``)."""
+        """From columns such as those of :func:`predictors.data.read_latency_table` (devices default: all but ``exclude``)."""
         names = list(devices) if devices is not None else list(latency_by_device)
         unknown = [d for d in [*names, *exclude] if d not in latency_by_device]
         if unknown:
@@ -161,8 +162,6 @@ class SourceBank:
 
     @property
     def featurizer(self) -> "ArchFeaturizer":
-        from predictors.features import featurizer_for_schema
-
         return featurizer_for_schema(self.schema)  # type: ignore[return-value]
 
     def predict(self, X: Any) -> np.ndarray:
@@ -220,8 +219,6 @@ class SourceBank:
             )
         try:
             schema = FeatureSchema.from_json(meta["feature_schema"])
-            from predictors.features import featurizer_for_schema
-
             featurizer_for_schema(schema)
             with np.load(directory / "bank.npz", allow_pickle=False) as data:
                 arrays = {k: data[k] for k in ("coef", "intercept", "floor_ms")}

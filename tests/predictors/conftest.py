@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import gzip
+
 import numpy as np
 import pytest
 
@@ -15,6 +18,16 @@ def additive_data(n: int = 200, d: int = 6, seed: int = 0, noise: float = 0.0) -
     if noise:
         y = y * np.exp(rng.normal(0.0, noise, size=n))
     return X, y
+
+
+def write_table(path, archs, columns: dict[str, np.ndarray], gz: bool = False) -> None:
+    """A benchmark CSV: ``idx``, ``arch`` and one ``lat_<device>_ms`` column per entry of ``columns``."""
+    opener = gzip.open if gz else open
+    with opener(path, "wt", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["idx", "arch", *(f"lat_{d}_ms" for d in columns)])
+        for i, a in enumerate(archs):
+            w.writerow([i, a, *(repr(float(columns[d][i])) for d in columns)])
 
 
 @pytest.fixture(scope="session")

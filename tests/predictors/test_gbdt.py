@@ -31,8 +31,8 @@ def test_trees_alone_are_worse_than_with_the_linear_base():
 def test_same_seed_same_model_and_progress_reaches_total():
     X, y = additive_data(80)
     calls = []
-    a = GBDTPredictor(**FAST, seed=3).fit(X, y, progress=lambda done, total: calls.append((done, total)))
-    b = GBDTPredictor(**FAST, seed=3).fit(X, y)
+    a = GBDTPredictor(**FAST, random_state=3).fit(X, y, progress=lambda done, total: calls.append((done, total)))
+    b = GBDTPredictor(**FAST, random_state=3).fit(X, y)
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
     assert calls[-1] == (FAST["n_estimators"], FAST["n_estimators"])
 

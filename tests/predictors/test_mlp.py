@@ -24,8 +24,8 @@ def test_learns_an_additive_law():
 def test_same_seed_same_weights_and_progress_is_reported():
     X, y = additive_data(60)
     calls = []
-    a = MLPPredictor(**QUICK, seed=1).fit(X, y, progress=lambda d, t: calls.append((d, t)))
-    b = MLPPredictor(**QUICK, seed=1).fit(X, y)
+    a = MLPPredictor(**QUICK, random_state=1).fit(X, y, progress=lambda d, t: calls.append((d, t)))
+    b = MLPPredictor(**QUICK, random_state=1).fit(X, y)
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
     assert calls and calls[-1][0] == calls[-1][1]  # the bar ends full
     assert 1 <= a.epochs_ <= QUICK["max_epochs"]
@@ -33,7 +33,7 @@ def test_same_seed_same_weights_and_progress_is_reported():
 
 def test_one_hidden_layer_may_be_given_as_its_width():
     X, y = additive_data(40)
-    p = MLPPredictor(hidden_sizes=6, max_epochs=2, seed=0).fit(X, y)
+    p = MLPPredictor(hidden_sizes=6, max_epochs=2, random_state=0).fit(X, y)
     assert p.hidden_sizes == (6,) and p.predict(X).shape == (40,)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 
 import numpy as np
@@ -14,6 +13,8 @@ from hwprof.store import Store
 from hwprof.types import Architecture
 from predictors.persistence import load_predictor, read_info
 from tests.hwprof.test_store import Bench, artifact_for, device_info, measurement
+from tests.predictors.conftest import write_table
+
 
 DEVICES = ("titanx_1", "titanx_32", "silver_4114", "pixel3", "2080ti_1")
 GBDT_FAST = ["--param", "n_estimators=40", "--param", "learning_rate=0.2"]
@@ -30,15 +31,6 @@ def one_line_error(err: str) -> str:
     assert len(lines) == 1, f"expected one line, got: {err!r}"
     assert "Traceback" not in err
     return lines[0]
-
-
-def write_table(path, archs, columns: dict[str, np.ndarray], gz: bool = False) -> None:
-    opener = gzip.open if gz else open
-    with opener(path, "wt", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["idx", "arch", *(f"lat_{d}_ms" for d in columns)])
-        for i, a in enumerate(archs):
-            w.writerow([i, a, *(repr(float(columns[d][i])) for d in columns)])
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +141,7 @@ def test_train_mlp_with_params_and_seed_is_reproducible(table, tmp_path, capsys)
                            "--param", "hidden_sizes=8,8", "--seed", 4, "-o", out)
         assert code == 0, err
         outs.append(load_predictor(out))
-    assert outs[0].hidden_sizes == (8, 8) and outs[0].seed == 4
+    assert outs[0].hidden_sizes == (8, 8) and outs[0].random_state == 4
     np.testing.assert_array_equal(outs[0].predict_archs(archs[:20]), outs[1].predict_archs(archs[:20]))
 
 
@@ -293,7 +285,7 @@ BAD = [
     (["train", "--db", "{db}", "-o", "{tmp}"], "choose the device with --device"),
     (["train", "--db", "{db}", "--device", "ort-cpu", "--space", "fbnet", "-o", "{tmp}"], "no measurements of space 'fbnet'"),
     (["train", "--csv", "{csv}", "--target", "titanx_1", "--model", "ops", "-o", "{tmp}"], "train it with --db, not --csv"),
-    (["train", "--db", "{db}", "--device", "ort-cpu", "--model", "ops", "--features", "onehot", "-o", "{tmp}"], "fixed node features"),
+    (["train", "--db", "{db}", "--device", "ort-cpu", "--model", "ops", "--features", "onehot", "-o", "{tmp}"], "has fixed features"),
     (["train", "--db", "{db}", "--device", "other", "--model", "ops", "-o", "{tmp}"], "is not one of ort-cpu"),
     (["evaluate", "{p}", "--csv", "{csv}", "--target", "pixel3"], "trained for device 'titanx_1'"),
     (["evaluate", "{p}", "--csv", "{fb}", "--target", "titanx_1"], "does not hold architectures of the predictor's space 'nb201'"),
@@ -313,7 +305,7 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("argv, needle", BAD, ids=[f"{a[0]}-{n[:30]}" for a, n in BAD])
+@pytest.mark.parametrize("argv, needle", BAD, ids=[f"{a[0]}-{n[:30]}" for a, n in (getattr(b, "values", b) for b in BAD)])
 def test_bad_input_is_one_line_and_exit_1(bad_inputs, tmp_path, capsys, argv, needle):
     fill = {**bad_inputs, "tmp": tmp_path / "out"}
     code, _, err = run(capsys, *[a.format(**fill) for a in argv])

@@ -38,7 +38,7 @@ def sources(table):
 @pytest.fixture(scope="module")
 def models(sources):
     torch.manual_seed(0)
-    return {m: transfer.pretrain(m, sources, exclude=["gold_6240"], **FAST[m]) for m in transfer.TRANSFER_METHODS}
+    return {m: transfer.pretrain(m, sources, exclude=["gold_6240"], **FAST[m]) for m in transfer.transfer_methods()}
 
 
 def target_device(table):
@@ -46,7 +46,7 @@ def target_device(table):
     return np.asarray(table.latency_ms["titanx_32"], dtype=np.float64)
 
 
-@pytest.mark.parametrize("method", list(transfer.TRANSFER_METHODS))
+@pytest.mark.parametrize("method", list(transfer.transfer_methods()))
 def test_adapt_persist_roundtrip(method, models, table, sources, tmp_path):
     model = models[method]
     assert "gold_6240" not in model.devices

@@ -234,7 +234,7 @@ def fit_latency_surrogate(
     predictor = MLPPredictor(
         hidden_sizes=tuple(int(h) for h in _check_hidden("latency surrogate", hidden)), activation="relu",
         batch_size=512, max_epochs=int(epochs), patience=3, validation_fraction=0.05, refit=False,
-        learning_rate=2e-3, weight_decay=0.0, seed=seed,
+        learning_rate=2e-3, weight_decay=0.0, random_state=seed,
     )
     X, y = rows(train)
     predictor.fit(X, y, schema=latency_schema(space, E.shape[1]), progress=progress)

@@ -1,0 +1,398 @@
+"""Latency data for training and evaluating predictors, and the one reader of each latency file format.
+
+Sources: a device's measurements in a store, one ``lat_<device>_ms`` column of
+a benchmark CSV (:func:`read_latency_table`), or a file of few-shot samples,
+rows ``arch,latency_ms`` (:func:`read_latency_samples`). Every loader
+validates what it reads (finite positive milliseconds, one space, enough rows)
+and says where a bad value came from, so callers can trust the arrays they get.
+Other readers of these formats (the tabular benchmarks and the MODNAS reference
+latencies) call the readers here instead of parsing the files again.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from hwprof.errors import ConfigError, DataError
+from hwprof.store import Store
+from hwprof.types import Architecture
+
+LAT_PREFIX, LAT_SUFFIX = "lat_", "_ms"
+ARCH_COLUMNS = ("arch", "ops")  # the architecture column of a benchmark CSV, first match wins
+SAMPLES_HEADER = ("arch", "latency_ms")
+
+
+# --- names of latency columns ----------------------------------------------------------------------
+
+
+def latency_column(device: str) -> str:
+    """``titanx_1`` -> ``lat_titanx_1_ms``, the column of a device in a benchmark CSV."""
+    return f"{LAT_PREFIX}{device}{LAT_SUFFIX}"
+
+
+def column_device(column: str) -> str | None:
+    """``lat_titanx_1_ms`` -> ``titanx_1``; None for a column that is not a latency column."""
+    name = column.strip()
+    if name.startswith(LAT_PREFIX) and name.endswith(LAT_SUFFIX) and len(name) > len(LAT_PREFIX + LAT_SUFFIX):
+        return name[len(LAT_PREFIX) : -len(LAT_SUFFIX)]
+    return None
+
+
+def target_device(target: str) -> str:
+    """The device of a latency column given either way: ``lat_titanx_1_ms`` or ``titanx_1`` -> ``titanx_1``."""
+    name = column_device(target) or target.strip()
+    if not name:
+        raise ConfigError(f"--target must name a latency column such as 'lat_titanx_1_ms', got {target!r}")
+    return name
+
+
+# --- benchmark tables: arch + lat_<device>_ms columns ----------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class LatencyTable:
+    """A benchmark-style CSV: architecture strings, latency columns by device, other numeric columns by name.
+
+    Arrays are read-only float64 in file order.
+    """
+
+    archs: tuple[str, ...]
+    latency_ms: dict[str, np.ndarray]
+    other: dict[str, np.ndarray]
+
+    @property
+    def devices(self) -> list[str]:
+        return list(self.latency_ms)
+
+    def column(self, target: str, where: str) -> tuple[str, np.ndarray]:
+        """(device, latencies) of ``target`` given as ``lat_<device>_ms`` or ``<device>``."""
+        device = target_device(target)
+        if device not in self.latency_ms:
+            known = ", ".join(latency_column(d) for d in self.latency_ms)
+            raise DataError(f"{where} has no latency column {latency_column(device)!r}; it has {known}")
+        return device, self.latency_ms[device]
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if not path.is_file():
+        raise DataError(f"benchmark CSV not found: {str(path)!r}; expected an existing .csv or .csv.gz file")
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rt", newline="", encoding="utf-8")
+    return open(path, "r", newline="", encoding="utf-8")
+
+
+def _to_float(path: Path, column: str, values: tuple[str, ...]) -> np.ndarray:
+    try:
+        arr = np.array(values, dtype=np.float64)
+    except ValueError:
+        row, value = next((i, v) for i, v in enumerate(values) if not _is_number(v))
+        raise DataError(f"{path.name}: column {column!r} line {row + 2} holds {value!r}; expected a finite number") from None
+    nonfinite = np.flatnonzero(~np.isfinite(arr))
+    if nonfinite.size:
+        row = int(nonfinite[0])  # +2 below: one header line, 1-based line numbers
+        raise DataError(f"{path.name}: column {column!r} line {row + 2} holds {values[row]!r}; expected a finite number")
+    arr.flags.writeable = False
+    return arr
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_latency_table(path: str | Path) -> LatencyTable:
+    """Read a benchmark-style CSV (``.csv`` or ``.csv.gz``): an ``arch`` (or ``ops``) column, ``lat_<device>_ms`` columns.
+
+    Every column except the architecture column must hold finite numbers;
+    architecture strings are stripped of surrounding whitespace.
+    """
+    path = Path(path)
+    try:
+        with _open_text(path) as f:
+            rows = list(csv.reader(f))
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"cannot read {str(path)!r} as CSV ({e}); expected a UTF-8 .csv or gzip .csv.gz file") from None
+    if not rows:
+        raise DataError(f"{path.name} is empty; expected a header line and one row per architecture")
+    header = [h.strip() for h in rows[0]]
+    body = rows[1:]
+    if not body:
+        raise DataError(f"{path.name} has a header but no rows; expected one row per architecture")
+    if len(set(header)) != len(header):
+        dup = sorted({h for h in header if header.count(h) > 1})
+        raise DataError(f"{path.name}: duplicate columns {dup}; expected each column name once")
+    arch_col = next((c for c in ARCH_COLUMNS if c in header), None)
+    if arch_col is None:
+        raise DataError(f"{path.name} has columns {header}; expected an 'arch' or 'ops' column")
+    for line, r in enumerate(body, start=2):
+        if len(r) != len(header):
+            raise DataError(f"{path.name}: line {line} has {len(r)} fields; expected {len(header)} like the header")
+    columns = dict(zip(header, zip(*body)))
+    archs = tuple(a.strip() for a in columns.pop(arch_col))
+    empty = next((i for i, a in enumerate(archs) if not a), None)
+    if empty is not None:
+        raise DataError(f"{path.name}: line {empty + 2} has an empty {arch_col!r}; expected an architecture string")
+    latency: dict[str, np.ndarray] = {}
+    other: dict[str, np.ndarray] = {}
+    for name, values in columns.items():
+        arr = _to_float(path, name, values)
+        device = column_device(name)
+        if device is not None:
+            latency[device] = arr
+        else:
+            other[name] = arr
+    if not latency:
+        raise DataError(f"{path.name} has no latency columns; expected columns named like 'lat_<device>_ms'")
+    return LatencyTable(archs, latency, other)
+
+
+# --- few-shot samples: arch,latency_ms rows ---------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class LatencySamples:
+    """Rows of an ``arch,latency_ms`` file: specs as written, latencies (ms), and the line of each row."""
+
+    archs: tuple[str, ...]
+    latency_ms: np.ndarray
+    lines: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.archs)
+
+
+def read_latency_samples(path: str | Path) -> LatencySamples:
+    """Read CSV rows ``arch,latency_ms`` (blank lines and ``#`` comments skipped).
+
+    The header is optional but, when present, must be exactly ``arch,latency_ms``:
+    a first row whose latency is not a number is a header, and any other header
+    (``arch,lat_ms``) is a DataError rather than a sample. Every row has two
+    fields, a finite positive latency, and each architecture appears once.
+    """
+    path = Path(path)
+    expected = ",".join(SAMPLES_HEADER)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            rows = [(reader.line_num, r) for r in reader if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
+    except OSError as exc:
+        raise DataError(f"cannot read samples file {str(path)!r}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"cannot read {str(path)!r} as a UTF-8 CSV: {exc}") from None
+    if rows:
+        first = rows[0][1]
+        if len(first) < 2 or not _is_number(first[1]):  # not a sample: it must be the header
+            if tuple(c.strip().lower() for c in first) != SAMPLES_HEADER:
+                raise DataError(
+                    f"{path.name}: the first line {','.join(first)!r} is neither the header {expected!r} nor a sample; "
+                    f"expected the header {expected!r} or no header"
+                )
+            rows = rows[1:]
+    if not rows:
+        raise DataError(f"{path.name} holds no samples; expected CSV rows {expected!r}")
+    archs, values, lines = [], [], []
+    for i, (line, row) in enumerate(rows, start=1):
+        if len(row) != 2:
+            raise DataError(f"{path.name}: sample {i} has {len(row)} fields; expected {expected!r}")
+        try:
+            value = float(row[1])
+        except ValueError:
+            raise DataError(f"{path.name}: sample {i} has latency {row[1]!r}; expected a number of milliseconds") from None
+        if not (math.isfinite(value) and value > 0):
+            raise DataError(f"{path.name}: sample {i} has latency {value}; expected finite positive milliseconds")
+        arch = row[0].strip()
+        if not arch:
+            raise DataError(f"{path.name}: sample {i} has an empty architecture; expected {expected!r}")
+        archs.append(arch)
+        values.append(value)
+        lines.append(line)
+    if len(set(archs)) != len(archs):
+        dup = next(a for a in archs if archs.count(a) > 1)
+        raise DataError(f"{path.name}: architecture {dup!r} appears more than once; give one latency per architecture")
+    return LatencySamples(tuple(archs), np.array(values, dtype=np.float64), tuple(lines))
+
+
+# --- one device's latencies -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class LatencyData:
+    """Architectures of one space with one measured latency each, on one device."""
+
+    archs: tuple[str, ...]
+    latency_ms: np.ndarray
+    space: str
+    device: str
+    source: str  # where it came from, for messages and metadata
+    db: Path | None = None  # the store it was read from (its measurements' device settings live there)
+
+    def __len__(self) -> int:
+        return len(self.archs)
+
+    def subset(self, idx: Sequence[int] | np.ndarray) -> LatencyData:
+        idx = np.asarray(idx, dtype=np.int64)
+        archs = tuple(self.archs[i] for i in idx)
+        return LatencyData(archs, self.latency_ms[idx], self.space, self.device, self.source, self.db)
+
+
+def check_latencies(archs: Sequence[str], values: Any, where: str) -> np.ndarray:
+    """Finite positive milliseconds, else a DataError naming the architecture."""
+    values = np.asarray(values, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(values) | (values <= 0))
+    if bad.size:
+        i = int(bad[0])
+        raise DataError(
+            f"{where}: latency of {archs[i]!r} is {values[i]}; expected finite positive milliseconds "
+            f"({bad.size} bad value(s))"
+        )
+    return values
+
+
+def resolve_space(archs: Sequence[str], space: str | None) -> str:
+    """``space``, or the registered space whose parser accepts ``archs``."""
+    from predictors.features.encoding import infer_space
+
+    return space if space is not None else infer_space(list(archs))
+
+
+def open_store(db: str | Path) -> Store:
+    """An existing store (never creates one: a typo in --db must not yield an empty database)."""
+    return Store(db, create=False)
+
+
+def store_spaces(store: Store, device: str | None = None) -> list[str]:
+    """The spaces of the newest measurements (of ``device``, or of every device)."""
+    return sorted({r["space"] for r in store.measurements(device=device, latest_only=True)})
+
+
+def default_device(db: str | Path) -> str:
+    """The store's only measured device (ConfigError when there are several or none)."""
+    store = open_store(db)
+    try:
+        names = [d["name"] for d in store.devices() if d["n_measurements"]]
+    finally:
+        store.close()
+    if len(names) != 1:
+        have = ", ".join(names) if names else "none"
+        raise ConfigError(f"choose the device with --device; {db} holds measurements of {len(names)} devices ({have})")
+    return names[0]
+
+
+def from_store(db: str | Path, device: str, space: str | None = None, calibrated: bool = False) -> LatencyData:
+    """The newest median latency per architecture of ``device`` (one space; inferred when it is the only one).
+
+    ``calibrated`` takes the reference-calibrated latency (``corrected_ms``) of
+    rows profiled with ``--calibrate``; other rows keep their raw median.
+    """
+    db = Path(db)
+    store = open_store(db)
+    try:
+        latencies = store.latencies(device, space, corrected=calibrated)  # StoreError when the device has no measurements
+        spaces = store_spaces(store, device)
+    finally:
+        store.close()
+    if space is None:
+        if len(spaces) > 1:
+            raise ConfigError(f"{db} holds {device!r} measurements of spaces {', '.join(spaces)}; choose one with --space")
+        space = spaces[0]
+    if not latencies:
+        raise DataError(f"{db} has no measurements of space {space!r} on {device!r}; it has spaces {', '.join(spaces)}")
+    archs = tuple(sorted(latencies))
+    values = np.array([latencies[a] for a in archs], dtype=np.float64)
+    source = f"db:{db}" + (" (calibrated)" if calibrated else "")
+    return LatencyData(archs, check_latencies(archs, values, str(db)), space, device, source, db)
+
+
+def store_device_settings(db: str | Path, device: str, space: str, archs: Sequence[str]) -> dict[str, Any]:
+    """Device settings of the stored measurements of ``archs`` (the newest row's); ConfigError when they differ.
+
+    A predictor that re-runs the measured networks (``ops``) must run them the
+    way they were measured, which is only defined for one setting.
+    """
+    store = open_store(db)
+    try:
+        wanted = {Architecture(space, a).arch_id for a in archs}
+        rows = [r for r in store.measurements(device=device, space=space, latest_only=True) if r["arch_id"] in wanted]
+    finally:
+        store.close()
+    hashes = {r["settings_hash"] for r in rows}
+    if len(hashes) > 1:
+        raise ConfigError(
+            f"{db} holds {device!r} measurements under {len(hashes)} different settings; "
+            "the predictor re-runs them and needs one setting (profile again with one)"
+        )
+    return dict(rows[-1]["settings"]) if rows else {}
+
+
+def from_csv(path: str | Path, target: str, space: str | None = None) -> LatencyData:
+    """One latency column of a CSV such as nb201.csv.gz (``arch`` + ``lat_<device>_ms`` columns)."""
+    path = Path(path)
+    table = read_latency_table(path)
+    device, values = table.column(target, path.name)
+    space = resolve_space(table.archs, space)
+    return LatencyData(table.archs, check_latencies(table.archs, values, path.name), space, device, f"csv:{path}")
+
+
+def read_samples(path: str | Path, space: str | None, device: str) -> LatencyData:
+    """Few-shot samples of ``device``: a file of ``arch,latency_ms`` rows (see :func:`read_latency_samples`)."""
+    path = Path(path)
+    samples = read_latency_samples(path)
+    space = resolve_space(samples.archs, space)
+    return LatencyData(samples.archs, samples.latency_ms, space, device, f"samples:{path}")
+
+
+def check_data_source(db: Path | None, csv_path: Path | None, target: str | None, what: str) -> None:
+    """Exactly one of a store or a CSV column (``what`` names the command in the message)."""
+    if (db is None) == (csv_path is None):
+        raise ConfigError(f"{what} needs exactly one data source: --db STORE or --csv FILE --target COLUMN")
+    if csv_path is not None and target is None:
+        raise ConfigError("--csv needs --target, the latency column, e.g. --target lat_titanx_1_ms")
+    if db is not None and target is not None:
+        raise ConfigError("--target applies to --csv; with --db choose the device with --device")
+
+
+def load_latency_data(
+    db: Path | None = None,
+    csv_path: Path | None = None,
+    *,
+    device: str | None = None,
+    target: str | None = None,
+    space: str | None = None,
+    calibrated: bool = False,
+) -> LatencyData:
+    """A device's latencies from a store (``device`` defaults to its only one) or from a CSV column ``target``."""
+    check_data_source(db, csv_path, target, "loading latency data")
+    if db is not None:
+        return from_store(db, device or default_device(db), space, calibrated)
+    if calibrated:
+        raise ConfigError("--calibrated applies to a store (--db): a CSV holds one latency per architecture")
+    assert csv_path is not None and target is not None
+    data = from_csv(csv_path, target, space)
+    if device is not None and device != data.device:
+        raise ConfigError(f"--device {device!r} contradicts --target {target!r} (device {data.device!r}); give one of them")
+    return data
+
+
+def split_indices(n: int, val_fraction: float, seed: int, n_train: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded random (train, validation) row indices; ``n_train`` fixes the training size instead."""
+    if not (0.0 <= val_fraction < 1.0) or not math.isfinite(val_fraction):
+        raise ConfigError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    order = np.random.default_rng(seed).permutation(n)
+    if n_train is not None:
+        if n_train < 1 or n_train > n:
+            raise ConfigError(f"--n-train must be in 1..{n} (the number of measured architectures), got {n_train}")
+        return np.sort(order[:n_train]), np.sort(order[n_train:])
+    n_val = int(round(val_fraction * n))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+

@@ -1,0 +1,272 @@
+"""Train, evaluate and apply a latency predictor on measured data: what ``hwprof train/evaluate/predict`` do.
+
+A notebook user calls the same functions as the commands::
+
+    data = load_latency_data(csv_path=Path("nb201.csv.gz"), target="lat_titanx_1_ms")
+    result = train_predictor(data, "gbdt", {"max_depth": 4}, n_train=1000)
+    result.held_out.spearman, result.save("gbdt-titanx")
+
+Every predictor is driven through ``fit_archs`` / ``predict_archs`` with an
+:class:`~predictors.context.ArchContext`; what a predictor needs beyond spec
+strings it declares with class attributes, checked here generically:
+``fixed_features`` (a feature-set choice is refused) and ``needs_store`` (it
+learns from a store's measurements and their device settings, which the
+context carries and the saved metadata records).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from hwprof.errors import ConfigError, DataError, PersistenceError
+from predictors.base import Predictor, ProgressCallback
+from predictors.context import ArchContext
+from predictors.data import (
+    LatencyData,
+    default_device,
+    load_latency_data,
+    split_indices,
+    store_device_settings,
+    target_device,
+)
+from predictors.features.encoding import (
+    DEFAULT_FEATURE_SET,
+    FEATURE_SETS,
+    ArchFeaturizer,
+    space_of_kind,
+)
+from predictors.metrics import LatencyMetrics, evaluate_predictions
+from predictors.persistence import PredictorInfo, load_predictor, read_info, save
+from predictors.registry import get_predictor_class
+
+# description of a phase -> report(done, total) for it (the CLI passes ProgressDisplay.reporter).
+PhaseProgress = Callable[[str], ProgressCallback]
+CACHE_DIR_NAME = ".hwprof-cache"
+
+
+def _reporter(progress: PhaseProgress | None, description: str) -> ProgressCallback | None:
+    return progress(description) if progress is not None else None
+
+
+def make_predictor(model: str, params: Mapping[str, Any] | None = None, random_state: int = 0) -> Predictor:
+    """An unfitted predictor by registry name; ``random_state`` seeds it unless ``params`` sets it."""
+    cls = get_predictor_class(model)
+    params = dict(params or {})
+    if "random_state" in cls._param_names():
+        params.setdefault("random_state", random_state)
+    return cls().set_params(**params)
+
+
+def make_featurizer(space: str, features: str | None = None) -> ArchFeaturizer:
+    """The architecture featurizer of a feature set (default ``onehot+counts``)."""
+    feature_set = features or DEFAULT_FEATURE_SET
+    if feature_set not in FEATURE_SETS:
+        raise ConfigError(f"unknown --features {feature_set!r}; known: {', '.join(FEATURE_SETS)}")
+    return ArchFeaturizer(space, feature_set)
+
+
+def default_cache_dir(db: Path | None) -> Path:
+    """Where exported networks are cached: beside the store, else in the working directory."""
+    return (Path(db).parent if db is not None else Path.cwd()) / CACHE_DIR_NAME
+
+
+def training_context(
+    predictor: Predictor,
+    data: LatencyData,
+    train_archs: Sequence[str],
+    *,
+    cache_dir: Path | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> ArchContext:
+    """What ``fit_archs`` gets besides the specs.
+
+    A ``needs_store`` predictor re-runs the measured networks, so it gets the
+    device settings the training architectures were measured with (one setting).
+    """
+    settings: dict[str, Any] = {}
+    if predictor.needs_store:
+        _check_from_store(predictor, data)
+        assert data.db is not None
+        settings = store_device_settings(data.db, data.device, data.space, train_archs)
+    return ArchContext(
+        space=data.space,
+        device=data.device,
+        device_settings=settings,
+        cache_dir=str(cache_dir if cache_dir is not None else default_cache_dir(data.db)),
+        options=dict(options or {}),
+    )
+
+
+def _check_from_store(predictor: Predictor, data: LatencyData) -> None:
+    if predictor.needs_store and data.db is None:
+        raise ConfigError(f"the {predictor.name} predictor learns from measurements in a store; train it with --db, not --csv")
+
+
+def _check_archs(featurizer: ArchFeaturizer, archs: Sequence[str], where: str) -> None:
+    try:
+        featurizer.transform(list(archs))
+    except DataError as exc:
+        raise DataError(f"{where} does not hold {featurizer.space.name} architectures: {exc}") from None
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingResult:
+    """A fitted predictor with its split, metrics and the metadata it is saved with."""
+
+    predictor: Predictor
+    data: LatencyData
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    train_metrics: LatencyMetrics
+    held_out: LatencyMetrics | None  # None without a validation split of >= 2 architectures
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def save(self, directory: str | Path) -> Path:
+        """Save the predictor with its device, held-out metrics and metadata; returns the metadata path."""
+        return save(self.predictor, directory, device=self.data.device, metrics=self.held_out, extra=self.extra)
+
+
+def train_predictor(
+    data: LatencyData,
+    model: str | Predictor = "gbdt",
+    params: Mapping[str, Any] | None = None,
+    *,
+    features: str | None = None,
+    val_fraction: float = 0.2,
+    n_train: int | None = None,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    options: Mapping[str, Any] | None = None,
+    progress: PhaseProgress | None = None,
+) -> TrainingResult:
+    """Split ``data`` (seeded), fit ``model`` on the training part, measure it on both parts.
+
+    ``seed`` seeds the split and, unless ``params`` sets ``random_state``, the
+    model. ``cache_dir`` and ``options`` (e.g. ``{"node_runs": 20}``) reach
+    predictors that work on exported networks through their context.
+    """
+    predictor = model if isinstance(model, Predictor) else make_predictor(model, params, seed)
+    name = predictor.name or type(predictor).__name__
+    if predictor.fixed_features and features is not None:
+        raise ConfigError(f"the {name} predictor has fixed features of its own; drop --features")
+    _check_from_store(predictor, data)
+    train_idx, val_idx = split_indices(len(data), val_fraction, seed, n_train)
+    if len(val_idx) == 1:
+        raise DataError(f"a validation set of 1 architecture gives no metrics; raise --val-fraction or use 0 (have {len(data)})")
+    if len(train_idx) < predictor.min_training_archs():
+        raise DataError(
+            f"the {name} predictor needs at least {predictor.min_training_archs()} training architectures, "
+            f"got {len(train_idx)} of {len(data)} from {data.source}"
+        )
+    featurizer = None if predictor.fixed_features else make_featurizer(data.space, features)
+    if featurizer is not None:
+        _check_archs(featurizer, data.archs, data.source)
+    train_archs = [data.archs[i] for i in train_idx]
+    val_archs = [data.archs[i] for i in val_idx]
+    y_train, y_val = data.latency_ms[train_idx], data.latency_ms[val_idx]
+    context = training_context(predictor, data, train_archs, cache_dir=cache_dir, options=options)
+    report = _reporter(progress, f"training {name} on {len(train_idx)} architectures")
+    predictor.fit_archs(train_archs, y_train, featurizer=featurizer, context=context, progress=report)
+    train_metrics = evaluate_predictions(y_train, predictor.predict_archs(train_archs, context=context))
+    held_out = None
+    if len(val_idx) >= 2:
+        held_out = evaluate_predictions(y_val, predictor.predict_archs(val_archs, context=context))
+    extra: dict[str, Any] = {"space": data.space}
+    if featurizer is not None:
+        extra["features"] = featurizer.feature_set
+    if predictor.needs_store:  # what it was trained from beyond the specs, to be reproduced when it predicts
+        extra["device_settings"] = dict(context.device_settings)
+        extra.update(context.options)
+    extra["data"] = data.source
+    extra["split"] = {"seed": seed, "val_fraction": val_fraction, "n_train": int(len(train_idx)), "n_val": int(len(val_idx))}
+    return TrainingResult(predictor, data, train_idx, val_idx, train_metrics, held_out, extra)
+
+
+# --- applying a saved predictor ---------------------------------------------------------------------
+
+
+def predictor_space(info: PredictorInfo) -> str | None:
+    """The search space a saved predictor was trained on (None when it does not record one)."""
+    return space_of_kind(info.schema.kind) or info.extra.get("space")
+
+
+def saved_context(predictor: Predictor, cache_dir: Path | None = None) -> ArchContext | None:
+    """The context a loaded predictor predicts with: its space, device and device settings, and an export cache.
+
+    Without ``cache_dir`` the predictor uses its own default (the cache it was trained with, if it recorded one).
+    """
+    info: PredictorInfo | None = getattr(predictor, "info_", None)
+    space = predictor_space(info) if info is not None else space_of_kind(predictor.schema_.kind)
+    if space is None:
+        return None
+    cache = str(cache_dir) if cache_dir is not None else None
+    if info is None:
+        return ArchContext(space=space, cache_dir=cache)
+    settings = info.extra.get("device_settings") or {}
+    return ArchContext(space=space, device=info.device, device_settings=dict(settings), cache_dir=cache)
+
+
+def predict_latencies(
+    predictor: Predictor,
+    archs: Sequence[str],
+    *,
+    where: str = "the architectures",
+    context: ArchContext | None = None,
+) -> np.ndarray:
+    """Predicted ms of architecture specs; DataError saying ``where`` they came from when they do not fit."""
+    context = context if context is not None else saved_context(predictor)
+    try:
+        return predictor.predict_archs(list(archs), context=context)
+    except DataError as exc:
+        space = context.space if context is not None else "its"
+        raise DataError(f"{where} does not hold architectures of the predictor's space {space!r}: {exc}") from None
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    """A saved predictor's accuracy on measured data."""
+
+    info: PredictorInfo
+    data: LatencyData
+    predicted_ms: np.ndarray
+    metrics: LatencyMetrics
+
+
+def evaluate_saved(
+    predictor_dir: str | Path,
+    *,
+    db: Path | None = None,
+    csv_path: Path | None = None,
+    target: str | None = None,
+    device: str | None = None,
+    other_device: bool = False,
+    cache_dir: Path | None = None,
+    calibrated: bool = False,
+) -> Evaluation:
+    """Load a saved predictor and measure it on a device's latencies (by default the device it was trained for).
+
+    Data of another device is refused unless ``other_device``; data of another
+    space always is.
+    """
+    info = read_info(predictor_dir)
+    space = predictor_space(info)
+    if db is not None:
+        device = device or info.device or default_device(db)
+    else:
+        device = target_device(target or "")
+    if not other_device and info.device is not None and device != info.device:
+        raise PersistenceError(
+            f"predictor {str(predictor_dir)!r} was trained for device {info.device!r}, the data is of {device!r} "
+            "(pass --other-device to evaluate across devices)"
+        )
+    predictor = load_predictor(predictor_dir)
+    data = load_latency_data(db, csv_path, device=device if db is not None else None, target=target, space=space, calibrated=calibrated)
+    if space is not None and data.space != space:
+        raise PersistenceError(f"predictor {str(predictor_dir)!r} was trained on space {space!r}, the data is of {data.space!r}")
+    context = saved_context(predictor, cache_dir)
+    predicted = predict_latencies(predictor, data.archs, where=data.source, context=context)
+    return Evaluation(info, data, predicted, evaluate_predictions(data.latency_ms, predicted))
