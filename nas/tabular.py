@@ -6,10 +6,7 @@ pandas. The bundled copies live in ``nas/data`` (provenance in its README.md).
 
 from __future__ import annotations
 
-import csv
 import functools
-import gzip
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,16 +14,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hwprof.errors import ConfigError, DataError, InvalidArchitecture
+from predictors.data import read_latency_table
 
 if TYPE_CHECKING:
     from hwprof.spaces import SearchSpace
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 NB201_NUM_ARCHS = 15625
-ARCH_COLUMNS = ("arch", "ops")
 # Accuracy key -> CSV column, in the benchmark's dataset names.
 NB201_ACCURACY_COLUMNS = {"cifar10": "c10_acc", "cifar100": "c100_acc", "ImageNet16-120": "in16_acc"}
-_LAT_PREFIX, _LAT_SUFFIX = "lat_", "_ms"
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,85 +66,15 @@ class FBNetTable:
         return list(self.latency_ms)
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if not path.is_file():
-        raise DataError(f"benchmark CSV not found: {str(path)!r}; expected an existing .csv or .csv.gz file")
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", newline="", encoding="utf-8")
-    return open(path, "r", newline="", encoding="utf-8")
-
-
-def _to_float(path: Path, column: str, values: tuple[str, ...]) -> np.ndarray:
-    try:
-        arr = np.array(values, dtype=np.float64)
-    except ValueError:
-        arr = None
-    bad = None
-    if arr is None:
-        for row, v in enumerate(values):
-            try:
-                float(v)
-            except ValueError:
-                bad = (row, v)
-                break
-    else:
-        nonfinite = np.flatnonzero(~np.isfinite(arr))
-        if nonfinite.size:
-            bad = (int(nonfinite[0]), values[nonfinite[0]])
-    if bad is not None:
-        row, v = bad
-        # +2: one header line, 1-based line numbers.
-        raise DataError(
-            f"{path.name}: column {column!r} line {row + 2} holds {v!r}; expected a finite number"
-        )
-    arr.flags.writeable = False
-    return arr
-
-
 def read_latency_csv(path: str | Path) -> tuple[list[str], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Read a benchmark-style CSV: an ``arch`` (or ``ops``) column, ``lat_<device>_ms`` columns, numbers.
 
     Returns (architecture strings, latency by device, other numeric columns by name),
-    arrays as read-only float64 in file order. Every column except the architecture
-    column must hold finite numbers.
+    arrays as read-only float64 in file order; the one reader is
+    :func:`predictors.data.read_latency_table`.
     """
-    path = Path(path)
-    try:
-        with _open_text(path) as f:
-            rows = list(csv.reader(f))
-    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as e:
-        raise DataError(f"cannot read {str(path)!r} as CSV ({e}); expected a UTF-8 .csv or gzip .csv.gz file") from None
-    if not rows:
-        raise DataError(f"{path.name} is empty; expected a header line and one row per architecture")
-    header = [h.strip() for h in rows[0]]
-    body = rows[1:]
-    if not body:
-        raise DataError(f"{path.name} has a header but no rows; expected one row per architecture")
-    if len(set(header)) != len(header):
-        dup = sorted({h for h in header if header.count(h) > 1})
-        raise DataError(f"{path.name}: duplicate columns {dup}; expected each column name once")
-    arch_col = next((c for c in ARCH_COLUMNS if c in header), None)
-    if arch_col is None:
-        raise DataError(f"{path.name} has columns {header}; expected an 'arch' or 'ops' column")
-    for line, r in enumerate(body, start=2):
-        if len(r) != len(header):
-            raise DataError(f"{path.name}: line {line} has {len(r)} fields; expected {len(header)} like the header")
-    columns = dict(zip(header, zip(*body)))
-    archs = list(columns.pop(arch_col))
-    empty = next((i for i, a in enumerate(archs) if not a.strip()), None)
-    if empty is not None:
-        raise DataError(f"{path.name}: line {empty + 2} has an empty {arch_col!r}; expected an architecture string")
-    latency: dict[str, np.ndarray] = {}
-    other: dict[str, np.ndarray] = {}
-    for name, values in columns.items():
-        arr = _to_float(path, name, values)
-        if name.startswith(_LAT_PREFIX) and name.endswith(_LAT_SUFFIX) and len(name) > len(_LAT_PREFIX + _LAT_SUFFIX):
-            latency[name[len(_LAT_PREFIX) : -len(_LAT_SUFFIX)]] = arr
-        else:
-            other[name] = arr
-    if not latency:
-        raise DataError(f"{path.name} has no latency columns; expected columns named like 'lat_<device>_ms'")
-    return archs, latency, other
+    table = read_latency_table(path)
+    return list(table.archs), dict(table.latency_ms), dict(table.other)
 
 
 def _in_index_order(path: Path, archs: list[str], columns: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray | None]:

@@ -69,11 +69,10 @@ class LookupCost:
     ) -> "LookupCost":
         """A ``lat_<device>_ms`` column of a benchmark-style CSV; ``column`` may be ``<device>`` or the full name."""
         from nas.tabular import read_latency_csv
+        from predictors.data import column_device
 
         archs, latency, _ = read_latency_csv(path)
-        key = column
-        if key not in latency and key.startswith("lat_") and key.endswith("_ms"):
-            key = key[4:-3]
+        key = column if column in latency else (column_device(column) or column)
         if key not in latency:
             raise UnknownNameError(
                 f"no latency column {column!r} in {Path(path).name}; known: {', '.join(latency)} (as <device> or lat_<device>_ms)"

@@ -92,10 +92,10 @@ def test_read_reference_latencies(tmp_path):
     "rows, message",
     [
         (["{0},1", "{1},2"], "lacks 1 of the 3 reference architectures, first reference 2"),
-        (["{0},1", "{1},2", "{2},x"], "is not a number"),
+        (["{0},1", "{1},2", "{2},x"], "expected a number of milliseconds"),
         (["{0},1", "{1},2", "{2},-3"], "finite positive"),
-        (["{0},1", "{1},2", "{2},3", "{2},4"], "appears twice"),
-        (["{0}"], "expected arch,latency_ms"),
+        (["{0},1", "{1},2", "{2},3", "{2},4"], "appears more than once"),
+        (["{0}"], "expected the header 'arch,latency_ms'"),
         (["{0},1", "{1},2", "|nor_conv_9x9~0|+|none~0|none~1|+|none~0|none~1|none~2|,3"],
          r"lacks 1 of the 3 .* \(1 row\(s\) are not nb201 architectures, e.g. row 3 '\|nor_conv_9x9"),
     ],

@@ -19,9 +19,7 @@ depend on a runtime quirk rather than on the hardware.
 
 from __future__ import annotations
 
-import csv
 import functools
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
@@ -29,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import numpy as np
 
 from hwprof.errors import ConfigError, DataError, HwprofError, UnknownNameError
+from predictors.data import read_latency_samples
 
 if TYPE_CHECKING:
     from hwprof.spaces import SearchSpace
@@ -86,32 +85,18 @@ class ReferenceSet:
         path = Path(path)
         if not path.is_file():
             raise DataError(f"reference-latency file not found: {str(path)!r}; expected a CSV with arch,latency_ms rows")
-        try:
-            with open(path, newline="", encoding="utf-8") as f:
-                rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            raise DataError(f"cannot read {str(path)!r} as CSV ({exc}); expected arch,latency_ms rows") from None
-        if rows and [c.strip().lower() for c in rows[0][:2]] == ["arch", "latency_ms"]:
-            rows = rows[1:]
+        samples = read_latency_samples(path)
         found: dict[str, float] = {}
         unparsed: list[tuple[int, str, str]] = []
-        for line, row in enumerate(rows, start=1):
-            if len(row) < 2:
-                raise DataError(f"{path.name}: row {line} has {len(row)} field(s); expected arch,latency_ms")
+        for arch, value, line in zip(samples.archs, samples.latency_ms, samples.lines):
             try:
-                spec = space.parse(row[0]).spec
+                spec = space.parse(arch).spec
             except HwprofError as exc:
-                unparsed.append((line, row[0], str(exc)))  # a typo, or another space's network: named if one is missing
+                unparsed.append((line, arch, str(exc)))  # a typo, or another space's network: named if one is missing
                 continue
-            try:
-                value = float(row[1])
-            except ValueError:
-                raise DataError(f"{path.name}: row {line} latency {row[1]!r} is not a number; expected milliseconds") from None
-            if not math.isfinite(value) or value <= 0:
-                raise DataError(f"{path.name}: row {line} latency {value!r}; expected a finite positive number of ms")
             if spec in found:
                 raise DataError(f"{path.name}: architecture {spec!r} appears twice; expected each reference once")
-            found[spec] = value
+            found[spec] = float(value)
         missing = [(i, s) for i, s in enumerate(self.specs) if s not in found]
         if missing:
             i, s = missing[0]
