@@ -34,12 +34,15 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from nas.cost import Constraint, LookupCost
-from nas.evaluators import TabularEvaluator
-from nas.pareto import modnas_hypervolume
-from nas.search import SearchResult, search
-from nas.spaces import NB201Space
-from nas.tabular import load_nb201
+# The benchmarks folder holds predictors.py: keep it off the import path so `predictors` is the package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from nas.cost import Constraint, LookupCost  # noqa: E402
+from nas.evaluators import TabularEvaluator  # noqa: E402
+from nas.pareto import modnas_hypervolume  # noqa: E402
+from nas.search import SearchResult, search  # noqa: E402
+from nas.spaces import NB201Space  # noqa: E402
+from nas.tabular import load_nb201  # noqa: E402
 
 ALGORITHMS = ("layernas", "random", "evolution", "nsga2")
 ANYTIME = {"random", "evolution", "nsga2"}  # trajectories independent of the budget

@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 
 from hwprof import registry
-from hwprof.cli.common import console, warn
+from hwprof.cli.common import console, parse_device_list, warn
 from hwprof.cli.options import parse_key_values
 from hwprof.cli.progress import ProgressDisplay
 from hwprof.errors import ConfigError, DataError, HwprofError
@@ -156,15 +156,6 @@ def predict(
 # --- adapt ---------------------------------------------------------------------------------------
 
 
-def _split_names(text: Optional[str]) -> Optional[tuple[str, ...]]:
-    if text is None:
-        return None
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    if not names:
-        raise ConfigError(f"--source-devices lists no device names: {text!r}")
-    return names
-
-
 def _display_index(spec: str, rows: dict[str, int], space_name: str) -> str:
     """Where to find an architecture: its source-table row, else its benchmark index when the space has one."""
     if spec in rows:
@@ -227,7 +218,7 @@ def adapt(
     if suggest and (db is not None or samples is not None):
         raise ConfigError("--suggest chooses what to measure; it takes no --db or --samples")
     options = None if suggest else AdaptOptions(device=device, db=db, samples=samples, k=k, space=space, select=select, seed=seed)
-    spec = SourceSpec(csv=sources_csv, db=sources_db, model=sources_model, devices=_split_names(source_devices),
+    spec = SourceSpec(csv=sources_csv, db=sources_db, model=sources_model, devices=parse_device_list(source_devices, "--source-devices"),
                       method=method, params=parse_key_values(param, "--param"), features=features)  # fmt: skip
     if suggest:
         spec = spec.for_suggesting(k)
