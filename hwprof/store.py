@@ -4,7 +4,10 @@ Why SQLite: one file that travels with the results, readable by any tool,
 safe against a crash mid-write. Measurements are append-only (enforced by
 triggers in the database, not just by this class): re-profiling adds rows and
 readers choose the newest with ``latest_only``. The schema is versioned; an
-older database is copied to ``<path>.bak-v<old>`` and migrated forward on open.
+older database is copied to ``<path>.bak-v<old>`` and migrated forward on open,
+under the write lock, so several processes may open (or create) the same file
+at once. Reads return frozen records (``hwprof.store_records``) and filter in
+SQL; a cost lookup of one architecture is one indexed query.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ from hwprof.store_records import (
     RunRecord,
     StoreSummary,
     corrected,
-    frozen_json,
 )
 from hwprof.types import Architecture, DeviceInfo, Measurement, ModelArtifact
 
@@ -568,7 +570,9 @@ class Store:
         columns = _MEASUREMENT_COLUMNS + (", m.samples_json" if with_samples else "")
         sql = f"SELECT {columns}{_JOINED}{where} ORDER BY m.id"
         baselines = self._baselines()
-        return [_measurement_record(r, baselines, with_samples) for r in self._conn.execute(sql, params)]
+        return [
+            MeasurementRecord.from_row(r, baselines.corrected(r), with_samples) for r in self._conn.execute(sql, params)
+        ]
 
     def latency_records(
         self,
@@ -582,7 +586,7 @@ class Store:
         where, params = _filters(device, space, arch_ids, settings_hash, None, latest_only=True)
         baselines = self._baselines()
         rows = self._conn.execute(f"SELECT {_LATENCY_COLUMNS}{_JOINED}{where} ORDER BY m.id", params)
-        return [_latency_record(r, baselines) for r in rows]
+        return [LatencyRecord.from_row(r, baselines.corrected(r)) for r in rows]
 
     def latest_latency(self, device: str, arch_id: str, settings_hash: str) -> LatencyRecord | None:
         """The newest latency of one architecture on ``device`` (name) with these settings, or None.
@@ -596,7 +600,7 @@ class Store:
             " ORDER BY m.id DESC LIMIT 1",
             (device, settings_hash, arch_id),
         ).fetchone()
-        return None if row is None else _latency_record(row, self._baselines())
+        return None if row is None else LatencyRecord.from_row(row, self._baselines().corrected(row))
 
     def latencies(
         self, device: str, space: str | None = None, settings_hash: str | None = None, corrected: bool = False
@@ -608,10 +612,11 @@ class Store:
         latency where the row has one (rows profiled without calibration stay raw).
         """
         records = self.latency_records(device, space, settings_hash)
-        if not records and device not in self.measured_devices():
+        if not records:
             stored = sorted(self.measured_devices())
-            have = f"it holds measurements on {', '.join(stored)}" if stored else "it holds no measurements"
-            raise StoreError(f"no measurements on device {device!r} in {self.path}; {have}")
+            if device not in stored:
+                have = f"it holds measurements on {', '.join(stored)}" if stored else "it holds no measurements"
+                raise StoreError(f"no measurements on device {device!r} in {self.path}; {have}")
         return {r.spec: float(r.latency_ms(corrected)) for r in records}
 
     def measured_devices(self) -> list[str]:
@@ -633,13 +638,7 @@ class Store:
             "SELECT d.*, (SELECT COUNT(*) FROM measurements m WHERE m.device_id = d.id) AS n_measurements"
             " FROM devices d ORDER BY d.id"
         )
-        return [
-            DeviceRecord(
-                id=r["id"], name=r["name"], fingerprint=r["fingerprint"], info=frozen_json(r["info_json"]),
-                first_seen=r["first_seen"], n_measurements=r["n_measurements"],
-            )  # fmt: skip
-            for r in rows
-        ]
+        return [DeviceRecord.from_row(r) for r in rows]
 
     def runs(self) -> list[RunRecord]:
         rows = self._conn.execute(
@@ -647,34 +646,20 @@ class Store:
             " (SELECT COUNT(*) FROM measurements m WHERE m.run_id = r.id) AS n_measurements"
             " FROM runs r JOIN devices d ON d.id = r.device_id ORDER BY r.id"
         )
-        return [
-            RunRecord(
-                id=r["id"], device_id=r["device_id"], device=r["device"], started_at=r["started_at"],
-                finished_at=r["finished_at"], status=r["status"], settings=frozen_json(r["settings_json"]),
-                protocol=frozen_json(r["protocol_json"]), host=frozen_json(r["host_json"]), command=r["command"],
-                hwprof_version=r["hwprof_version"], n_measurements=r["n_measurements"],
-            )  # fmt: skip
-            for r in rows
-        ]
+        return [RunRecord.from_row(r) for r in rows]
 
     def drift_checks(self, run_id: int | None = None) -> list[DriftCheckRecord]:
         sql = "SELECT * FROM drift_checks" + (" WHERE run_id = ?" if run_id is not None else "") + " ORDER BY id"
         rows = self._conn.execute(sql, () if run_id is None else (run_id,))
-        return [
-            DriftCheckRecord(
-                id=r["id"], run_id=r["run_id"], ref_arch_id=r["ref_arch_id"], n_done=r["n_done"],
-                baseline_ms=r["baseline_ms"], median_ms=r["median_ms"], drift_rel=r["drift_rel"],
-                exceeded=bool(r["exceeded"]), created_at=r["created_at"],
-            )  # fmt: skip
-            for r in rows
-        ]
+        return [DriftCheckRecord.from_row(r) for r in rows]
 
     def summary(self) -> StoreSummary:
         """Counts per table and, per device, its architectures, rows, unstable rows and the
         median over its newest per-architecture medians."""
         counts = {t: int(self._conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in _TABLES}
         latest: dict[int, list[float]] = {}
-        for device_id, median_ms in self._conn.execute(f"SELECT device_id, median_ms FROM measurements WHERE id IN {_LATEST_IDS}"):
+        newest = self._conn.execute(f"SELECT device_id, median_ms FROM measurements WHERE id IN {_LATEST_IDS}")
+        for device_id, median_ms in newest:
             latest.setdefault(device_id, []).append(median_ms)
         per_device = []
         for r in self._conn.execute(
@@ -717,7 +702,9 @@ class Store:
 
 _LATEST_IDS = "(SELECT MAX(id) FROM measurements GROUP BY device_id, settings_hash, arch_id)"
 _JOINED = " FROM measurements m JOIN devices d ON d.id = m.device_id JOIN architectures a ON a.arch_id = m.arch_id"
-_LATENCY_COLUMNS = "m.id, m.device_id, d.name AS device, a.space, a.spec, m.arch_id, m.settings_hash, m.median_ms, m.reference_ms"
+_LATENCY_COLUMNS = (
+    "m.id, m.device_id, d.name AS device, a.space, a.spec, m.arch_id, m.settings_hash, m.median_ms, m.reference_ms"
+)
 _MEASUREMENT_COLUMNS = (
     "m.id, m.run_id, m.device_id, d.name AS device, a.space, a.spec, m.arch_id, m.artifact_sha256, m.settings_hash,"
     f" m.settings_json, m.host_json, {', '.join('m.' + c for c in _STAT_COLUMNS)}, m.n_warmup, m.unstable,"
@@ -736,7 +723,8 @@ def _filters(
     """WHERE clause (with its leading space, or empty) over ``_JOINED`` and its parameters."""
     where: list[str] = []
     params: list[Any] = []
-    for column, value in (("d.name", device), ("a.space", space), ("m.settings_hash", settings_hash), ("m.run_id", run_id)):
+    equal = (("d.name", device), ("a.space", space), ("m.settings_hash", settings_hash), ("m.run_id", run_id))
+    for column, value in equal:
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
@@ -787,24 +775,5 @@ class _Baselines:
     def corrected(self, row: sqlite3.Row) -> float | None:
         if row["reference_ms"] is None:
             return None
-        return corrected(row["median_ms"], row["reference_ms"], self.get(row["device_id"], row["settings_hash"], row["space"]))
-
-
-def _latency_record(row: sqlite3.Row, baselines: _Baselines) -> LatencyRecord:
-    return LatencyRecord(
-        measurement_id=row["id"], device=row["device"], space=row["space"], spec=row["spec"], arch_id=row["arch_id"],
-        settings_hash=row["settings_hash"], median_ms=row["median_ms"], reference_ms=row["reference_ms"],
-        corrected_ms=baselines.corrected(row),
-    )  # fmt: skip
-
-
-def _measurement_record(row: sqlite3.Row, baselines: _Baselines, with_samples: bool) -> MeasurementRecord:
-    return MeasurementRecord(
-        id=row["id"], run_id=row["run_id"], device_id=row["device_id"], device=row["device"], space=row["space"],
-        spec=row["spec"], arch_id=row["arch_id"], artifact_sha256=row["artifact_sha256"],
-        settings_hash=row["settings_hash"], settings=frozen_json(row["settings_json"]), host=frozen_json(row["host_json"]),
-        **{c: row[c] for c in _STAT_COLUMNS}, n_warmup=row["n_warmup"], unstable=bool(row["unstable"]),
-        stop_reason=row["stop_reason"], energy_mj=row["energy_mj"], meter=row["meter"], reference_ms=row["reference_ms"],
-        corrected_ms=baselines.corrected(row), created_at=row["created_at"], hwprof_version=row["hwprof_version"],
-        samples_ms=tuple(json.loads(row["samples_json"])) if with_samples else None,
-    )  # fmt: skip
+        baseline = self.get(row["device_id"], row["settings_hash"], row["space"])
+        return corrected(row["median_ms"], row["reference_ms"], baseline)

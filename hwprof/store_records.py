@@ -3,7 +3,9 @@
 Why records and not dicts: a caller spells ``r.median_ms`` and a typo fails at
 once; JSON columns arrive parsed (arrays as tuples) so a record is a value;
 and the fields a reader can rely on are written down here, not invented by
-each query. The store (``hwprof.store``) builds them; nothing here touches SQL.
+each query. The store (``hwprof.store``) runs the queries; ``from_row`` turns
+one result row (columns named as the fields, JSON columns with a ``_json``
+suffix) into a record.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any, Mapping
+
+Row = Mapping[str, Any]  # an sqlite3.Row or anything indexable by column name
 
 from hwprof.types import LatencyStats
 
@@ -76,6 +80,21 @@ class MeasurementRecord:
     hwprof_version: str
     samples_ms: tuple[float, ...] | None = None
 
+    @classmethod
+    def from_row(cls, row: Row, corrected_ms: float | None, with_samples: bool) -> "MeasurementRecord":
+        return cls(
+            id=row["id"], run_id=row["run_id"], device_id=row["device_id"], device=row["device"], space=row["space"],
+            spec=row["spec"], arch_id=row["arch_id"], artifact_sha256=row["artifact_sha256"],
+            settings_hash=row["settings_hash"], settings=frozen_json(row["settings_json"]),
+            host=frozen_json(row["host_json"]), median_ms=row["median_ms"], mean_ms=row["mean_ms"],
+            p90_ms=row["p90_ms"], std_ms=row["std_ms"], min_ms=row["min_ms"], max_ms=row["max_ms"],
+            ci_half_width_ms=row["ci_half_width_ms"], cv=row["cv"], n_runs=row["n_runs"], n_warmup=row["n_warmup"],
+            unstable=bool(row["unstable"]), stop_reason=row["stop_reason"], energy_mj=row["energy_mj"],
+            meter=row["meter"], reference_ms=row["reference_ms"], corrected_ms=corrected_ms,
+            created_at=row["created_at"], hwprof_version=row["hwprof_version"],
+            samples_ms=tuple(json.loads(row["samples_json"])) if with_samples else None,
+        )  # fmt: skip
+
     @property
     def stats(self) -> LatencyStats:
         return LatencyStats(
@@ -101,6 +120,14 @@ class LatencyRecord:
     reference_ms: float | None
     corrected_ms: float | None
 
+    @classmethod
+    def from_row(cls, row: Row, corrected_ms: float | None) -> "LatencyRecord":
+        return cls(
+            measurement_id=row["id"], device=row["device"], space=row["space"], spec=row["spec"],
+            arch_id=row["arch_id"], settings_hash=row["settings_hash"], median_ms=row["median_ms"],
+            reference_ms=row["reference_ms"], corrected_ms=corrected_ms,
+        )  # fmt: skip
+
     def latency_ms(self, corrected: bool = False) -> float:
         """The calibrated latency when asked for and available, else the raw median."""
         return self.corrected_ms if corrected and self.corrected_ms is not None else self.median_ms
@@ -114,6 +141,13 @@ class DeviceRecord:
     info: Mapping[str, Any]
     first_seen: str
     n_measurements: int
+
+    @classmethod
+    def from_row(cls, row: Row) -> "DeviceRecord":
+        return cls(
+            id=row["id"], name=row["name"], fingerprint=row["fingerprint"], info=frozen_json(row["info_json"]),
+            first_seen=row["first_seen"], n_measurements=row["n_measurements"],
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -131,6 +165,15 @@ class RunRecord:
     hwprof_version: str
     n_measurements: int
 
+    @classmethod
+    def from_row(cls, row: Row) -> "RunRecord":
+        return cls(
+            id=row["id"], device_id=row["device_id"], device=row["device"], started_at=row["started_at"],
+            finished_at=row["finished_at"], status=row["status"], settings=frozen_json(row["settings_json"]),
+            protocol=frozen_json(row["protocol_json"]), host=frozen_json(row["host_json"]), command=row["command"],
+            hwprof_version=row["hwprof_version"], n_measurements=row["n_measurements"],
+        )  # fmt: skip
+
 
 @dataclass(frozen=True)
 class DriftCheckRecord:
@@ -143,6 +186,14 @@ class DriftCheckRecord:
     drift_rel: float
     exceeded: bool
     created_at: str
+
+    @classmethod
+    def from_row(cls, row: Row) -> "DriftCheckRecord":
+        return cls(
+            id=row["id"], run_id=row["run_id"], ref_arch_id=row["ref_arch_id"], n_done=row["n_done"],
+            baseline_ms=row["baseline_ms"], median_ms=row["median_ms"], drift_rel=row["drift_rel"],
+            exceeded=bool(row["exceeded"]), created_at=row["created_at"],
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ def _open(path: str, barrier, results) -> None:
         barrier.wait(timeout=30)
         with Store(path) as store:
             results.put(("ok", store.schema_version, store.migrated_from))
-    except Exception as exc:  # reported to the parent, which fails the test with the message
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the test with the message
         results.put(("error", repr(exc), None))
 
 

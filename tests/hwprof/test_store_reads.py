@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 import hwprof.store as store_module
+import hwprof.store_records as records_module
 from hwprof.errors import StoreError
 from hwprof.profiling import Profiler
 from hwprof.store import Store
@@ -25,15 +26,16 @@ H1 = measurement(A, 1.0).settings_hash
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "hw.db")
-    yield s
-    s.close()
+def bench(tmp_path):
+    with Store(tmp_path / "hw.db") as store:
+        yield Bench(store)
 
 
-@pytest.fixture
-def bench(store):
-    return Bench(store)
+def _fast_device(bench: Bench, median_ms: float) -> Bench:
+    """The same device name under other settings (another fingerprint), with A measured once."""
+    fast = Bench(bench.store, device_info(settings=FAST_SETTINGS))
+    fast.add(A, median_ms, settings=FAST_SETTINGS)
+    return fast
 
 
 def _calibrated(bench: Bench, arch: Architecture, median_ms: float, reference_ms: float) -> int:
@@ -49,8 +51,7 @@ def _calibrated(bench: Bench, arch: Architecture, median_ms: float, reference_ms
 
 def test_records_are_frozen_values_with_parsed_json(bench):
     bench.add(A, 1.0)
-    fast = Bench(bench.store, device_info(settings=FAST_SETTINGS))
-    fast.add(A, 0.5, settings=FAST_SETTINGS)
+    fast = _fast_device(bench, 0.5)
     first, second = bench.store.measurements()
     assert isinstance(first, MeasurementRecord)
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -69,8 +70,8 @@ def test_samples_are_parsed_only_when_asked(bench, monkeypatch):
     bench.add(A, 1.0)
     bench.add(B, 2.0)
     calls = []
-    real = store_module.json.loads
-    monkeypatch.setattr(store_module.json, "loads", lambda text, **kw: calls.append(text) or real(text, **kw))
+    real = records_module.json.loads
+    monkeypatch.setattr(records_module.json, "loads", lambda text, **kw: calls.append(text) or real(text, **kw))
     assert [r.samples_ms for r in bench.store.measurements()] == [None, None]
     assert not any(text.startswith("[") for text in calls)  # no sample array was decoded
     assert [len(r.samples_ms or ()) for r in bench.store.measurements(with_samples=True)] == [3, 3]
@@ -83,8 +84,7 @@ def test_filters_by_architectures_settings_and_run(bench):
     bench.add(A, 1.0)
     bench.add(B, 2.0)
     bench.add(C, 3.0)
-    fast = Bench(bench.store, device_info(settings=FAST_SETTINGS))
-    fast.add(A, 0.5, settings=FAST_SETTINGS)
+    fast = _fast_device(bench, 0.5)
     s = bench.store
     assert [r.median_ms for r in s.measurements(arch_ids=[A.arch_id, C.arch_id])] == [1.0, 3.0, 0.5]
     assert s.measurements(arch_ids=[]) == []  # an empty selection selects nothing, not everything
@@ -104,17 +104,17 @@ def test_latency_records_are_the_newest_per_architecture_and_setting(bench):
     bench.add(A, 1.0)
     bench.add(A, 1.5)
     bench.add(B, 2.0)
-    fast = Bench(bench.store, device_info(settings=FAST_SETTINGS))
-    fast.add(A, 0.5, settings=FAST_SETTINGS)
+    _fast_device(bench, 0.5)
     records = bench.store.latency_records("ort-cpu")
     assert all(isinstance(r, LatencyRecord) for r in records)
+    assert records[-1].settings_hash == measurement(A, 1.0, settings=FAST_SETTINGS).settings_hash != H1
     assert [(r.spec, r.median_ms) for r in records] == [("w4-d1", 1.5), ("w8-d2", 2.0), ("w4-d1", 0.5)]
     assert [r.median_ms for r in bench.store.latency_records("ort-cpu", settings_hash=H1)] == [1.5, 2.0]
     assert bench.store.latencies("ort-cpu") == {"w4-d1": 0.5, "w8-d2": 2.0}  # newest per spec over all settings
 
 
 def test_device_names_are_listed_once_and_only_when_measured(bench):
-    Bench(bench.store, device_info(settings=FAST_SETTINGS)).add(A, 0.5, settings=FAST_SETTINGS)  # same name, other fingerprint
+    _fast_device(bench, 0.5)  # same name, other fingerprint
     bench.add(B, 2.0)
     Bench(bench.store, device_info(name="pi4"))  # no measurements
     assert bench.store.measured_devices() == ["ort-cpu"]
@@ -131,8 +131,7 @@ def test_latest_latency_of_one_architecture(bench):
     bench.add(A, 1.0)
     bench.add(B, 9.0)
     bench.add(A, 1.25)
-    fast = Bench(bench.store, device_info(settings=FAST_SETTINGS))
-    fast.add(A, 0.5, settings=FAST_SETTINGS)
+    _fast_device(bench, 0.5)
     record = bench.store.latest_latency("ort-cpu", A.arch_id, H1)
     assert (record.spec, record.space, record.median_ms, record.corrected_ms) == ("w4-d1", "toy", 1.25, None)
     assert record.latency_ms(corrected=True) == 1.25  # uncalibrated rows stay raw
@@ -179,10 +178,10 @@ def test_one_architecture_lookup_does_not_read_other_architectures_rows(tmp_path
                 for i in range(n_others):
                     bench.add(Architecture("toy", f"w{i}-d9"), 5.0)
             parsed: list[int] = []
-            real = store_module._latency_record
-            monkeypatch.setattr(store_module, "_latency_record", lambda row, b: parsed.append(row["id"]) or real(row, b))
+            real = LatencyRecord.from_row
+            monkeypatch.setattr(LatencyRecord, "from_row", lambda row, c: parsed.append(row["id"]) or real(row, c))
             steps = _vm_steps(store, lambda: store.latest_latency("ort-cpu", A.arch_id, H1))
-            monkeypatch.setattr(store_module, "_latency_record", real)
+            monkeypatch.setattr(LatencyRecord, "from_row", real)
             plan = " ".join(r[3] for r in store._conn.execute(
                 f"EXPLAIN QUERY PLAN SELECT {store_module._LATENCY_COLUMNS}{store_module._JOINED}"
                 " WHERE m.device_id IN (SELECT id FROM devices WHERE name = ?) AND m.settings_hash = ?"
