@@ -64,15 +64,15 @@ def profile_process(indices: list[int], db: Path, cache: Path, extra: list[str])
     if proc.returncode != 0:
         raise SystemExit(f"hwprof profile failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
     with Store(db, create=False) as store:
-        run_id = store.runs()[-1]["id"]
-        rows = [r for r in store.measurements(device="ort-cpu", space="nb201") if r["run_id"] == run_id]
+        run_id = store.runs()[-1].id
+        rows = store.measurements(device="ort-cpu", space="nb201", run_id=run_id, with_samples=True)
     return {"wall_s": wall, "rows": rows, "stdout_tail": proc.stdout.strip().splitlines()[-3:]}
 
 
 def efficiency(run: dict) -> dict:
     rows = run["rows"]
-    timed_s = sum(sum(r["samples_ms"]) for r in rows) / 1000.0
-    warm_s = sum(r["n_warmup"] * r["median_ms"] for r in rows) / 1000.0
+    timed_s = sum(sum(r.samples_ms) for r in rows) / 1000.0
+    warm_s = sum(r.n_warmup * r.median_ms for r in rows) / 1000.0
     return {
         "wall_s": run["wall_s"],
         "n_networks": len(rows),
@@ -80,15 +80,15 @@ def efficiency(run: dict) -> dict:
         "timed_fraction": timed_s / run["wall_s"],
         "inference_fraction_incl_warmup": (timed_s + warm_s) / run["wall_s"],
         "networks_per_min": len(rows) / run["wall_s"] * 60.0,
-        "mean_runs_per_network": float(np.mean([r["n_runs"] for r in rows])),
-        "n_unstable": int(sum(bool(r["unstable"]) for r in rows)),
+        "mean_runs_per_network": float(np.mean([r.n_runs for r in rows])),
+        "n_unstable": int(sum(bool(r.unstable) for r in rows)),
     }
 
 
 def reproducibility(a: dict, b: dict, key: str = "median_ms") -> dict | None:
     """Agreement of per-network latencies (``median_ms`` raw, or ``corrected_ms`` calibrated)."""
-    ma = {r["arch_id"]: r[key] for r in a["rows"] if r[key] is not None}
-    mb = {r["arch_id"]: r[key] for r in b["rows"] if r[key] is not None}
+    ma = {r.arch_id: getattr(r, key) for r in a["rows"] if getattr(r, key) is not None}
+    mb = {r.arch_id: getattr(r, key) for r in b["rows"] if getattr(r, key) is not None}
     if not ma or not mb:
         return None
     common = sorted(set(ma) & set(mb))

@@ -133,13 +133,9 @@ class Profiler:
         return self.runner.measure([self.export(arch)], self.protocol, interleaved=False)[0].latency_ms
 
     def cached_latency_ms(self, arch: Architecture) -> float | None:
-        """Latest stored latency of ``arch`` on this device with these settings."""
-        rows = [
-            r
-            for r in self.store.measurements(device=self.device.name, space=arch.space, latest_only=True)
-            if r["arch_id"] == arch.arch_id and r["settings_hash"] == self.settings_hash
-        ]
-        return float(rows[-1]["median_ms"]) if rows else None
+        """Latest stored latency of ``arch`` on this device with these settings (one indexed lookup)."""
+        record = self.store.latest_latency(self.device.name, arch.arch_id, self.settings_hash)
+        return None if record is None else float(record.median_ms)
 
     def already_measured(self) -> set[str]:
         return self.store.measured_arch_ids(self.device_id, self.settings_hash)

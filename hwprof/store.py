@@ -4,7 +4,10 @@ Why SQLite: one file that travels with the results, readable by any tool,
 safe against a crash mid-write. Measurements are append-only (enforced by
 triggers in the database, not just by this class): re-profiling adds rows and
 readers choose the newest with ``latest_only``. The schema is versioned; an
-older database is copied to ``<path>.bak-v<old>`` and migrated forward on open.
+older database is copied to ``<path>.bak-v<old>`` and migrated forward on open,
+under the write lock, so several processes may open (or create) the same file
+at once. Reads return frozen records (``hwprof.store_records``) and filter in
+SQL; a cost lookup of one architecture is one indexed query.
 """
 
 from __future__ import annotations
@@ -16,11 +19,22 @@ import json
 import os
 import sqlite3
 import statistics
+import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, TextIO
+from typing import Any, Callable, Iterable, Iterator, TextIO
 
 from hwprof import __version__
 from hwprof.errors import StoreError
+from hwprof.store_records import (
+    DeviceRecord,
+    DeviceSummary,
+    DriftCheckRecord,
+    LatencyRecord,
+    MeasurementRecord,
+    RunRecord,
+    StoreSummary,
+    corrected,
+)
 from hwprof.types import Architecture, DeviceInfo, Measurement, ModelArtifact
 
 APPLICATION_ID = 0x48575046  # "HWPF": marks the file as hwprof's in the SQLite header
@@ -177,19 +191,27 @@ def read_schema_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0])
 
 
-def apply_migrations(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
+def apply_migrations(
+    conn: sqlite3.Connection, target: int = SCHEMA_VERSION, before: Callable[[int], None] | None = None
+) -> int:
     """Bring ``conn`` (autocommit mode) forward to ``target``, one transaction per migration.
 
-    The version is re-read inside each write transaction, so two processes
-    opening the same old file never apply a migration twice. Returns the
-    version reached.
+    The version is re-read inside each write transaction, so several processes
+    opening the same old (or fresh) file never apply a migration twice.
+    ``before(version)`` runs once, inside the write lock of the first migration
+    this call applies (the store backs the file up there, so only the process
+    that migrates copies it). Returns the version reached.
     """
     version = read_schema_version(conn)
+    first = True
     while version < target:
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = read_schema_version(conn)
             if version < target:
+                if first and before is not None:
+                    before(version)
+                first = False
                 MIGRATIONS[version](conn)
                 version += 1
                 conn.execute(
@@ -201,6 +223,13 @@ def apply_migrations(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> 
             raise
         conn.execute("COMMIT")
     return version
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
+    if code is not None:
+        return code & 0xFF in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED and their extended codes
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 # --- opening -------------------------------------------------------------------
@@ -253,6 +282,7 @@ class Store:
         self.backup_path: Path | None = None  # set when opening migrated an older file
         self.migrated_from: int | None = None
         self._depth = 0
+        self._known_baselines: dict[tuple[int, str, str], float] = {}
         if _check_path(self.path, create) and _check_header(self.path) and not create:
             raise StoreError(f"{self.path} is empty, not an hwprof database (open with create=True to initialise it)")
         try:
@@ -261,6 +291,7 @@ class Store:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         self._conn.row_factory = sqlite3.Row
         try:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             version = self._identify(create)
             self._configure()
             self._migrate(version)
@@ -292,21 +323,39 @@ class Store:
         return version
 
     def _configure(self) -> None:
-        try:
-            self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot write {self.path}: {exc}") from exc
+        """WAL and foreign keys.
+
+        The switch to WAL is retried until the busy timeout: while another
+        process switches the same fresh file, SQLite answers "database is
+        locked" at once instead of waiting (its busy handler is not called
+        when waiting could deadlock).
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise StoreError(f"cannot write {self.path}: {exc}") from exc
+                time.sleep(0.005)
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"cannot write {self.path}: {exc}") from exc
+        self._conn.execute("PRAGMA foreign_keys = ON")
 
     def _migrate(self, version: int) -> None:
         if version == SCHEMA_VERSION:
             return
+
+        def back_up(found: int) -> None:
+            # Inside the write lock, with the version re-read there. Found newer than at open:
+            # another process is migrating this file and has backed it up (or it was fresh).
+            if found == version > 0:
+                self.backup_path = self._backup(found)
+                self.migrated_from = found
+
         try:
-            if version > 0:
-                self.backup_path = self._backup(version)
-                self.migrated_from = version
-            apply_migrations(self._conn)
+            apply_migrations(self._conn, before=back_up)
         except sqlite3.Error as exc:
             kept = f"; the file before migrating is at {self.backup_path}" if self.backup_path else ""
             raise StoreError(
@@ -319,11 +368,17 @@ class Store:
         while target.exists():  # never overwrite an earlier backup
             n += 1
             target = self.path.with_name(f"{self.path.name}.bak-v{version}.{n}")
-        dst = sqlite3.connect(str(target))
+        # A second connection: SQLite refuses to back up through one that holds the write lock,
+        # and this runs under it. It reads the last committed state, WAL pages included.
+        src = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S)
         try:
-            self._conn.backup(dst)  # consistent copy, including pages still in the WAL
+            dst = sqlite3.connect(str(target))
+            try:
+                src.backup(dst)
+            finally:
+                dst.close()
         finally:
-            dst.close()
+            src.close()
         return target
 
     # --- lifecycle -------------------------------------------------------------
@@ -370,6 +425,9 @@ class Store:
             raise
         self._depth -= 1
         self._conn.execute("COMMIT" if outer else f"RELEASE {name}")
+
+    def _baselines(self) -> "_Baselines":
+        return _Baselines(self._conn, self._known_baselines, remember=self._depth == 0)
 
     def _insert(self, what: str, sql: str, params: tuple[Any, ...]) -> int:
         try:
@@ -492,55 +550,57 @@ class Store:
         return {r["arch_id"] for r in rows}
 
     def measurements(
-        self, device: str | None = None, space: str | None = None, latest_only: bool = False
-    ) -> list[dict]:
-        """Measurement rows with ``device`` (name), ``space`` and ``spec``; JSON columns parsed.
+        self,
+        device: str | None = None,
+        space: str | None = None,
+        latest_only: bool = False,
+        *,
+        arch_ids: Iterable[str] | None = None,
+        settings_hash: str | None = None,
+        run_id: int | None = None,
+        with_samples: bool = False,
+    ) -> list[MeasurementRecord]:
+        """Measurement records in the order they were stored, filtered in SQL.
 
         ``latest_only`` keeps the newest row per (device, settings, architecture),
-        which is what a re-profiled architecture should be judged by.
+        which is what a re-profiled architecture should be judged by. Samples
+        are parsed only ``with_samples`` (otherwise ``samples_ms`` is None).
         """
-        where, params = [], []
-        if device is not None:
-            where.append("d.name = ?")
-            params.append(device)
-        if space is not None:
-            where.append("a.space = ?")
-            params.append(space)
-        if latest_only:
-            where.append("m.id IN (SELECT MAX(id) FROM measurements GROUP BY device_id, settings_hash, arch_id)")
-        sql = (
-            "SELECT m.*, d.name AS device, a.space AS space, a.spec AS spec FROM measurements m"
-            " JOIN devices d ON d.id = m.device_id JOIN architectures a ON a.arch_id = m.arch_id"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY m.id"
-        )
-        out = []
-        baselines = self._reference_baselines()
-        for r in self._conn.execute(sql, params):
-            row = dict(r)
-            base = baselines.get((row["device_id"], row["settings_hash"], row["space"]))
-            ref = row["reference_ms"]
-            row["corrected_ms"] = row["median_ms"] * base / ref if base and ref else None
-            row["settings"] = json.loads(row.pop("settings_json"))
-            row["host"] = json.loads(row.pop("host_json"))
-            row["samples_ms"] = json.loads(row.pop("samples_json"))
-            row["unstable"] = bool(row["unstable"])
-            out.append(row)
-        return out
+        where, params = _filters(device, space, arch_ids, settings_hash, run_id, latest_only)
+        columns = _MEASUREMENT_COLUMNS + (", m.samples_json" if with_samples else "")
+        sql = f"SELECT {columns}{_JOINED}{where} ORDER BY m.id"
+        baselines = self._baselines()
+        return [
+            MeasurementRecord.from_row(r, baselines.corrected(r), with_samples) for r in self._conn.execute(sql, params)
+        ]
 
-    def _reference_baselines(self) -> dict[tuple[int, str, str], float]:
-        """(device id, settings hash, space) -> the first reference latency ever stored there.
+    def latency_records(
+        self,
+        device: str | None = None,
+        space: str | None = None,
+        settings_hash: str | None = None,
+        *,
+        arch_ids: Iterable[str] | None = None,
+    ) -> list[LatencyRecord]:
+        """The newest latency per (device, settings, architecture), oldest first, without reading any JSON column."""
+        where, params = _filters(device, space, arch_ids, settings_hash, None, latest_only=True)
+        baselines = self._baselines()
+        rows = self._conn.execute(f"SELECT {_LATENCY_COLUMNS}{_JOINED}{where} ORDER BY m.id", params)
+        return [LatencyRecord.from_row(r, baselines.corrected(r)) for r in rows]
 
-        A calibrated measurement's ``corrected_ms`` is ``median_ms * baseline / reference_ms``:
-        its latency scaled to the machine's state when the first calibrated group was measured.
+    def latest_latency(self, device: str, arch_id: str, settings_hash: str) -> LatencyRecord | None:
+        """The newest latency of one architecture on ``device`` (name) with these settings, or None.
+
+        One indexed lookup (``measurements_lookup``): a search asking for each
+        candidate in turn reads that candidate's rows only.
         """
-        rows = self._conn.execute(
-            "SELECT m.device_id, m.settings_hash, a.space, m.reference_ms FROM measurements m"
-            " JOIN architectures a ON a.arch_id = m.arch_id"
-            " WHERE m.id IN (SELECT MIN(m2.id) FROM measurements m2 JOIN architectures a2 ON a2.arch_id = m2.arch_id"
-            " WHERE m2.reference_ms IS NOT NULL GROUP BY m2.device_id, m2.settings_hash, a2.space)"
-        )
-        return {(r[0], r[1], r[2]): float(r[3]) for r in rows}
+        row = self._conn.execute(
+            f"SELECT {_LATENCY_COLUMNS}{_JOINED}"
+            " WHERE m.device_id IN (SELECT id FROM devices WHERE name = ?) AND m.settings_hash = ? AND m.arch_id = ?"
+            " ORDER BY m.id DESC LIMIT 1",
+            (device, settings_hash, arch_id),
+        ).fetchone()
+        return None if row is None else LatencyRecord.from_row(row, self._baselines().corrected(row))
 
     def latencies(
         self, device: str, space: str | None = None, settings_hash: str | None = None, corrected: bool = False
@@ -551,56 +611,56 @@ class Store:
         the newest wins per spec. ``corrected`` uses the reference-calibrated
         latency where the row has one (rows profiled without calibration stay raw).
         """
-        rows = self.measurements(device=device, latest_only=True)
-        if not rows:
-            stored = sorted({d["name"] for d in self.devices() if d["n_measurements"]})
-            have = f"it holds measurements on {', '.join(stored)}" if stored else "it holds no measurements"
-            raise StoreError(f"no measurements on device {device!r} in {self.path}; {have}")
-        key = "corrected_ms" if corrected else "median_ms"
-        return {
-            r["spec"]: float(r[key] if r[key] is not None else r["median_ms"])
-            for r in rows
-            if space in (None, r["space"]) and settings_hash in (None, r["settings_hash"])
-        }
+        records = self.latency_records(device, space, settings_hash)
+        if not records:
+            stored = sorted(self.measured_devices())
+            if device not in stored:
+                have = f"it holds measurements on {', '.join(stored)}" if stored else "it holds no measurements"
+                raise StoreError(f"no measurements on device {device!r} in {self.path}; {have}")
+        return {r.spec: float(r.latency_ms(corrected)) for r in records}
 
-    def devices(self) -> list[dict]:
+    def measured_devices(self) -> list[str]:
+        """Names of the devices with at least one measurement, each once, in the order they were added."""
+        rows = self._conn.execute(
+            "SELECT d.name FROM devices d WHERE EXISTS (SELECT 1 FROM measurements m WHERE m.device_id = d.id)"
+            " GROUP BY d.name ORDER BY MIN(d.id)"
+        )
+        return [r[0] for r in rows]
+
+    def spaces(self, device: str | None = None) -> list[str]:
+        """Search spaces with measurements (on ``device`` when given), sorted."""
+        where, params = _filters(device, None, None, None, None, latest_only=False)
+        rows = self._conn.execute(f"SELECT DISTINCT a.space{_JOINED}{where} ORDER BY a.space", params)
+        return [r[0] for r in rows]
+
+    def devices(self) -> list[DeviceRecord]:
         rows = self._conn.execute(
             "SELECT d.*, (SELECT COUNT(*) FROM measurements m WHERE m.device_id = d.id) AS n_measurements"
             " FROM devices d ORDER BY d.id"
         )
-        out = []
-        for r in rows:
-            row = dict(r)
-            row["info"] = json.loads(row.pop("info_json"))
-            out.append(row)
-        return out
+        return [DeviceRecord.from_row(r) for r in rows]
 
-    def runs(self) -> list[dict]:
+    def runs(self) -> list[RunRecord]:
         rows = self._conn.execute(
             "SELECT r.*, d.name AS device,"
             " (SELECT COUNT(*) FROM measurements m WHERE m.run_id = r.id) AS n_measurements"
             " FROM runs r JOIN devices d ON d.id = r.device_id ORDER BY r.id"
         )
-        out = []
-        for r in rows:
-            row = dict(r)
-            for key in ("settings", "protocol", "host"):
-                row[key] = json.loads(row.pop(f"{key}_json"))
-            out.append(row)
-        return out
+        return [RunRecord.from_row(r) for r in rows]
 
-    def drift_checks(self, run_id: int | None = None) -> list[dict]:
+    def drift_checks(self, run_id: int | None = None) -> list[DriftCheckRecord]:
         sql = "SELECT * FROM drift_checks" + (" WHERE run_id = ?" if run_id is not None else "") + " ORDER BY id"
         rows = self._conn.execute(sql, () if run_id is None else (run_id,))
-        return [{**dict(r), "exceeded": bool(r["exceeded"])} for r in rows]
+        return [DriftCheckRecord.from_row(r) for r in rows]
 
-    def summary(self) -> dict:
+    def summary(self) -> StoreSummary:
         """Counts per table and, per device, its architectures, rows, unstable rows and the
         median over its newest per-architecture medians."""
         counts = {t: int(self._conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in _TABLES}
         latest: dict[int, list[float]] = {}
-        for r in self.measurements(latest_only=True):
-            latest.setdefault(r["device_id"], []).append(r["median_ms"])
+        newest = self._conn.execute(f"SELECT device_id, median_ms FROM measurements WHERE id IN {_LATEST_IDS}")
+        for device_id, median_ms in newest:
+            latest.setdefault(device_id, []).append(median_ms)
         per_device = []
         for r in self._conn.execute(
             "SELECT d.id, d.name, d.fingerprint, COUNT(m.id) AS n_measurements,"
@@ -609,21 +669,16 @@ class Store:
         ):
             medians = latest.get(r["id"])
             per_device.append(
-                {
-                    "device": r["name"],
-                    "fingerprint": r["fingerprint"],
-                    "n_architectures": r["n_architectures"],
-                    "n_measurements": r["n_measurements"],
-                    "median_of_medians_ms": statistics.median(medians) if medians else None,
-                    "n_unstable": r["n_unstable"],
-                }
+                DeviceSummary(
+                    device=r["name"],
+                    fingerprint=r["fingerprint"],
+                    n_architectures=r["n_architectures"],
+                    n_measurements=r["n_measurements"],
+                    median_of_medians_ms=statistics.median(medians) if medians else None,
+                    n_unstable=r["n_unstable"],
+                )
             )
-        return {
-            "path": str(self.path),
-            "schema_version": self.schema_version,
-            "counts": counts,
-            "per_device": per_device,
-        }
+        return StoreSummary(str(self.path), self.schema_version, counts, tuple(per_device))
 
     def export_csv(self, out: str | Path | TextIO, device: str | None = None) -> int:
         """Every measurement row (the full append-only history) as CSV; returns the row count."""
@@ -635,9 +690,90 @@ class Store:
                 raise StoreError(f"cannot write {out}: {exc.strerror or exc}") from exc
         writer = csv.writer(out)
         writer.writerow(CSV_COLUMNS)
-        rows = self.measurements(device=device)
-        for r in rows:
-            host = {k: r["host"].get(k) for k in ("cpu_model", "hostname")}
-            flat = {**r, "settings_json": _dumps(r["settings"]), **host}
-            writer.writerow(["" if flat[c] is None else flat[c] for c in CSV_COLUMNS])
-        return len(rows)
+        records = self.measurements(device=device)
+        for r in records:
+            derived = {"settings_json": _dumps(r.settings), **{k: r.host.get(k) for k in ("cpu_model", "hostname")}}
+            values = [derived[c] if c in derived else getattr(r, c) for c in CSV_COLUMNS]
+            writer.writerow(["" if v is None else v for v in values])
+        return len(records)
+
+
+# --- reading rows ------------------------------------------------------------------
+
+_LATEST_IDS = "(SELECT MAX(id) FROM measurements GROUP BY device_id, settings_hash, arch_id)"
+_JOINED = " FROM measurements m JOIN devices d ON d.id = m.device_id JOIN architectures a ON a.arch_id = m.arch_id"
+_LATENCY_COLUMNS = (
+    "m.id, m.device_id, d.name AS device, a.space, a.spec, m.arch_id, m.settings_hash, m.median_ms, m.reference_ms"
+)
+_MEASUREMENT_COLUMNS = (
+    "m.id, m.run_id, m.device_id, d.name AS device, a.space, a.spec, m.arch_id, m.artifact_sha256, m.settings_hash,"
+    f" m.settings_json, m.host_json, {', '.join('m.' + c for c in _STAT_COLUMNS)}, m.n_warmup, m.unstable,"
+    " m.stop_reason, m.energy_mj, m.meter, m.reference_ms, m.created_at, m.hwprof_version"
+)
+
+
+def _filters(
+    device: str | None,
+    space: str | None,
+    arch_ids: Iterable[str] | None,
+    settings_hash: str | None,
+    run_id: int | None,
+    latest_only: bool,
+) -> tuple[str, list[Any]]:
+    """WHERE clause (with its leading space, or empty) over ``_JOINED`` and its parameters."""
+    where: list[str] = []
+    params: list[Any] = []
+    equal = (("d.name", device), ("a.space", space), ("m.settings_hash", settings_hash), ("m.run_id", run_id))
+    for column, value in equal:
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if arch_ids is not None:  # one JSON parameter, however many ids (no SQLite variable limit)
+        where.append("m.arch_id IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps(sorted(set(arch_ids))))
+    if latest_only:
+        where.append(f"m.id IN {_LATEST_IDS}")
+    return (" WHERE " + " AND ".join(where) if where else ""), params
+
+
+class _Baselines:
+    """(device id, settings hash, space) -> the first reference latency ever stored there, read on first need.
+
+    A calibrated measurement's ``corrected_ms`` is ``median_ms * baseline / reference_ms``:
+    its latency scaled to the machine's state when the first calibrated group was
+    measured. Rows without a reference never ask, so uncalibrated reads skip the
+    query. Measurements are append-only, so a baseline once committed never
+    changes: ``known`` (the store's) keeps it across reads, unless ``remember``
+    is off (inside a transaction that may still roll back).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, known: dict[tuple[int, str, str], float], remember: bool) -> None:
+        self._conn = conn
+        self._known = known
+        self._remember = remember
+        self._missing: set[tuple[int, str, str]] = set()
+
+    def get(self, device_id: int, settings_hash: str, space: str) -> float | None:
+        key = (device_id, settings_hash, space)
+        if key in self._known:
+            return self._known[key]
+        if key in self._missing:
+            return None
+        row = self._conn.execute(
+            "SELECT m.reference_ms FROM measurements m JOIN architectures a ON a.arch_id = m.arch_id"
+            " WHERE m.device_id = ? AND m.settings_hash = ? AND a.space = ? AND m.reference_ms IS NOT NULL"
+            " ORDER BY m.id LIMIT 1",
+            key,
+        ).fetchone()
+        if row is None:
+            self._missing.add(key)
+            return None
+        if self._remember:
+            self._known[key] = float(row[0])
+        return float(row[0])
+
+    def corrected(self, row: sqlite3.Row) -> float | None:
+        if row["reference_ms"] is None:
+            return None
+        baseline = self.get(row["device_id"], row["settings_hash"], row["space"])
+        return corrected(row["median_ms"], row["reference_ms"], baseline)

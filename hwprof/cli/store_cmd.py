@@ -19,26 +19,27 @@ def show(db: Path = typer.Option(Path("hwprof.db"), "--db", help="SQLite store."
     with Store(db, create=False) as store:
         summary = store.summary()
         runs = store.runs()
-    console.print(f"[bold]{db}[/bold] (schema v{summary['schema_version']})")
+    console.print(f"[bold]{db}[/bold] (schema v{summary.schema_version})")
+    tables = ("devices", "runs", "architectures", "artifacts", "measurements", "drift_checks")
     counts = Table(title="contents")
-    for key in ("devices", "runs", "architectures", "artifacts", "measurements", "drift_checks"):
+    for key in tables:
         counts.add_column(key, justify="right")
-    counts.add_row(*(str(summary["counts"].get(k, 0)) for k in ("devices", "runs", "architectures", "artifacts", "measurements", "drift_checks")))
+    counts.add_row(*(str(summary.counts.get(k, 0)) for k in tables))
     console.print(counts)
     per = Table(title="per device")
     for col in ("device", "architectures", "measurements", "median of medians ms", "unstable"):
         per.add_column(col, justify="right" if col != "device" else "left")
-    for d in summary["per_device"]:
-        med = d.get("median_of_medians_ms")
-        per.add_row(d["device"], str(d["n_architectures"]), str(d["n_measurements"]),
-                    f"{med:.3f}" if med is not None else "-", str(d["n_unstable"]))
+    for d in summary.per_device:
+        med = d.median_of_medians_ms
+        per.add_row(d.device, str(d.n_architectures), str(d.n_measurements),
+                    f"{med:.3f}" if med is not None else "-", str(d.n_unstable))
     console.print(per)
     if runs:
         rt = Table(title="runs")
         for col in ("run", "device", "started", "status", "command"):
             rt.add_column(col)
         for r in runs[-10:]:
-            rt.add_row(str(r["id"]), str(r.get("device", r.get("device_id"))), str(r["started_at"]), str(r["status"]), str(r.get("command") or ""))
+            rt.add_row(str(r.id), r.device, r.started_at, r.status, r.command)
         console.print(rt)
 
 

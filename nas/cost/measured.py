@@ -13,9 +13,11 @@ class MeasuredCost:
     """Latency of each architecture as the search proposes it.
 
     The store is the long-term cache: a measurement already stored for this
-    device and these settings is reused (``profiler.cached_latency_ms``);
-    otherwise the profiler exports, measures and stores the model. A memory
-    cache avoids asking the store twice. ``n_measured`` counts real measurements.
+    device and these settings is reused (``profiler.cached_latency_ms``, one
+    indexed lookup of that architecture, so asking costs the same however many
+    rows the store holds); otherwise the profiler exports, measures and stores
+    the model. A memory cache avoids asking the store twice. ``n_measured``
+    counts real measurements.
     """
 
     cheap = False

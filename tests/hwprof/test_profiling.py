@@ -23,7 +23,7 @@ def test_profile_stores_and_resumes(tmp_path, toy_space):
     s = p.profile(archs)
     assert (s.n_measured, s.n_skipped, s.status) == (6, 0, "completed")
     assert len(p.store.measurements()) == 6
-    assert {r["spec"] for r in p.store.measurements()} == {a.spec for a in archs}
+    assert {r.spec for r in p.store.measurements()} == {a.spec for a in archs}
     # resume: same device+settings -> nothing re-measured
     s2 = p.profile(archs)
     assert (s2.n_measured, s2.n_skipped) == (0, 6)
@@ -53,10 +53,10 @@ def test_failure_leaves_completed_rows_and_no_partial_rows(tmp_path, toy_space):
         p.profile(archs)
     rows = p.store.measurements()
     assert len(rows) == 2
-    stored_archs = {r["arch_id"] for r in rows}
+    stored_archs = {r.arch_id for r in rows}
     assert archs[2].arch_id not in stored_archs
-    assert p.store.summary()["counts"]["architectures"] == 2
-    assert p.store.runs()[-1]["status"] == "failed"
+    assert p.store.summary().counts["architectures"] == 2
+    assert p.store.runs()[-1].status == "failed"
     p.close()
 
 
@@ -66,7 +66,7 @@ def test_ctrl_c_keeps_completed_measurements(tmp_path, toy_space):
     with pytest.raises(KeyboardInterrupt):
         p.profile(archs)
     assert len(p.store.measurements()) == 3
-    assert p.store.runs()[-1]["status"] == "interrupted"
+    assert p.store.runs()[-1].status == "interrupted"
     p.close()
     # resuming measures only the rest
     p2 = _profiler(tmp_path, toy_space)
@@ -126,8 +126,8 @@ def test_interleaved_groups_store_everything_and_resume(tmp_path, toy_space):
     assert [e.n_done for e in events] == [1, 2, 3, 4, 5, 6]
     assert dev.n_prepared == 6  # each model loaded once for all of its rounds
     rows = store.measurements()
-    assert len(rows) == 6 and all(r["median_ms"] == pytest.approx(2.0) for r in rows)
-    assert all(r["n_runs"] >= FAST.min_runs for r in rows)
+    assert len(rows) == 6 and all(r.median_ms == pytest.approx(2.0) for r in rows)
+    assert all(r.n_runs >= FAST.min_runs for r in rows)
     assert p.profile(archs).n_skipped == 6
     p.close()
 
@@ -142,7 +142,7 @@ def test_interrupt_inside_a_group_keeps_the_finished_groups(tmp_path, toy_space)
     with pytest.raises(KeyboardInterrupt):
         p.profile(archs)
     assert len(store.measurements()) == 3  # first group committed, second lost as a whole
-    assert store.runs()[-1]["status"] == "interrupted"
+    assert store.runs()[-1].status == "interrupted"
     store.close()
 
 
@@ -164,20 +164,20 @@ def test_calibrated_groups_record_the_reference_and_the_store_corrects_with_it(t
     rows = store.measurements()
     assert len(rows) == 4  # the reference was measured but not stored (not asked for)
     assert dev.n_prepared == 6  # two groups of 2 + the reference in each
-    refs = [r["reference_ms"] for r in rows]
+    refs = [r.reference_ms for r in rows]
     assert refs[0] == refs[1] and refs[2] == refs[3] and refs[2] > refs[0]
     base = refs[0]
     for r in rows:
-        assert r["corrected_ms"] == pytest.approx(r["median_ms"] * base / r["reference_ms"])
+        assert r.corrected_ms == pytest.approx(r.median_ms * base / r.reference_ms)
     corrected = store.latencies("scripted", corrected=True)
-    assert corrected[rows[2]["spec"]] == pytest.approx(rows[2]["corrected_ms"])
-    assert store.latencies("scripted")[rows[2]["spec"]] == pytest.approx(rows[2]["median_ms"])
+    assert corrected[rows[2].spec] == pytest.approx(rows[2].corrected_ms)
+    assert store.latencies("scripted")[rows[2].spec] == pytest.approx(rows[2].median_ms)
     p.close()
     # without interleaving there is nothing to calibrate with
     q = Profiler(ScriptedDevice(), toy_space, Store(tmp_path / "raw.db"), protocol=FAST, drift_every=0)
     assert q.calibrate is False
     q.profile(archs[:1])
-    assert q.store.measurements()[0]["reference_ms"] is None and q.store.measurements()[0]["corrected_ms"] is None
+    assert q.store.measurements()[0].reference_ms is None and q.store.measurements()[0].corrected_ms is None
     q.close()
 
 
@@ -198,7 +198,7 @@ def test_calibration_uses_the_geometric_mean_of_several_references(tmp_path, toy
     rows = store.measurements()
     assert len(rows) == 2
     expected = math.exp(sum(math.log(2.0 * (1 + 0.1 * k)) for k in (2, 3, 4)) / 3)  # models 3..5 are the references
-    assert rows[0]["reference_ms"] == pytest.approx(expected) and rows[1]["reference_ms"] == rows[0]["reference_ms"]
+    assert rows[0].reference_ms == pytest.approx(expected) and rows[1].reference_ms == rows[0].reference_ms
     with pytest.raises(ConfigError, match="references"):
         Profiler(dev, toy_space, store, protocol=FAST, references=0)
     p.close()

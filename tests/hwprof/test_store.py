@@ -145,18 +145,20 @@ def test_measurement_round_trip_keeps_every_field(bench):
     bench.store.add_architecture(A, extra={"flops": 1000})
     bench.store.add_artifact(artifact_for(A))
     mid = bench.store.add_measurement(bench.run_id, bench.device_id, m)
-    (row,) = bench.store.measurements()
-    assert row["id"] == mid and row["run_id"] == bench.run_id and row["device_id"] == bench.device_id
-    assert (row["device"], row["space"], row["spec"], row["arch_id"]) == ("ort-cpu", "toy", "w4-d1", A.arch_id)
-    assert row["artifact_sha256"] == m.artifact_sha256
+    (row,) = bench.store.measurements(with_samples=True)
+    assert row.id == mid and row.run_id == bench.run_id and row.device_id == bench.device_id
+    assert (row.device, row.space, row.spec, row.arch_id) == ("ort-cpu", "toy", "w4-d1", A.arch_id)
+    assert row.artifact_sha256 == m.artifact_sha256
     for field in ("median_ms", "mean_ms", "p90_ms", "std_ms", "min_ms", "max_ms", "ci_half_width_ms", "cv", "n_runs"):
-        assert row[field] == getattr(m.stats, field), field
-    assert row["n_warmup"] == 7 and row["unstable"] is True and row["stop_reason"] == "ci"
-    assert row["settings"] == SETTINGS and row["settings_hash"] == m.settings_hash
-    assert row["host"] == HOST
-    assert row["samples_ms"] == list(m.samples_ms)
-    assert (row["energy_mj"], row["meter"]) == (12.5, "rapl")
-    assert row["created_at"] == m.timestamp and row["hwprof_version"] == __version__
+        assert getattr(row, field) == getattr(m.stats, field), field
+    assert row.stats == m.stats
+    assert row.n_warmup == 7 and row.unstable is True and row.stop_reason == "ci"
+    assert row.settings == SETTINGS and row.settings_hash == m.settings_hash
+    assert row.host == HOST
+    assert row.samples_ms == tuple(m.samples_ms)  # sequences come back as tuples: a record is a value
+    assert bench.store.measurements()[0].samples_ms is None  # not parsed unless asked for
+    assert (row.energy_mj, row.meter) == (12.5, "rapl")
+    assert row.created_at == m.timestamp and row.hwprof_version == __version__
     extra = raw(bench.store.path).execute("SELECT extra_json FROM architectures").fetchone()[0]
     assert extra == '{"flops": 1000}'
 
@@ -164,7 +166,7 @@ def test_measurement_round_trip_keeps_every_field(bench):
 def test_architectures_and_artifacts_are_idempotent(bench):
     bench.add(A, 1.0)
     bench.add(A, 1.1)
-    counts = bench.store.summary()["counts"]
+    counts = bench.store.summary().counts
     assert (counts["architectures"], counts["artifacts"], counts["measurements"]) == (1, 1, 2)
 
 
@@ -183,9 +185,9 @@ def test_measurements_are_append_only_and_latest_only_picks_newest(bench):
         conn.close()
     second = bench.add(A, 2.0)
     bench.add(B, 5.0)
-    assert [r["id"] for r in bench.store.measurements()] == [first, second, second + 1]
+    assert [r.id for r in bench.store.measurements()] == [first, second, second + 1]
     latest = bench.store.measurements(latest_only=True)
-    assert [(r["spec"], r["median_ms"]) for r in latest] == [("w4-d1", 2.0), ("w8-d2", 5.0)]
+    assert [(r.spec, r.median_ms) for r in latest] == [("w4-d1", 2.0), ("w8-d2", 5.0)]
     assert bench.store.latencies("ort-cpu") == {"w4-d1": 2.0, "w8-d2": 5.0}
 
 
@@ -195,8 +197,8 @@ def test_latest_only_is_per_settings_and_filters_apply(bench):
     fast.add(A, 0.4, settings={"threads": 4})
     bench.add(C, 3.0)
     latest = bench.store.measurements(latest_only=True)
-    assert sorted(r["median_ms"] for r in latest) == [0.4, 1.0, 3.0]  # threads=4 does not hide threads=1
-    assert [r["median_ms"] for r in bench.store.measurements(space="other")] == [3.0]
+    assert sorted(r.median_ms for r in latest) == [0.4, 1.0, 3.0]  # threads=4 does not hide threads=1
+    assert [r.median_ms for r in bench.store.measurements(space="other")] == [3.0]
     h1 = measurement(A, 1, settings=SETTINGS).settings_hash
     assert bench.store.latencies("ort-cpu", space="toy", settings_hash=h1) == {"w4-d1": 1.0}
     assert bench.store.latencies("ort-cpu", space="other") == {"w4-d1": 3.0}
@@ -227,7 +229,7 @@ def test_failed_transaction_leaves_no_partial_rows(bench):
             bench.store.add_architecture(A)
             bench.store.add_artifact(artifact_for(A))
             raise RuntimeError("export crashed")
-    counts = bench.store.summary()["counts"]
+    counts = bench.store.summary().counts
     assert counts["architectures"] == counts["artifacts"] == counts["measurements"] == 0
     bench.add(A, 1.0)  # the store is still usable afterwards
     assert len(bench.store.measurements()) == 1
@@ -254,19 +256,19 @@ def test_devices_upsert_is_idempotent_by_fingerprint(store):
     other = store.upsert_device(device_info(settings={"threads": 4}))
     assert first == again != other
     devices = store.devices()
-    assert [d["fingerprint"] for d in devices] == [device_info().fingerprint, device_info(settings={"threads": 4}).fingerprint]
-    assert devices[0]["info"]["extra"] == {"note": "b"}  # refreshed info, same row
-    assert devices[0]["name"] == "ort-cpu" and devices[0]["n_measurements"] == 0
+    assert [d.fingerprint for d in devices] == [device_info().fingerprint, device_info(settings={"threads": 4}).fingerprint]
+    assert devices[0].info["extra"] == {"note": "b"}  # refreshed info, same row
+    assert devices[0].name == "ort-cpu" and devices[0].n_measurements == 0
 
 
 def test_runs_start_finish_and_status_validation(bench):
     bench.add(A, 1.0)
     bench.store.finish_run(bench.run_id, "interrupted")
     (run,) = bench.store.runs()
-    assert run["status"] == "interrupted" and run["finished_at"] is not None
-    assert run["device"] == "ort-cpu" and run["n_measurements"] == 1
-    assert run["settings"] == SETTINGS and run["protocol"] == {"min_runs": 10} and run["host"] == HOST
-    assert run["command"] == "hwprof profile" and run["hwprof_version"] == __version__
+    assert run.status == "interrupted" and run.finished_at is not None
+    assert run.device == "ort-cpu" and run.n_measurements == 1
+    assert run.settings == SETTINGS and run.protocol == {"min_runs": 10} and run.host == HOST
+    assert run.command == "hwprof profile" and run.hwprof_version == __version__
     with pytest.raises(StoreError, match="expected one of completed, interrupted, failed"):
         bench.store.finish_run(bench.run_id, "done")
     with pytest.raises(StoreError, match="no run 999"):
@@ -287,9 +289,9 @@ def test_drift_checks_round_trip(bench):
     second_run = bench.store.start_run(bench.device_id, SETTINGS, {}, HOST, "")
     bench.store.add_drift_check(bench.run_id, A.arch_id, 50, 1.0, 1.02, 0.02, False)
     bench.store.add_drift_check(second_run, A.arch_id, 100, 1.0, 1.2, 0.2, True)
-    assert [(d["n_done"], d["exceeded"]) for d in bench.store.drift_checks()] == [(50, False), (100, True)]
+    assert [(d.n_done, d.exceeded) for d in bench.store.drift_checks()] == [(50, False), (100, True)]
     (check,) = bench.store.drift_checks(run_id=second_run)
-    assert (check["ref_arch_id"], check["baseline_ms"], check["median_ms"], check["drift_rel"]) == (A.arch_id, 1.0, 1.2, 0.2)
+    assert (check.ref_arch_id, check.baseline_ms, check.median_ms, check.drift_rel) == (A.arch_id, 1.0, 1.2, 0.2)
 
 
 # --- summary and export ----------------------------------------------------------
@@ -302,14 +304,14 @@ def test_summary_counts_and_per_device_numbers(bench):
     bench.add(C, 6.0)
     other = Bench(bench.store, device_info(name="pi4"))
     summary = bench.store.summary()
-    assert summary["schema_version"] == SCHEMA_VERSION and summary["path"] == str(bench.store.path)
-    assert summary["counts"] == {
+    assert summary.schema_version == SCHEMA_VERSION and summary.path == str(bench.store.path)
+    assert summary.counts == {
         "devices": 2, "runs": 2, "architectures": 3, "artifacts": 3, "measurements": 4, "drift_checks": 0,
     }  # fmt: skip
-    cpu, pi = summary["per_device"]
-    assert (cpu["device"], cpu["n_architectures"], cpu["n_measurements"], cpu["n_unstable"]) == ("ort-cpu", 3, 4, 1)
-    assert cpu["median_of_medians_ms"] == 3.0  # median of 3.0, 2.0, 6.0
-    assert (pi["device"], pi["n_measurements"], pi["median_of_medians_ms"]) == ("pi4", 0, None)
+    cpu, pi = summary.per_device
+    assert (cpu.device, cpu.n_architectures, cpu.n_measurements, cpu.n_unstable) == ("ort-cpu", 3, 4, 1)
+    assert cpu.median_of_medians_ms == 3.0  # median of 3.0, 2.0, 6.0
+    assert (pi.device, pi.n_measurements, pi.median_of_medians_ms) == ("pi4", 0, None)
     assert other.device_id != bench.device_id
 
 
@@ -373,8 +375,8 @@ def test_v1_database_is_backed_up_and_migrated_with_data_intact(tmp_path):
     with Store(path) as store:
         assert store.schema_version == SCHEMA_VERSION and store.migrated_from == 1
         (row,) = store.measurements()
-        assert (row["spec"], row["median_ms"], row["n_runs"], row["hwprof_version"]) == ("w4-d1", 4.2, 20, "0.0.1")
-        run_id = store.runs()[0]["id"]
+        assert (row.spec, row.median_ms, row.n_runs, row.hwprof_version) == ("w4-d1", 4.2, 20, "0.0.1")
+        run_id = store.runs()[0].id
         store.add_drift_check(run_id, A.arch_id, 10, 4.2, 4.3, 0.024, False)  # v2 table usable
         assert len(store.drift_checks()) == 1
         indexes = {r[0] for r in raw(path).execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
