@@ -273,14 +273,14 @@ def open_store(db: str | Path) -> Store:
 
 def store_spaces(store: Store, device: str | None = None) -> list[str]:
     """The spaces of the newest measurements (of ``device``, or of every device)."""
-    return sorted({r["space"] for r in store.measurements(device=device, latest_only=True)})
+    return store.spaces(device)
 
 
 def default_device(db: str | Path) -> str:
     """The store's only measured device (ConfigError when there are several or none)."""
     store = open_store(db)
     try:
-        names = [d["name"] for d in store.devices() if d["n_measurements"]]
+        names = store.measured_devices()
     finally:
         store.close()
     if len(names) != 1:
@@ -322,17 +322,17 @@ def store_device_settings(db: str | Path, device: str, space: str, archs: Sequen
     """
     store = open_store(db)
     try:
-        wanted = {Architecture(space, a).arch_id for a in archs}
-        rows = [r for r in store.measurements(device=device, space=space, latest_only=True) if r["arch_id"] in wanted]
+        wanted = [Architecture(space, a).arch_id for a in archs]
+        rows = store.measurements(device=device, space=space, latest_only=True, arch_ids=wanted)
     finally:
         store.close()
-    hashes = {r["settings_hash"] for r in rows}
+    hashes = {r.settings_hash for r in rows}
     if len(hashes) > 1:
         raise ConfigError(
             f"{db} holds {device!r} measurements under {len(hashes)} different settings; "
             "the predictor re-runs them and needs one setting (profile again with one)"
         )
-    return dict(rows[-1]["settings"]) if rows else {}
+    return dict(rows[-1].settings) if rows else {}
 
 
 def from_csv(path: str | Path, target: str, space: str | None = None) -> LatencyData:

@@ -92,7 +92,7 @@ class SourceLatencies:
         exclude: Sequence[str] = (),
     ) -> "SourceLatencies":
         """The architectures measured on every chosen device of a store (median latency per architecture)."""
-        names = list(devices) if devices is not None else list(store.devices())
+        names = list(devices) if devices is not None else store.measured_devices()
         names = [d for d in names if d not in set(exclude)]
         if not names:
             raise DataError("the store has no source devices left after exclusions; expected at least one")
