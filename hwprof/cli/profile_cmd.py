@@ -158,16 +158,15 @@ def measure(
 ) -> None:
     """Measure one ONNX file (not stored): median, spread and CI of its latency."""
     from devices.export import load_onnx_artifact
+    from hwprof import worker
 
     settings = parse_key_values(set_, "--set")
     if threads is not None:
         settings["intra_op_threads"] = threads
     protocol = ProtocolSettings(target_rel_ci=target_ci, max_time_s=max_time_s)
     protocol.validate()
-    dev = registry.get_device(device, **settings)
-    dev.check()
     artifact = load_onnx_artifact(model)
-    m = dev.measure(artifact, protocol)
+    (m,) = worker.measure(device, [artifact], protocol, settings, interleaved=False)
     s = m.stats
     table = Table(title=f"{model.name} on {device}")
     for col in ("median ms", "mean ms", "p90 ms", "std ms", "95% CI ± ms", "CV", "runs", "warm-up", "stop"):
