@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from hwprof.cli.common import console, parse_device_list
@@ -18,8 +19,12 @@ from hwprof.cli.options import parse_key_values
 from hwprof.cli.progress import ProgressDisplay
 from nas.cost import COST_FORMS, Constraint
 from nas.evaluators import EVALUATOR_FORMS
+from nas.search.workflow import DEFAULT_BUDGET
 
 COST_HELP = f"{COST_FORMS}. Repeat for several objectives."
+# The default is None (a request-kind algorithm refuses a budget), so it is stated in the help; escaped,
+# or rich would read "[default: 300]" as a markup tag and drop it.
+BUDGET_HELP = "Unique accuracy evaluations " + escape(f"[default: {DEFAULT_BUDGET}]") + "."
 
 
 def _fmt(x: float) -> str:
@@ -57,10 +62,13 @@ def search(
     cost: list[str] = typer.Option([], "--cost", "-c", help=COST_HELP),
     max_latency_ms: Optional[float] = typer.Option(None, "--max-latency-ms", help="Shorthand for --constraint 'latency_ms<=X'."),
     constraint: list[str] = typer.Option([], "--constraint", help="NAME<=VALUE on a cost objective (repeatable)."),
-    budget: Optional[int] = typer.Option(None, "--budget", "-b", help="Unique accuracy evaluations [default: 300]."),
+    budget: Optional[int] = typer.Option(None, "--budget", "-b", help=BUDGET_HELP),
     seed: int = typer.Option(0, "--seed"),
     multi_objective: bool = typer.Option(False, "--multi-objective", help="Aim at the whole accuracy/cost trade-off."),
     out: Path = typer.Option(Path("results"), "--out", "-o", help="Directory for the history CSV and result JSON."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace another search's results of the same algorithm and seed in --out."
+    ),
     db: Path = typer.Option(Path("hwprof.db"), "--db", help="Store used by --cost measure:DEVICE."),
     table: Optional[Path] = typer.Option(None, "--table", help="NAS-Bench-201 CSV (default: the bundled copy)."),
     param: list[str] = typer.Option([], "--param", "-p", help="Algorithm parameter KEY=VALUE, e.g. buckets=8, hidden=16,16 (repeatable)."),
@@ -76,6 +84,7 @@ def search(
         algorithm=algo, space=space, accuracy=accuracy, costs=tuple(cost), constraints=tuple(constraints),
         budget=budget, seed=seed, multi_objective=multi_objective, out=out, table=table, db=db,
         devices=parse_device_list(devices), params=parse_key_values(param, "--param"), command="hwprof search",
+        overwrite=overwrite,
     )
     with ProgressDisplay() as display:
         outcome = run_search(request, on_progress=display.update)

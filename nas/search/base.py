@@ -16,8 +16,11 @@ a search moves through measured networks only.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -303,6 +306,8 @@ class SearchResult:
     stop_reason: str
     params: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
+    # What defines the run (``nas.search.outputs.run_settings``) when it came from a request; None from ``search()``.
+    settings: dict[str, Any] | None = None
 
     @property
     def n_evaluations(self) -> int:
@@ -344,6 +349,7 @@ class SearchResult:
             "stop_reason": self.stop_reason,
             "params": _jsonable(self.params),
             "wall_s": self.wall_s,
+            "settings": self.settings,
             "best": None if self.best is None else self.best.to_json(names),
             "pareto": [e.to_json(names) for e in self.pareto],
             "history": [e.to_json(names) for e in self.history],
@@ -376,6 +382,7 @@ class SearchResult:
                 stop_reason=data["stop_reason"],
                 params=dict(data.get("params", {})),
                 wall_s=float(data.get("wall_s", 0.0)),
+                settings=dict(data["settings"]) if data.get("settings") is not None else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"not a search result JSON ({exc!r}); expected the output of SearchResult.to_json()") from None
@@ -384,17 +391,39 @@ class SearchResult:
         return f"{self.algorithm}_seed{self.seed}"
 
     def write(self, directory: str | Path) -> tuple[Path, Path]:
-        """Write ``<algo>_seed<seed>_history.csv`` and ``<algo>_seed<seed>.json``; returns both paths."""
+        """Write ``<algo>_seed<seed>_history.csv`` and ``<algo>_seed<seed>.json``; returns both paths.
+
+        Each file is written beside its target and renamed over it, so an
+        interrupted write leaves the previous file whole, and the JSON (which
+        identifies the run) comes last.
+        """
         out = prepare_output_dir(directory)
         csv_path = out / f"{self.file_stem()}_history.csv"
         json_path = out / f"{self.file_stem()}.json"
-        with open(csv_path, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["index", "spec", "accuracy", *self.cost_names, "feasible"])
-            for e in self.history:
-                w.writerow([e.index, e.spec, repr(e.accuracy), *(repr(c) for c in e.costs), int(e.feasible)])
-        json_path.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
+        text = io.StringIO(newline="")
+        w = csv.writer(text)
+        w.writerow(["index", "spec", "accuracy", *self.cost_names, "feasible"])
+        for e in self.history:
+            w.writerow([e.index, e.spec, repr(e.accuracy), *(repr(c) for c in e.costs), int(e.feasible)])
+        _replace_text(csv_path, text.getvalue())
+        _replace_text(json_path, json.dumps(self.to_json(), indent=1) + "\n")
         return csv_path, json_path
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8, newlines as given) to a new file beside ``path``, then rename it over ``path``.
+
+    The temporary name is unique and opened with ``"x"``, so it gets the usual
+    permissions (``mkstemp`` would make the results private to their owner).
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "x", newline="", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _jsonable(obj: Any) -> Any:

@@ -28,6 +28,8 @@ class SearchRequest:
     one. ``devices`` is for algorithms that learn for several devices at once.
     ``params`` are the algorithm's own settings (``algorithm_params``).
     ``command`` is recorded with any measurement a ``measure:`` cost stores.
+    ``overwrite`` lets the results replace those of another search with the
+    same file names in ``out`` (the same search again needs no permission).
     """
 
     algorithm: str = "layernas"
@@ -44,6 +46,7 @@ class SearchRequest:
     devices: tuple[str, ...] | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     command: str = "nas.search.run_search"
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         # a notebook writes lists, one string for one spec, and str paths: store them as the declared types

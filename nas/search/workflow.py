@@ -3,8 +3,10 @@
 The algorithm is looked up in the registry and runs by its kind (see
 ``nas.search.registry``): a ``"problem"`` algorithm gets a space, an evaluator
 and cost models parsed from the request's specs, the constraints and the
-budget, and its ``SearchResult`` is written to ``request.out``; a
-``"request"`` algorithm (MODNAS) gets the request itself.
+budget, and its ``SearchResult`` is written to ``request.out`` (never over
+another search's results there unless ``request.overwrite``, see
+``nas.search.outputs``); a ``"request"`` algorithm (MODNAS) gets the request
+itself.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from hwprof.errors import ConfigError
 from nas.cost.parse import COST_FORMS, parse_costs
 from nas.evaluators.parse import parse_evaluator
 from nas.search.base import SearchProgress, prepare_output_dir
+from nas.search.outputs import check_previous_results, run_settings
 from nas.search.registry import algorithm_kind, as_constraints, get_algorithm, search
 from nas.search.request import ProgressCallback, SearchOutcome, SearchRequest
 
@@ -41,6 +44,8 @@ def _run_problem_search(request: SearchRequest, on_progress: ProgressCallback | 
     budget = DEFAULT_BUDGET if request.budget is None else request.budget
     space = registry.get_space(request.space)
     prepare_output_dir(request.out)
+    settings = run_settings(request, budget, constraints)
+    check_previous_results(request.out, f"{algo}_seed{request.seed}", settings, request.overwrite)
     with ExitStack() as resources:  # closes the profiler a measure: cost opens
         evaluator = parse_evaluator(request.accuracy, space, table=request.table, seed=request.seed)
         costs = parse_costs(
@@ -60,5 +65,6 @@ def _run_problem_search(request: SearchRequest, on_progress: ProgressCallback | 
             algo, space, evaluator, costs, constraints, budget=budget, seed=request.seed,
             multi_objective=request.multi_objective, on_evaluation=on_evaluation, **request.params,
         )
+    result.settings = settings
     csv_path, json_path = result.write(request.out)
     return SearchOutcome(algo, request.out, (csv_path, json_path), result, (f"saved {csv_path} and {json_path}",))

@@ -6,7 +6,9 @@ queried afterwards (``ModnasModel.front`` / ``pick``, ``hwprof modnas``). So
 it is a ``"request"`` algorithm (see ``nas.search.registry``): it reads the
 request's space, accuracy spec, devices, table, seed and output directory,
 takes its ``params`` as ``ModnasConfig`` fields, and refuses what it cannot
-honour (a budget, the multi-objective switch, cost specs, constraints).
+honour (a budget, the multi-objective switch, cost specs, constraints,
+overwriting: like a budgeted search it never replaces another run's results,
+and its directory is resumed, not replaced, by the same configuration).
 """
 
 from __future__ import annotations
@@ -77,6 +79,11 @@ def run(request: SearchRequest, on_progress: ProgressCallback | None = None) -> 
         raise ConfigError(
             "--algo modnas learns every accuracy/latency trade-off of the --devices at once; it takes no "
             "--cost/--constraint/--max-latency-ms (pick a trade-off later with `hwprof modnas pick`)"
+        )
+    if request.overwrite:
+        raise ConfigError(
+            "--algo modnas never replaces a training run: it resumes the same configuration in --out and refuses "
+            "another; drop --overwrite and choose another output directory"
         )
     mode, dataset = accuracy_mode(request.accuracy)
     for name in FROM_REQUEST:
