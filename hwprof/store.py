@@ -681,16 +681,36 @@ class Store:
         return StoreSummary(str(self.path), self.schema_version, counts, tuple(per_device))
 
     def export_csv(self, out: str | Path | TextIO, device: str | None = None) -> int:
-        """Every measurement row (the full append-only history) as CSV; returns the row count."""
+        """Every measurement row (the full append-only history) as CSV; returns the row count.
+
+        A path is written atomically: the rows go to a new file beside it, renamed
+        over it once all are written, so an export that fails (an unreadable
+        store, an unknown ``device``, a full disk) leaves an existing file as it
+        was. A ``device`` the store does not know is a StoreError naming those it does.
+        """
         if isinstance(out, (str, Path)):
+            path = Path(out)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}-{time.time_ns()}.tmp")
             try:
-                with open(out, "w", newline="", encoding="utf-8") as f:
-                    return self.export_csv(f, device=device)
+                with open(tmp, "x", newline="", encoding="utf-8") as f:
+                    n = self.export_csv(f, device=device)
+                os.replace(tmp, path)
+                return n
             except OSError as exc:
                 raise StoreError(f"cannot write {out}: {exc.strerror or exc}") from exc
+            finally:
+                tmp.unlink(missing_ok=True)
+        try:
+            if device is not None:
+                known = list(dict.fromkeys(d.name for d in self.devices()))
+                if device not in known:
+                    have = f"it knows {', '.join(known)}" if known else "it holds no devices"
+                    raise StoreError(f"no device {device!r} in {self.path}; {have}")
+            records = self.measurements(device=device)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read the measurements of {self.path}: {exc}") from exc
         writer = csv.writer(out)
         writer.writerow(CSV_COLUMNS)
-        records = self.measurements(device=device)
         for r in records:
             derived = {"settings_json": _dumps(r.settings), **{k: r.host.get(k) for k in ("cpu_model", "hostname")}}
             values = [derived[c] if c in derived else getattr(r, c) for c in CSV_COLUMNS]

@@ -58,10 +58,9 @@ def export(
             return
         try:
             output.parent.mkdir(parents=True, exist_ok=True)
-            with open(output, "w", newline="") as f:
-                n = store.export_csv(f, device=device)
         except OSError as exc:
             raise StoreError(f"cannot write {output}: {exc.strerror or exc}") from exc
+        n = store.export_csv(output, device=device)  # atomic: a failing export leaves an existing file as it was
     console.print(f"wrote {n} measurements to {output}")
 
 
