@@ -64,6 +64,31 @@ def check_y(y: Any, n_rows: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+class NonFinitePrediction(DataError):
+    """A model answered NaN or infinity: its parameters are corrupt or the input lies far outside what it learnt."""
+
+
+def check_predictions(pred: np.ndarray, owner: str) -> np.ndarray:
+    """``pred`` when every value is finite, else NonFinitePrediction naming the first bad row."""
+    bad = np.flatnonzero(~np.isfinite(pred))
+    if bad.size:
+        i = int(bad[0])
+        raise NonFinitePrediction(
+            f"{owner} predicted {pred[i]} ms for row {i} ({bad.size} of {pred.size} non-finite); expected finite "
+            "milliseconds: the model's parameters are corrupt or the input is far outside its training data"
+        )
+    return pred
+
+
+def finite_values(what: str, values: Any) -> np.ndarray:
+    """``values`` as a float64 array when all are finite, else DataError (a saved model file holding NaN or inf)."""
+    arr = np.asarray(values, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(arr.reshape(-1)))
+    if bad.size:
+        raise DataError(f"{what} holds {bad.size} non-finite value(s), e.g. {arr.reshape(-1)[int(bad[0])]}; expected finite numbers")
+    return arr
+
+
 def check_training_data(X: Any, y: Any, min_samples: int) -> tuple[np.ndarray, np.ndarray]:
     X = check_X(X)
     y = check_y(y, X.shape[0])
@@ -138,7 +163,7 @@ class Predictor(ABC):
         return f"{type(self).__name__}({args})"
 
     def _check_params(self) -> None:
-        """Raise ConfigError for invalid parameter values (called by fit)."""
+        """Raise ConfigError for invalid parameter values (called by fit, and by loading a saved predictor)."""
 
     # --- fit / predict ----------------------------------------------------------------
     def fit(
@@ -168,7 +193,7 @@ class Predictor(ABC):
         """Predicted latency (ms) per row of X."""
         self._check_fitted()
         X = check_X(X, self.n_features_in_)
-        return np.asarray(self._predict(X), dtype=np.float64).reshape(-1)
+        return check_predictions(np.asarray(self._predict(X), dtype=np.float64).reshape(-1), type(self).__name__)
 
     def fit_archs(
         self,
@@ -238,6 +263,13 @@ def positive_int(owner: str, name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ConfigError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_bool(owner: str, name: str, value: Any) -> bool:
+    """A switch must be a real bool: the string ``"false"`` is truthy and would silently mean True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{owner}: {name} must be true or false, got {value!r}")
+    return bool(value)
 
 
 def positive_float(owner: str, name: str, value: Any, *, allow_zero: bool = False, maximum: float | None = None) -> float:

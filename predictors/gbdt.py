@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from hwprof.errors import DataError
-from predictors.base import Predictor, ProgressCallback, positive_float, positive_int
+from predictors.base import Predictor, ProgressCallback, check_bool, finite_values, positive_float, positive_int
 from predictors.linear import ridge_fit
 
 TUNE_GRID: dict[str, tuple[Any, ...]] = {"max_depth": (2, 3, 4, 6), "learning_rate": (0.03, 0.1)}
@@ -89,6 +89,8 @@ class GBDTPredictor(Predictor):
         positive_float(owner, "min_child_weight", self.min_child_weight, allow_zero=True)
         positive_float(owner, "reg_lambda", self.reg_lambda, allow_zero=True)
         positive_float(owner, "ridge_alpha", self.ridge_alpha, allow_zero=True)
+        for name in ("linear_base", "log_target", "tune"):
+            check_bool(owner, name, getattr(self, name))
 
     # --- training ----------------------------------------------------------------------
     def _booster_params(self, **override: Any) -> dict[str, Any]:
@@ -197,8 +199,8 @@ class GBDTPredictor(Predictor):
                 f"the schema says {self.n_features_in_}"
             )
         self.booster_ = booster
-        self.base_coef_ = coef.astype(np.float64)
-        self.base_intercept_ = float(intercept[0])
+        self.base_coef_ = finite_values("the linear base's coefficients", coef)
+        self.base_intercept_ = float(finite_values("the linear base's intercept", intercept)[0])
         self.best_params_ = dict(state.get("best_params", {}))
 
 

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from hwprof.errors import DataError
-from predictors.base import Predictor, ProgressCallback, positive_float
+from predictors.base import Predictor, ProgressCallback, check_bool, finite_values, positive_float
 
 
 def ridge_fit(X: np.ndarray, y: np.ndarray, alpha: float, weights: np.ndarray | None = None) -> tuple[np.ndarray, float]:
@@ -49,6 +49,7 @@ class LinearPredictor(Predictor):
 
     def _check_params(self) -> None:
         positive_float("LinearPredictor", "alpha", self.alpha, allow_zero=True)
+        check_bool("LinearPredictor", "log_target", self.log_target)
 
     def _fit(self, X: np.ndarray, y: np.ndarray, progress: ProgressCallback | None) -> None:
         target = np.log(y) if self.log_target else y
@@ -69,8 +70,8 @@ class LinearPredictor(Predictor):
             coef, intercept = data["coef"], data["intercept"]
         if coef.ndim != 1 or coef.shape[0] != self.n_features_in_ or intercept.shape != (1,):
             raise DataError(f"linear.npz holds coefficients of shape {coef.shape}; expected ({self.n_features_in_},)")
-        self.coef_ = coef.astype(np.float64)
-        self.intercept_ = float(intercept[0])
+        self.coef_ = finite_values("linear.npz coefficients", coef)
+        self.intercept_ = float(finite_values("linear.npz intercept", intercept)[0])
 
     @classmethod
     def from_coefficients(cls, coef: np.ndarray, intercept: float, schema: Any, *, log_target: bool = False,

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from hwprof.errors import ConfigError, DataError
-from predictors.base import Predictor, ProgressCallback, positive_float, positive_int
+from predictors.base import Predictor, ProgressCallback, check_bool, finite_values, positive_float, positive_int
 
 if TYPE_CHECKING:
     import torch
@@ -195,6 +195,8 @@ class MLPPredictor(Predictor):
         positive_int(owner, "random_state", self.random_state, minimum=0)
         positive_int(owner, "n_threads", self.n_threads)
         positive_float(owner, "validation_fraction", self.validation_fraction, maximum=0.5)
+        for name in ("linear_skip", "refit", "log_target"):
+            check_bool(owner, name, getattr(self, name))
 
     # --- training --------------------------------------------------------------------------
     def _network(self) -> "torch.nn.Module":
@@ -343,10 +345,13 @@ class MLPPredictor(Predictor):
             self.x_mean_, self.x_std_, yy = data["x_mean"], data["x_std"], data["y"]
         if self.x_mean_.shape != (self.n_in_,):
             raise DataError(f"scaling.npz is for {self.x_mean_.shape[0]} features; the schema says {self.n_in_}")
+        finite_values("scaling.npz", np.concatenate([np.ravel(self.x_mean_), np.ravel(self.x_std_), np.ravel(yy)]))
         self.y_mean_, self.y_std_ = float(yy[0]), float(yy[1])
         net = self._network()
         weights = torch.load(directory / str(state["weights"]), map_location="cpu", weights_only=True)
         net.load_state_dict(weights)
+        for name, tensor in net.state_dict().items():
+            finite_values(f"mlp.pt tensor {name!r}", tensor.detach().cpu().double().numpy())
         self.net_ = net.eval()
         self.epochs_ = int(state.get("epochs", 0))
 

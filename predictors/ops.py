@@ -61,8 +61,10 @@ from predictors.base import (
     FeatureSchema,
     Predictor,
     ProgressCallback,
+    check_predictions,
     check_y,
     data_hash,
+    finite_values,
     positive_float,
     positive_int,
 )
@@ -584,7 +586,7 @@ class OpsPredictor(Predictor):
             return np.zeros(0)
         sums, sizes = self._node_sums(tables)
         scale, o0, o1 = self.overhead_
-        return scale * sums + o0 + o1 * sizes
+        return check_predictions(scale * sums + o0 + o1 * sizes, type(self).__name__)
 
     def _node_sums(self, tables: Sequence[NodeTable]) -> tuple[np.ndarray, np.ndarray]:
         """Predicted kernel time and node count of each graph (one batched prediction)."""
@@ -655,6 +657,9 @@ class OpsPredictor(Predictor):
             self.profiling_ = dict(state.get("profiling") or {})
         except (KeyError, TypeError, ValueError) as exc:
             raise PersistenceError(f"{directory}: malformed ops predictor state ({type(exc).__name__}: {exc})") from None
+        for k, cost in self.linear_.items():
+            finite_values(f"the linear cost model of kind {k}", cost.coef)
+        finite_values("the network overhead", self.overhead_)
         if GLOBAL_KIND not in self.linear_:
             raise PersistenceError(f"{directory}: the ops predictor state lacks the global cost model")
 

@@ -5,7 +5,9 @@ No pickle anywhere: xgboost models are its JSON format, torch weights a
 ``allow_pickle=False``. The metadata says which predictor class (by registry
 name) and parameters, the feature schema, the device, a hash of the training
 data and held-out metrics, so a directory found on disk explains itself.
-Every way loading can fail raises :class:`PersistenceError` with one line.
+Loading checks the saved parameters as ``fit`` checks them and refuses model
+files holding NaN or infinity. Every way loading can fail raises
+:class:`PersistenceError` with one line.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from hwprof import __version__
-from hwprof.errors import DataError, HwprofError, PersistenceError
+from hwprof.errors import ConfigError, DataError, HwprofError, PersistenceError
 from predictors.base import Predictor
 from predictors.metrics import LatencyMetrics
 from predictors.registry import get_predictor_class
@@ -125,6 +127,28 @@ def save(
         raise PersistenceError(f"predictor metadata is not valid JSON: {exc}") from None
     predictor.info_ = info
     return directory / METADATA_FILE
+
+
+def check_save_target(directory: str | Path) -> Path:
+    """PersistenceError unless :func:`save` can write into ``directory``: checked before a long training, not after.
+
+    ``directory`` may be new (its nearest existing parent must be a writable
+    directory) or an existing writable directory; a predictor already there is
+    replaced the way :func:`save` always has (model files first, ``predictor.json``
+    last). An existing file is refused.
+    """
+    directory = Path(directory)
+    where = f"cannot save a predictor to {str(directory)!r}"
+    if directory.exists() and not directory.is_dir():
+        raise PersistenceError(f"{where}: it is a file; expected a directory (new, or holding a predictor to replace)")
+    parent = directory
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise PersistenceError(f"{where}: {str(parent)!r} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PersistenceError(f"{where}: directory {str(parent)!r} is not writable")
+    return directory
 
 
 def _read_metadata(directory: Path) -> dict[str, Any]:
@@ -232,6 +256,10 @@ def load_predictor(
         except HwprofError as exc:
             raise PersistenceError(f"predictor {str(directory)!r} is stale: {exc}") from None
     predictor = cls(**_constructor_params(cls, info.params))
+    try:  # the saved values, checked as fit() checks them: "false" is not a bool, "0.1" not a number
+        predictor._check_params()
+    except ConfigError as exc:
+        raise PersistenceError(f"{directory / METADATA_FILE} is corrupt: saved parameter {exc}") from None
     predictor._restore_common(info.schema, info.n_train, info.train_hash)
     state = data.get("state") or {}
     try:

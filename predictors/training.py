@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from hwprof.errors import ConfigError, DataError, PersistenceError
-from predictors.base import Predictor, ProgressCallback
+from predictors.base import NonFinitePrediction, Predictor, ProgressCallback
 from predictors.context import ArchContext
 from predictors.data import (
     LatencyData,
@@ -221,6 +221,8 @@ def predict_latencies(
     context = context if context is not None else saved_context(predictor)
     try:
         return predictor.predict_archs(list(archs), context=context)
+    except NonFinitePrediction:
+        raise  # the model is at fault, not the architectures
     except DataError as exc:
         space = context.space if context is not None else "its"
         raise DataError(f"{where} does not hold architectures of the predictor's space {space!r}: {exc}") from None

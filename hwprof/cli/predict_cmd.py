@@ -72,10 +72,12 @@ def train(
 ) -> None:
     """Train a latency predictor on measured data, print held-out metrics, save it."""
     from predictors.data import check_data_source, load_latency_data
+    from predictors.persistence import check_save_target
     from predictors.training import make_predictor, train_predictor
 
     check_data_source(db, csv_path, target, "hwprof train")
     predictor = make_predictor(model, parse_key_values(param, "--param"), seed)
+    check_save_target(out)  # before reading data and training, not after
     data = load_latency_data(db, csv_path, device=device, target=target, space=space, calibrated=calibrated)
     with ProgressDisplay() as display:
         result = train_predictor(
