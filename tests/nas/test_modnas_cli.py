@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from hwprof.cli.main import main
+from hwprof.errors import DataError
 from nas.search.modnas import ModnasModel
 from nas.tabular import load_nb201
 from tests.nas.test_modnas_train import DEVICES, TINY
@@ -108,6 +109,8 @@ def test_refs_without_a_directory_lists_the_default_set(capsys):
         (["front", "{dir}", "--device", "my_phone"], "neither a training device nor a table column"),
         (["front", "{dir}", "--ref-latencies", "{tmp}/none.csv"], "reference-latency file not found"),
         (["front", "{dir}", "--ref-latencies", "{tmp}/short.csv"], "lacks 3 of the 4 reference architectures"),
+        (["front", "{dir}", "--ref-latencies", "{tmp}/extra.csv"], "extra.csv: line 6 '{extra}' is not a reference architecture"),
+        (["front", "{dir}", "--ref-latencies", "{tmp}/huge.csv"], "huge.csv: line 3 has latency 1e+300 ms; expected milliseconds up to 1e+06"),
         (["front", "{dir}", "--device", "pixel3", "--rays", "1"], "preference rays must be an integer >= 2"),
         (["front", "{tmp}/untrained", "--device", "pixel3"], "no trained hypernetwork"),
         (["front", "{tmp}/nowhere", "--device", "pixel3"], "no MODNAS directory"),
@@ -116,10 +119,25 @@ def test_refs_without_a_directory_lists_the_default_set(capsys):
 )
 def test_bad_input_is_one_line(hypernet_dir, tmp_path, capsys, argv, message):
     (tmp_path / "untrained").mkdir()
-    spec = ModnasModel.load(hypernet_dir).refs.specs[0]
+    specs = ModnasModel.load(hypernet_dir).refs.specs
+    spec = specs[0]
     (tmp_path / "short.csv").write_text(f"arch,latency_ms\n{spec},3.5\n")
+    extra = next(a for a in load_nb201().archs if a not in specs)
+    rows = "".join(f"{s},{i + 2}\n" for i, s in enumerate(specs))
+    (tmp_path / "extra.csv").write_text(f"arch,latency_ms\n{rows}{extra},3\n")
+    (tmp_path / "huge.csv").write_text("arch,latency_ms\n" + "".join(f"{s},{1e300 if i == 1 else 5}\n" for i, s in enumerate(specs)))
     argv = [a.format(dir=hypernet_dir, tmp=tmp_path) for a in argv]
-    assert message in one_line_error(capsys, "modnas", *argv)
+    assert message.format(extra=extra) in one_line_error(capsys, "modnas", *argv)
+
+
+def test_a_non_finite_surrogate_answer_is_refused_not_printed(hypernet_dir, monkeypatch):
+    """Whatever the embedding, a front never holds inf: the model refuses instead."""
+    import torch
+
+    model = ModnasModel.load(hypernet_dir)
+    monkeypatch.setattr(model, "latency", lambda enc, emb: torch.full((enc.shape[0],), 1e4))
+    with pytest.raises(DataError, match="the latency surrogate answers a non-finite latency for this device"):
+        model.front(np.zeros(len(model.refs), dtype=np.float32), np.full(len(model.refs), 5.0), 3)
 
 
 def test_tampered_hypernetwork_is_one_line(hypernet_dir, tmp_path, capsys):

@@ -1,5 +1,7 @@
 """Reference architectures, device embeddings and reference-latency files."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -24,6 +26,8 @@ def test_embedding_is_scale_free_centred_and_checked():
         device_embedding([1.0, 0.0, 2.0])
     with pytest.raises(DataError, match="1-D"):
         device_embedding(np.ones((2, 2)))
+    with pytest.raises(DataError, match=r"reference latency 1 is 1e\+300 ms; expected milliseconds up to 1e\+06"):
+        device_embedding([1.0, 1e300, 2.0])
 
 
 @pytest.mark.parametrize(
@@ -80,9 +84,8 @@ def _refs() -> ReferenceSet:
 def test_read_reference_latencies(tmp_path):
     refs = _refs()
     f = tmp_path / "lat.csv"
-    # header, rows out of order, an extra architecture, spaces around the spec
-    extra = load_nb201().archs[10]
-    f.write_text(f"arch,latency_ms\n{refs.specs[2]},3.5\n {extra} ,9\n{refs.specs[0]},1.25\n{refs.specs[1]},2\n")
+    # header, rows out of order, spaces around the spec (an extra architecture is refused: see below)
+    f.write_text(f"arch,latency_ms\n{refs.specs[2]},3.5\n {refs.specs[0]} ,1.25\n{refs.specs[1]},2\n")
     assert refs.read_latencies(f, SPACE).tolist() == [1.25, 2.0, 3.5]
     f.write_text(f"{refs.specs[0]},1\n{refs.specs[1]},2\n{refs.specs[2]},3\n")  # no header
     assert refs.read_latencies(f, SPACE).tolist() == [1.0, 2.0, 3.0]
@@ -98,12 +101,21 @@ def test_read_reference_latencies(tmp_path):
         (["{0}"], "expected the header 'arch,latency_ms'"),
         (["{0},1", "{1},2", "|nor_conv_9x9~0|+|none~0|none~1|+|none~0|none~1|none~2|,3"],
          r"lacks 1 of the 3 .* \(1 row\(s\) are not nb201 architectures, e.g. row 3 '\|nor_conv_9x9"),
+        # every reference present, and more: the extra rows are refused, the first one named by its line
+        (["arch,latency_ms", "{2},3.5", "{3},9", "{0},1.25", "{1},2"],
+         r"line 3 '{3}' is not a reference architecture \(1 such row\(s\)\); expected only the 3 references"),
+        (["{0},1", "{1},2", "{2},3", "|nor_conv_9x9~0|+|none~0|none~1|+|none~0|none~1|none~2|,3"],
+         r"line 4 '\|nor_conv_9x9.*' is not a nb201 architecture: .*expected only the 3 references"),
+        # an absurd latency would make the embedding (and every prediction) infinite
+        (["{0},1e300", "{1},2", "{2},3"], r"line 1 has latency 1e\+300 ms; expected milliseconds up to 1e\+06"),
     ],
 )
 def test_bad_reference_latency_files(tmp_path, rows, message):
     refs = _refs()
+    specs = (*refs.specs, load_nb201().archs[10])  # {3}: an NB201 network that is not a reference
     f = tmp_path / "lat.csv"
-    f.write_text("\n".join(r.format(*refs.specs) for r in rows) + "\n")
+    f.write_text("\n".join(r.format(*specs) for r in rows) + "\n")
+    message = message.replace("{3}", re.escape(specs[3]))
     with pytest.raises(DataError, match=message):
         refs.read_latencies(f, SPACE)
     with pytest.raises(DataError, match="not found"):

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from hwprof.spaces import SearchSpace
 
 DEFAULT_NUM_REFS = 10
+# Above this a "latency" is a typo or a unit slip (1e6 ms is a quarter of an hour per inference), and its
+# logarithm pushes the embedding so far out that the surrogates answer inf.
+MAX_REFERENCE_LATENCY_MS = 1e6
 
 
 @dataclass(frozen=True)
@@ -78,15 +81,17 @@ class ReferenceSet:
     def read_latencies(self, path: str | Path, space: "SearchSpace") -> np.ndarray:
         """Latencies (ms) of the references from a CSV with ``arch,latency_ms`` rows (header optional).
 
-        Architecture strings are canonicalised by ``space``; extra rows are ignored; a
-        reference missing from the file, a repeated one or a non-positive latency is a
-        ``DataError`` that names it.
+        Architecture strings are canonicalised by ``space``. A reference missing from
+        the file, a repeated one, a row that is not a reference (a typo, another
+        model's reference set) or a latency that is not positive and at most
+        ``MAX_REFERENCE_LATENCY_MS`` is a ``DataError`` that names it.
         """
         path = Path(path)
         if not path.is_file():
             raise DataError(f"reference-latency file not found: {str(path)!r}; expected a CSV with arch,latency_ms rows")
         samples = read_latency_samples(path)
         found: dict[str, float] = {}
+        lines: dict[str, int] = {}  # spec -> its line in the file
         unparsed: list[tuple[int, str, str]] = []
         for arch, value, line in zip(samples.archs, samples.latency_ms, samples.lines):
             try:
@@ -97,6 +102,7 @@ class ReferenceSet:
             if spec in found:
                 raise DataError(f"{path.name}: architecture {spec!r} appears twice; expected each reference once")
             found[spec] = float(value)
+            lines[spec] = line
         missing = [(i, s) for i, s in enumerate(self.specs) if s not in found]
         if missing:
             i, s = missing[0]
@@ -107,6 +113,21 @@ class ReferenceSet:
             raise DataError(
                 f"{path.name} lacks {len(missing)} of the {len(self.specs)} reference architectures, "
                 f"first reference {i}: {s!r}{why}; list them with `hwprof modnas refs`"
+            )
+        extra = sorted([(ln, text, f"not a {space.name} architecture: {err}") for ln, text, err in unparsed]
+                       + [(lines[s], s, "not a reference architecture") for s in found if s not in self.specs])
+        if extra:
+            line, text, what = extra[0]
+            raise DataError(
+                f"{path.name}: line {line} {text!r} is {what} ({len(extra)} such row(s)); expected only the "
+                f"{len(self.specs)} references, as `hwprof modnas refs DIR --template FILE` lists them"
+            )
+        too_slow = [s for s in self.specs if found[s] > MAX_REFERENCE_LATENCY_MS]
+        if too_slow:
+            s = too_slow[0]
+            raise DataError(
+                f"{path.name}: line {lines[s]} has latency {found[s]:g} ms; expected milliseconds up to "
+                f"{MAX_REFERENCE_LATENCY_MS:g} (a unit slip?)"
             )
         return np.asarray([found[s] for s in self.specs], dtype=np.float64)
 
@@ -126,6 +147,11 @@ def device_embedding(latencies_ms: Sequence[float] | np.ndarray, expected: int |
     if not np.all(np.isfinite(lat)) or np.any(lat <= 0):
         bad = int(np.flatnonzero(~np.isfinite(lat) | (lat <= 0))[0])
         raise DataError(f"reference latency {bad} is {lat[bad]!r}; expected finite positive milliseconds")
+    if np.any(lat > MAX_REFERENCE_LATENCY_MS):
+        bad = int(np.flatnonzero(lat > MAX_REFERENCE_LATENCY_MS)[0])
+        raise DataError(
+            f"reference latency {bad} is {lat[bad]:g} ms; expected milliseconds up to {MAX_REFERENCE_LATENCY_MS:g} (a unit slip?)"
+        )
     logs = np.log(lat)
     return (logs - logs.mean()).astype(np.float32)
 
