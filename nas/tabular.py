@@ -123,8 +123,6 @@ def _load_nb201(path: Path) -> NB201Table:
     missing = [c for c in NB201_ACCURACY_COLUMNS.values() if c not in other]
     if missing:
         raise DataError(f"{path.name} lacks accuracy columns {missing}; expected {list(NB201_ACCURACY_COLUMNS.values())}")
-    if len(set(archs)) != len(archs):
-        raise DataError(f"{path.name}: {len(archs) - len(set(archs))} duplicate architecture strings; expected each once")
     archs, order = _in_index_order(path, archs, other)
     accuracy = _reorder({k: other[c] for k, c in NB201_ACCURACY_COLUMNS.items()}, order)
     return NB201Table(archs=archs, accuracy=accuracy, latency_ms=_reorder(latency, order))

@@ -111,11 +111,22 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _check_unique(path: Path, archs: Sequence[str], lines: Sequence[int]) -> None:
+    """DataError naming both lines when an architecture string appears twice (which latency would count?)."""
+    seen: dict[str, int] = {}
+    for arch, line in zip(archs, lines):
+        if arch in seen:
+            raise DataError(
+                f"{path.name}: duplicate architecture {arch!r} on lines {seen[arch]} and {line}; expected each architecture once"
+            )
+        seen[arch] = line
+
+
 def read_latency_table(path: str | Path) -> LatencyTable:
     """Read a benchmark-style CSV (``.csv`` or ``.csv.gz``): an ``arch`` (or ``ops``) column, ``lat_<device>_ms`` columns.
 
     Every column except the architecture column must hold finite numbers;
-    architecture strings are stripped of surrounding whitespace.
+    architecture strings are stripped of surrounding whitespace and appear once.
     """
     path = Path(path)
     try:
@@ -143,6 +154,7 @@ def read_latency_table(path: str | Path) -> LatencyTable:
     empty = next((i for i, a in enumerate(archs) if not a), None)
     if empty is not None:
         raise DataError(f"{path.name}: line {empty + 2} has an empty {arch_col!r}; expected an architecture string")
+    _check_unique(path, archs, tuple(range(2, len(archs) + 2)))
     latency: dict[str, np.ndarray] = {}
     other: dict[str, np.ndarray] = {}
     for name, values in columns.items():
@@ -217,9 +229,14 @@ def read_latency_samples(path: str | Path) -> LatencySamples:
         archs.append(arch)
         values.append(value)
         lines.append(line)
-    if len(set(archs)) != len(archs):
-        dup = next(a for a in archs if archs.count(a) > 1)
-        raise DataError(f"{path.name}: architecture {dup!r} appears more than once; give one latency per architecture")
+    first: dict[str, int] = {}
+    for arch, line in zip(archs, lines):
+        if arch in first:
+            raise DataError(
+                f"{path.name}: architecture {arch!r} appears more than once (lines {first[arch]} and {line}); "
+                "give one latency per architecture"
+            )
+        first[arch] = line
     return LatencySamples(tuple(archs), np.array(values, dtype=np.float64), tuple(lines))
 
 
@@ -236,6 +253,7 @@ class LatencyData:
     device: str
     source: str  # where it came from, for messages and metadata
     db: Path | None = None  # the store it was read from (its measurements' device settings live there)
+    lines: tuple[int, ...] | None = None  # the file line of each architecture, to name a bad one; None for a store
 
     def __len__(self) -> int:
         return len(self.archs)
@@ -243,7 +261,8 @@ class LatencyData:
     def subset(self, idx: Sequence[int] | np.ndarray) -> LatencyData:
         idx = np.asarray(idx, dtype=np.int64)
         archs = tuple(self.archs[i] for i in idx)
-        return LatencyData(archs, self.latency_ms[idx], self.space, self.device, self.source, self.db)
+        lines = None if self.lines is None else tuple(self.lines[i] for i in idx)
+        return LatencyData(archs, self.latency_ms[idx], self.space, self.device, self.source, self.db, lines)
 
 
 def check_latencies(archs: Sequence[str], values: Any, where: str) -> np.ndarray:
@@ -259,11 +278,42 @@ def check_latencies(archs: Sequence[str], values: Any, where: str) -> np.ndarray
     return values
 
 
-def resolve_space(archs: Sequence[str], space: str | None) -> str:
-    """``space``, or the registered space whose parser accepts ``archs``."""
-    from predictors.features.encoding import infer_space
+def resolve_space(archs: Sequence[str], space: str | None, where: str = "", lines: Sequence[int] | None = None) -> str:
+    """``space``, or the registered space whose parser accepts ``archs``.
 
-    return space if space is not None else infer_space(list(archs))
+    When the architectures come from a file, ``where`` and ``lines`` (one per
+    architecture) let an error name the line of the one that is wrong.
+    """
+    from predictors.features.encoding import ArchitectureError, infer_space
+
+    if space is not None:
+        return space
+    try:
+        return infer_space(list(archs))
+    except ArchitectureError as exc:
+        if lines is None:
+            raise
+        raise DataError(f"{where}: {exc.at_line(lines[exc.index])}; fix it or pass --space") from None
+
+
+def describe_bad_architecture(exc: DataError, lines: Sequence[int] | None) -> str:
+    """``exc`` as text, a bad architecture named by its line in the file it came from (when ``lines`` are known)."""
+    from predictors.features.encoding import ArchitectureError
+
+    if isinstance(exc, ArchitectureError) and lines is not None:
+        return exc.at_line(lines[exc.index])
+    return str(exc)
+
+
+def check_architectures(data: LatencyData) -> LatencyData:
+    """``data`` when every architecture parses in its space; else a DataError naming the bad one (by line for a file)."""
+    from predictors.features.encoding import ArchFeaturizer
+
+    try:
+        ArchFeaturizer(data.space, "onehot").choices(data.archs)
+    except DataError as exc:
+        raise DataError(f"{data.source} does not hold {data.space} architectures: {describe_bad_architecture(exc, data.lines)}") from None
+    return data
 
 
 def open_store(db: str | Path) -> Store:
@@ -340,16 +390,18 @@ def from_csv(path: str | Path, target: str, space: str | None = None) -> Latency
     path = Path(path)
     table = read_latency_table(path)
     device, values = table.column(target, path.name)
-    space = resolve_space(table.archs, space)
-    return LatencyData(table.archs, check_latencies(table.archs, values, path.name), space, device, f"csv:{path}")
+    lines = tuple(range(2, len(table.archs) + 2))  # after the header, one line per row
+    space = resolve_space(table.archs, space, path.name, lines)
+    values = check_latencies(table.archs, values, path.name)
+    return LatencyData(table.archs, values, space, device, f"csv:{path}", lines=lines)
 
 
 def read_samples(path: str | Path, space: str | None, device: str) -> LatencyData:
     """Few-shot samples of ``device``: a file of ``arch,latency_ms`` rows (see :func:`read_latency_samples`)."""
     path = Path(path)
     samples = read_latency_samples(path)
-    space = resolve_space(samples.archs, space)
-    return LatencyData(samples.archs, samples.latency_ms, space, device, f"samples:{path}")
+    space = resolve_space(samples.archs, space, path.name, samples.lines)
+    return LatencyData(samples.archs, samples.latency_ms, space, device, f"samples:{path}", lines=samples.lines)
 
 
 def check_data_source(db: Path | None, csv_path: Path | None, target: str | None, what: str) -> None:

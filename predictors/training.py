@@ -28,6 +28,7 @@ from predictors.context import ArchContext
 from predictors.data import (
     LatencyData,
     default_device,
+    describe_bad_architecture,
     load_latency_data,
     split_indices,
     store_device_settings,
@@ -106,11 +107,12 @@ def _check_from_store(predictor: Predictor, data: LatencyData) -> None:
         raise ConfigError(f"the {predictor.name} predictor learns from measurements in a store; train it with --db, not --csv")
 
 
-def _check_archs(featurizer: ArchFeaturizer, archs: Sequence[str], where: str) -> None:
+def _check_archs(featurizer: ArchFeaturizer, data: LatencyData) -> None:
     try:
-        featurizer.transform(list(archs))
+        featurizer.transform(list(data.archs))
     except DataError as exc:
-        raise DataError(f"{where} does not hold {featurizer.space.name} architectures: {exc}") from None
+        why = describe_bad_architecture(exc, data.lines)
+        raise DataError(f"{data.source} does not hold {featurizer.space.name} architectures: {why}") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,7 +166,7 @@ def train_predictor(
         )
     featurizer = None if predictor.fixed_features else make_featurizer(data.space, features)
     if featurizer is not None:
-        _check_archs(featurizer, data.archs, data.source)
+        _check_archs(featurizer, data)
     train_archs = [data.archs[i] for i in train_idx]
     val_archs = [data.archs[i] for i in val_idx]
     y_train, y_val = data.latency_ms[train_idx], data.latency_ms[val_idx]
@@ -216,8 +218,10 @@ def predict_latencies(
     *,
     where: str = "the architectures",
     context: ArchContext | None = None,
+    lines: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """Predicted ms of architecture specs; DataError saying ``where`` they came from when they do not fit."""
+    """Predicted ms of architecture specs; DataError saying ``where`` they came from when they do not fit
+    (with ``lines``, the file line of each architecture, it names the bad one's line)."""
     context = context if context is not None else saved_context(predictor)
     try:
         return predictor.predict_archs(list(archs), context=context)
@@ -225,7 +229,7 @@ def predict_latencies(
         raise  # the model is at fault, not the architectures
     except DataError as exc:
         space = context.space if context is not None else "its"
-        raise DataError(f"{where} does not hold architectures of the predictor's space {space!r}: {exc}") from None
+        raise DataError(f"{where} does not hold architectures of the predictor's space {space!r}: {describe_bad_architecture(exc, lines)}") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -270,5 +274,5 @@ def evaluate_saved(
     if space is not None and data.space != space:
         raise PersistenceError(f"predictor {str(predictor_dir)!r} was trained on space {space!r}, the data is of {data.space!r}")
     context = saved_context(predictor, cache_dir)
-    predicted = predict_latencies(predictor, data.archs, where=data.source, context=context)
+    predicted = predict_latencies(predictor, data.archs, where=data.source, context=context, lines=data.lines)
     return Evaluation(info, data, predicted, evaluate_predictions(data.latency_ms, predicted))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
-from hwprof.errors import DataError, UnknownNameError
+from hwprof.errors import DataError, HwprofError, UnknownNameError
 from hwprof.types import Architecture
 from nas.cost.base import CostBound
 
@@ -34,14 +34,23 @@ class LookupCost:
         unit: str = "ms",
         source: str = "lookup table",
         space: "SearchSpace | None" = None,
+        lines: Sequence[int] | None = None,
     ) -> None:
         table: dict[str, float] = {}
-        for spec, v in values.items():
-            key = space.parse(spec).spec if space is not None else spec
+        given: dict[str, str] = {}  # canonical spec -> how the table first wrote it
+        for n, (spec, v) in enumerate(values.items()):
+            row = f"line {lines[n]} " if lines is not None else ""
+            try:
+                key = space.parse(spec).spec if space is not None else spec
+            except HwprofError as exc:
+                raise DataError(f"{source}: {row}architecture {spec!r} is not a {space.name} architecture: {exc}") from None
+            if key in given:  # two spellings of one network: which cost would count?
+                raise DataError(f"{source}: {row}{spec!r} is the architecture {given[key]!r} again; expected each once")
             val = float(v)
             if not np.isfinite(val):
                 raise DataError(f"{source}: cost of {spec!r} is {v!r}; expected a finite number")
             table[key] = val
+            given[key] = spec
         if not table:
             raise DataError(f"{source} holds no architectures; expected at least one measured cost")
         self.name = name
@@ -77,9 +86,9 @@ class LookupCost:
             raise UnknownNameError(
                 f"no latency column {column!r} in {Path(path).name}; known: {', '.join(latency)} (as <device> or lat_<device>_ms)"
             )
-        if len(set(archs)) != len(archs):
-            raise DataError(f"{Path(path).name}: duplicate architecture strings; expected each architecture once")
-        return cls(dict(zip(archs, latency[key].tolist())), name=name, source=f"{Path(path).name}, column {key}", space=space)
+        # the reader refused a repeated string; ``lines`` lets the constructor name a bad or re-spelt row
+        return cls(dict(zip(archs, latency[key].tolist())), name=name, source=f"{Path(path).name}, column {key}",
+                   space=space, lines=range(2, len(archs) + 2))
 
     @classmethod
     def from_store(cls, store, device: str, space: "SearchSpace | None" = None, name: str = "latency_ms") -> "LookupCost":

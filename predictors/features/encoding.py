@@ -34,6 +34,19 @@ from predictors.schema import FeatureSchema
 if TYPE_CHECKING:
     from hwprof.spaces import SearchSpace
 
+class ArchitectureError(DataError):
+    """A DataError about the architecture at ``index`` of a list (``spec``, ``reason``): a caller that read
+    the list from a file turns the index into the file's line, so the message names the row that is wrong."""
+
+    def __init__(self, index: int, spec: str, reason: str, message: str | None = None) -> None:
+        super().__init__(message if message is not None else f"architecture {index}: {reason}")
+        self.index, self.spec, self.reason = index, spec, reason
+
+    def at_line(self, line: int) -> str:
+        """The same error, the row named by its ``line`` in a file."""
+        return f"line {line} {self.spec!r}: {self.reason}"
+
+
 FEATURE_SETS = ("onehot", "onehot+counts", "flops")
 DEFAULT_FEATURE_SET = "onehot+counts"
 ENCODING_VERSION = 1
@@ -111,7 +124,7 @@ class ArchFeaturizer:
             try:
                 out[i] = parse(spec.strip() if isinstance(spec, str) else spec)
             except HwprofError as exc:
-                raise DataError(f"architecture {i}: {exc}") from None
+                raise ArchitectureError(i, str(spec), str(exc)) from None
         return out
 
     def encode(self, archs: Sequence[str | Architecture]) -> np.ndarray:
@@ -139,17 +152,24 @@ def infer_space(archs: Sequence[str], candidates: Sequence[str] | None = None) -
     """Name of the registered space whose parser accepts the first architectures (for CSVs without a space)."""
     sample = list(archs[:20])
     names = list(candidates) if candidates is not None else registry.names("space")
+    furthest: ArchitectureError | None = None  # the refusal of the space that read the most architectures
     for name in names:
         try:
             space = registry.get_space(name)
         except HwprofError:
             continue
-        try:
-            for spec in sample:
+        for i, spec in enumerate(sample):
+            try:
                 space.choices_from_spec(spec.strip())
-        except HwprofError:
-            continue
-        return name
+            except HwprofError as exc:
+                if i > 0 and (furthest is None or i > furthest.index):
+                    why = f"not a {name} architecture like the ones before it: {exc}"
+                    furthest = ArchitectureError(i, spec, why, f"architecture {i} {spec!r} is {why}; fix it or pass --space")
+                break
+        else:
+            return name
+    if furthest is not None:  # a space reads the first architectures: the one it stops at is the bad one
+        raise furthest
     shown = sample[0] if sample else ""
     raise DataError(f"no registered search space ({', '.join(names)}) parses architectures like {shown!r}; pass --space")
 

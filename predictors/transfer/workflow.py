@@ -26,6 +26,7 @@ from hwprof.errors import ConfigError, DataError, PersistenceError
 from predictors.base import Predictor
 from predictors.data import (
     LatencyData,
+    check_architectures,
     check_latencies,
     from_store,
     open_store,
@@ -139,7 +140,7 @@ def load_source_table(
     """(source table, space, description) from a CSV or a store, without the new device ``exclude`` itself."""
     if csv_path is not None:
         table = read_latency_table(csv_path)
-        space = resolve_space(table.archs, space)
+        space = resolve_space(table.archs, space, Path(csv_path).name, range(2, len(table.archs) + 2))
         drop = [exclude] if exclude is not None and exclude in table.latency_ms else []
         sources = SourceLatencies.from_columns(table.archs, table.latency_ms, devices=devices, exclude=drop)
         return sources, space, f"csv:{csv_path}"
@@ -329,7 +330,7 @@ def load_new_device(options: AdaptOptions, sources: Sources) -> LatencyData:
         data = read_samples(options.samples, space, options.device or options.samples.stem)
     if sources.space and data.space != sources.space:
         raise DataError(f"the new device's architectures are of space {data.space!r}, the sources' of {sources.space!r}")
-    return data
+    return check_architectures(data)  # before any pretraining, naming a bad row by its line
 
 
 def adapt_device(options: AdaptOptions, sources: Sources, *, progress: PhaseProgress | None = None) -> AdaptResult:

@@ -247,7 +247,7 @@ def bad_inputs(tmp_path_factory, table, trained, store_db):
     nan = tmp_path / "nan.csv"
     nan.write_text("arch,lat_dev_ms\n" + "".join(f"{a},{'nan' if i == 3 else 1.5}\n" for i, a in enumerate(archs[:20])))
     fbnet = tmp_path / "fb.csv"
-    fbnet.write_text("arch,lat_titanx_1_ms\n" + "".join(f"{'|'.join(['skip'] * 22)},1.0\n" for _ in range(3)))
+    fbnet.write_text("arch,lat_titanx_1_ms\n" + "".join(f"{'|'.join(['skip'] * (22 - i) + ['k3_e1'] * i)},1.0\n" for i in range(3)))
     newer = tmp_path / "newer"
     newer.mkdir()
     for f in out.iterdir():

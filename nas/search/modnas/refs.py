@@ -100,7 +100,7 @@ class ReferenceSet:
                 unparsed.append((line, arch, str(exc)))  # a typo, or another space's network: named if one is missing
                 continue
             if spec in found:
-                raise DataError(f"{path.name}: architecture {spec!r} appears twice; expected each reference once")
+                raise DataError(f"{path.name}: architecture {spec!r} appears twice (lines {lines[spec]} and {line}); expected each reference once")
             found[spec] = float(value)
             lines[spec] = line
         missing = [(i, s) for i, s in enumerate(self.specs) if s not in found]
