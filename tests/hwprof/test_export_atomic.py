@@ -6,24 +6,17 @@ import sqlite3
 
 import pytest
 
-from hwprof.cli.main import main
 from hwprof.errors import StoreError
 from hwprof.store import Store
+from tests.hwprof.test_cli import one_line_error
+from tests.hwprof.test_cli import run as cli_run
 from tests.hwprof.test_store_export import EXPECTED, build_export_database
 
 BEFORE = b"an earlier export, kept\r\n\xc3\xbc\n"
 
 
 def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err):
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+    return cli_run(capsys, *(str(a) for a in argv))
 
 
 @pytest.fixture(scope="module")

@@ -5,23 +5,11 @@ import re
 
 import pytest
 
-from hwprof.cli.main import main
 from hwprof.errors import ConfigError
 from nas.search import SearchRequest, run_search
+from tests.predictors.test_predict_cli import one_line_error, run
 
 SEARCH = ["search", "--cost", "lookup:pixel3", "--max-latency-ms", "5", "--budget", "20"]
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err):
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def test_another_search_is_refused_and_leaves_the_results_untouched(tmp_path, capsys):

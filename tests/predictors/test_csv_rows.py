@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from hwprof.cli.main import main
 from hwprof.errors import DataError
 from nas.cost.lookup import LookupCost
 from nas.spaces import NB201Space
 from predictors.data import read_latency_samples, read_latency_table
 from predictors.features.encoding import infer_space
+from tests.predictors.test_predict_cli import one_line_error, run
 
 BOGUS = "|bogus~0|+|x|"
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err):
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from hwprof.cli.main import main
 from hwprof.errors import ConfigError, PersistenceError
 from predictors.base import NonFinitePrediction
 from predictors.features.encoding import ArchFeaturizer
@@ -16,24 +15,13 @@ from predictors.gbdt import GBDTPredictor
 from predictors.linear import LinearPredictor
 from predictors.mlp import MLPPredictor
 from predictors.persistence import METADATA_FILE, load_predictor, save
+from tests.predictors.test_predict_cli import one_line_error, run
 
 MODELS = {
     "gbdt": (lambda: GBDTPredictor(n_estimators=20), ("linear_base", "log_target", "tune")),
     "mlp": (lambda: MLPPredictor(hidden_sizes=(8,), max_epochs=5), ("linear_skip", "refit", "log_target")),
     "linear": (lambda: LinearPredictor(alpha=0.5), ("log_target",)),
 }
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err):
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

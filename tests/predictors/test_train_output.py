@@ -6,22 +6,10 @@ import os
 
 import pytest
 
-from hwprof.cli.main import main
 from hwprof.errors import PersistenceError
 from predictors.persistence import check_save_target, read_info
 from tests.predictors.conftest import write_table
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err):
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+from tests.predictors.test_predict_cli import one_line_error, run
 
 
 @pytest.fixture(scope="module")
