@@ -312,7 +312,8 @@ def check_architectures(data: LatencyData) -> LatencyData:
     try:
         ArchFeaturizer(data.space, "onehot").choices(data.archs)
     except DataError as exc:
-        raise DataError(f"{data.source} does not hold {data.space} architectures: {describe_bad_architecture(exc, data.lines)}") from None
+        why = describe_bad_architecture(exc, data.lines)
+        raise DataError(f"{data.source} does not hold {data.space} architectures: {why}") from None
     return data
 
 

@@ -229,7 +229,8 @@ def predict_latencies(
         raise  # the model is at fault, not the architectures
     except DataError as exc:
         space = context.space if context is not None else "its"
-        raise DataError(f"{where} does not hold architectures of the predictor's space {space!r}: {describe_bad_architecture(exc, lines)}") from None
+        why = describe_bad_architecture(exc, lines)
+        raise DataError(f"{where} does not hold architectures of the predictor's space {space!r}: {why}") from None
 
 
 @dataclass(frozen=True, eq=False)

@@ -229,15 +229,15 @@ class ModnasModel:
         if ref_latencies_ms is not None:
             level = float(np.exp(np.mean(np.log(np.asarray(ref_latencies_ms, dtype=np.float64)))))
         with np.errstate(over="ignore"):
-            rel_all = np.exp(z) * (1.0 if level is None else level)
-        if not np.all(np.isfinite(rel_all)):
+            rels = np.exp(z)
+        if not np.all(np.isfinite(rels * (1.0 if level is None else level))):  # never a front of inf
             raise DataError(
                 "the latency surrogate answers a non-finite latency for this device: its embedding lies far outside "
                 "the training devices'; check the reference latencies (milliseconds, one per reference)"
             )
         out = []
         for i, (a, p) in enumerate(zip(archs, prefs)):
-            rel = float(np.exp(z[i]))
+            rel = float(rels[i])
             out.append(FrontEntry(
                 preference=tuple(float(x) for x in p),
                 spec=a.spec,

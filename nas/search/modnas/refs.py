@@ -97,10 +97,12 @@ class ReferenceSet:
             try:
                 spec = space.parse(arch).spec
             except HwprofError as exc:
-                unparsed.append((line, arch, str(exc)))  # a typo, or another space's network: named if one is missing
+                unparsed.append((line, arch, str(exc)))  # a typo, or another space's network: named below
                 continue
             if spec in found:
-                raise DataError(f"{path.name}: architecture {spec!r} appears twice (lines {lines[spec]} and {line}); expected each reference once")
+                raise DataError(
+                    f"{path.name}: architecture {spec!r} appears twice (lines {lines[spec]} and {line}); expected each reference once"
+                )
             found[spec] = float(value)
             lines[spec] = line
         missing = [(i, s) for i, s in enumerate(self.specs) if s not in found]
