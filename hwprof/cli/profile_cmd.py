@@ -113,7 +113,8 @@ def _kept_line(summary: ProfileSummary, device: str, db: Path) -> str:
         if summary.n_interrupted else ""
     )
     return (
-        f"run {summary.run_id} on {device} marked interrupted; {summary.n_measured} measurements kept in {db}{partial}; "
+        f"run {summary.run_id} on {device} marked interrupted; {summary.n_measured} "
+        f"measurement{'' if summary.n_measured == 1 else 's'} kept in {db}{partial}; "
         "run the same command to measure the rest"
     )
 
