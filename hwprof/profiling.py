@@ -143,14 +143,23 @@ class Profiler:
     @property
     def run_id(self) -> int:
         """The open run, started on first use (refused while another live process runs the same measurement)."""
+        return self._claim()
+
+    def _claim(self) -> int:
         if self._run_id is None:
             _, host = self.runner.describe()  # the worker's machine, now
             host = {**host, **driver_identity()}  # and the process driving the run: for live-run detection
-            self._run_id = self._write(lambda: self._claim_run(host), "start a run")
+            self._run_id, notes = self._write(lambda: self._claim_run(host), "start a run")
+            self.notes.extend(notes)
         return self._run_id
 
-    def _claim_run(self, host: dict[str, Any]) -> int:
-        """Check for live runs of the same measurement and start ours, in one write transaction (no race)."""
+    def _claim_run(self, host: dict[str, Any]) -> tuple[int, list[str]]:
+        """Check for live runs of the same measurement and start ours, in one write transaction (no race).
+
+        Returns the new run's id and notes on the runs found (kept apart until the
+        transaction commits: a retried attempt must not repeat them).
+        """
+        notes: list[str] = []
         with self.store.transaction():
             for run in self.store.runs(status="running", device=self.device.name):
                 if stable_hash(dict(run.settings)) != self.settings_hash:
@@ -166,15 +175,16 @@ class Profiler:
                     )
                 if state == "dead":
                     self.store.finish_run(run.id, "interrupted")
-                    self.notes.append(f"run {run.id} was left 'running' by pid {pid}, which is gone: marked interrupted")
+                    notes.append(f"run {run.id} was left 'running' by pid {pid}, which is gone: marked interrupted")
                 elif state == "unknown":
-                    self.notes.append(
+                    notes.append(
                         f"run {run.id} is marked running by pid {pid} on {hostname}; its process cannot be checked "
                         "from here: if it is still measuring on this machine, the two runs disturb each other"
                     )
-            return self.store.start_run(
+            run_id = self.store.start_run(
                 self.device_id, dict(self.device.settings), self.protocol.to_json(), host, self.command
             )
+        return run_id, notes
 
     def _write(self, write: Callable[[], Any], what: str) -> Any:
         """``write()`` retried while another process holds the store's write lock (up to ``commit_wait_s``)."""
@@ -213,7 +223,7 @@ class Profiler:
     def measure(self, arch: Architecture) -> Measurement:
         """Export (cached), measure and store one architecture atomically."""
         artifact = self.export(arch)
-        self.run_id  # claimed before measuring: refused while another process measures the same
+        self._claim()  # before measuring: refused while another process measures the same
         try:
             measurement = self.runner.measure([artifact], self.protocol, interleaved=False)[0]
         except MeasurementInterrupted as exc:
@@ -255,7 +265,7 @@ class Profiler:
         ids = {a.arch_id for a in group}
         group += [r for r in refs if r.arch_id not in ids]
         artifacts = [self.export(a) for a in group]
-        self.run_id  # claimed before measuring: refused while another process measures the same
+        self._claim()  # before measuring: refused while another process measures the same
         try:
             measurements = self.runner.measure(artifacts, self.protocol, interleaved=True)
         except MeasurementInterrupted as exc:

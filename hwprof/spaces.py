@@ -7,9 +7,8 @@ A space is an ordered list of layers, each with a finite set of options
 
 from __future__ import annotations
 
-import re
-
 import itertools
+import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence

@@ -96,3 +96,17 @@ class ScriptedDevice(Device):
 @pytest.fixture
 def toy_space():
     return ToySpace()
+
+
+@pytest.fixture
+def toy_plugins():
+    """The toy exporter and device of tests/hwprof/plugins.py and the toy space, registered by name for one test."""
+    from hwprof import registry
+    from tests.hwprof.plugins import ToyDevice, ToyExporter
+
+    registry.register("exporter", "toy-json", ToyExporter)
+    registry.register("device", "toy-cpu", ToyDevice)
+    registry.register("space", "toy", ToySpace)
+    yield
+    for kind, name in (("exporter", "toy-json"), ("device", "toy-cpu"), ("space", "toy")):
+        registry.unregister(kind, name)

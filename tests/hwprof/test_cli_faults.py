@@ -129,18 +129,6 @@ SLOW = ["profile", "--device", "toy-cpu", "--space", "toy", "-n", "6", "--rounds
         "--min-runs", "5", "--max-runs", "100000", "--max-time-s", "0.5", "--target-ci", "0.000001", "--drift-every", "0"]
 
 
-@pytest.fixture
-def toy_plugins():
-    from tests.hwprof.plugins import ToyDevice, ToyExporter
-
-    registry.register("exporter", "toy-json", ToyExporter)
-    registry.register("device", "toy-cpu", ToyDevice)
-    registry.register("space", "toy", ToySpace)
-    yield
-    for kind, name in (("exporter", "toy-json"), ("device", "toy-cpu"), ("space", "toy")):
-        registry.unregister(kind, name)
-
-
 def _wait_for_a_row(db, proc, timeout_s=90.0):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
