@@ -20,9 +20,15 @@ import json
 import logging
 import os
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 from hwprof import registry
 from hwprof.errors import ConfigError, ExportError
@@ -39,6 +45,9 @@ PRECISIONS = ("fp32", "int8")
 DEFAULT_PRECISION = "fp32"
 WEIGHT_SEED = 0  # every exported network is initialised from this seed: the same arch gives the same bytes
 META_VERSION = 1
+TEMP_SUFFIX = ".tmp"  # exports and metadata are written to <name>.tmp, then renamed into place
+STALE_TEMP_MIN_AGE_S = 60.0
+STALE_TEMP_UNLOCKED_AGE_S = 24 * 3600.0
 
 
 def sha256_file(path: str | Path) -> str:
@@ -153,13 +162,14 @@ class ArtifactCache:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ExportError(f"cannot create artifact cache {folder}: {exc.strerror or exc}") from exc
-        fd, tmp_name = tempfile.mkstemp(suffix=f"{exporter.suffix}.tmp", dir=folder)
-        os.close(fd)
+        fd, tmp_name = tempfile.mkstemp(suffix=f"{exporter.suffix}{TEMP_SUFFIX}", dir=folder)
+        _lock(fd)  # held while exporting: remove_stale_temp_files leaves a locked file alone
         try:
             exporter.export(build(), inputs, Path(tmp_name), precision)
             digest = sha256_file(tmp_name)
             os.replace(tmp_name, model_path)
         finally:
+            os.close(fd)
             if os.path.exists(tmp_name):
                 os.unlink(tmp_name)
         artifact = ModelArtifact(
@@ -184,6 +194,30 @@ class ArtifactCache:
         }
         _write_atomic(meta_path, json.dumps(meta, sort_keys=True, indent=1))
         return artifact
+
+    def remove_stale_temp_files(self, min_age_s: float = STALE_TEMP_MIN_AGE_S) -> list[Path]:
+        """Delete the temporary files of exports that were killed (SIGKILL, power loss); returns them.
+
+        A temporary file is stale when no process holds its lock (an exporter
+        locks its file until it is renamed into place, and the lock dies with
+        the process) and it is older than ``min_age_s`` (so a file created an
+        instant ago, not yet locked, is spared). Where file locks are not
+        available, only files older than ``STALE_TEMP_UNLOCKED_AGE_S`` go.
+        """
+        removed: list[Path] = []
+        if not self.root.is_dir():
+            return removed
+        now = time.time()
+        for path in sorted(self.root.glob(f"*/*{TEMP_SUFFIX}")):
+            try:
+                age_s = now - path.stat().st_mtime
+                if age_s < min_age_s or (fcntl is None and age_s < STALE_TEMP_UNLOCKED_AGE_S) or _locked(path):
+                    continue
+                path.unlink()
+            except OSError:  # gone meanwhile, or not ours to delete
+                continue
+            removed.append(path)
+        return removed
 
     def _read_cached(self, arch: Architecture, model_path: Path, meta_path: Path) -> ModelArtifact | None:
         if not (model_path.is_file() and meta_path.is_file()):
@@ -248,8 +282,27 @@ def _meta_problem(meta: Any) -> str:
     return ""
 
 
+def _lock(fd: int) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a fresh file: nobody else holds it
+
+
+def _locked(path: Path) -> bool:
+    """Whether a live process holds ``path``'s lock (False where locks are unavailable)."""
+    if fcntl is None:
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock taken here
+    return False
+
+
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)

@@ -18,7 +18,7 @@ from typing import Any, Callable, ClassVar, ContextManager, Mapping, Sequence
 from hwprof import __version__
 from hwprof.errors import ConfigError
 from hwprof.hostinfo import host_metadata
-from hwprof.protocol import ProtocolSettings, TimingResult, run_interleaved, run_protocol
+from hwprof.protocol import MeasurementInterrupted, ProtocolSettings, TimingResult, run_interleaved, run_protocol
 from hwprof.types import DeviceInfo, Measurement, ModelArtifact
 
 
@@ -94,6 +94,8 @@ class Device(ABC):
             handle = self.prepare(artifact)
             try:
                 result = self.time(handle.run, protocol)
+            except MeasurementInterrupted as exc:
+                raise self._interrupted([artifact], exc, protocol) from exc
             finally:
                 self.release(handle)
         return self.to_measurement(artifact, result, protocol, self.host_metadata())
@@ -104,6 +106,8 @@ class Device(ABC):
         All artifacts are loaded first, so no repetition pays for loading; see
         ``hwprof.protocol.run_interleaved`` for why interleaving makes latencies
         measured minutes apart comparable. Every handle is released, also on errors.
+        On Ctrl-C, :class:`~hwprof.protocol.MeasurementInterrupted` carries a
+        Measurement (stop reason ``interrupted``) for every model the protocol kept.
         """
         protocol = protocol or ProtocolSettings()
         protocol.validate()
@@ -115,11 +119,22 @@ class Device(ABC):
                 for artifact in artifacts:
                     handles.append(self.prepare(artifact))
                 results = self.time_many([h.run for h in handles], protocol)
+            except MeasurementInterrupted as exc:
+                raise self._interrupted(artifacts, exc, protocol) from exc
             finally:
                 for handle in handles:
                     self.release(handle)
         host = self.host_metadata()
         return [self.to_measurement(a, r, protocol, host) for a, r in zip(artifacts, results)]
+
+    def _interrupted(
+        self, artifacts: Sequence[ModelArtifact], exc: MeasurementInterrupted, protocol: ProtocolSettings
+    ) -> MeasurementInterrupted:
+        """The protocol's partial TimingResults as Measurements of ``artifacts`` (None stays None)."""
+        host = self.host_metadata()
+        return MeasurementInterrupted(
+            [None if r is None else self.to_measurement(a, r, protocol, host) for a, r in zip(artifacts, exc.partial)]
+        )
 
     def _check_format(self, artifact: ModelArtifact) -> None:
         if artifact.format not in self.supported_formats:

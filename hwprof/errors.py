@@ -33,6 +33,14 @@ class StoreError(HwprofError):
     """The measurement database is unusable (corrupt, foreign, newer schema, unwritable)."""
 
 
+class StoreBusy(StoreError):
+    """Another connection held the store's write lock past the busy timeout; retrying later may succeed."""
+
+
+class RunInProgress(HwprofError):
+    """A live process is already profiling the same device with the same settings into the same store."""
+
+
 class DataError(HwprofError):
     """Input data (CSV, samples, latencies) is malformed or insufficient."""
 

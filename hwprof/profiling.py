@@ -7,27 +7,40 @@ the machine where the worker ran.
 
 Each model's architecture, artifact and measurement are written in one
 transaction, so an interrupted run (Ctrl-C, a failing model) leaves every
-completed measurement committed and no partial rows. One device at a time:
-a latency benchmark must not share cores with another benchmark.
+completed measurement committed and no partial rows. Ctrl-C inside an
+interleaved group keeps the group's models that completed their minimum
+rounds (stop reason ``interrupted``). A store locked by another process is
+waited for (``commit_wait_s``), never a reason to drop measured work.
+
+One device at a time: a latency benchmark must not share cores with another
+benchmark, so a run refuses to start while a live process profiles the same
+device with the same settings into the same store (:mod:`hwprof.liveness`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import statistics
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from hwprof.artifacts import DEFAULT_PRECISION, WEIGHT_SEED, ArtifactCache, exporter_for, space_inputs
 from hwprof.devices import Device
-from hwprof.errors import ConfigError
-from hwprof.protocol import DriftCheck, DriftMonitor, ProtocolSettings
+from hwprof.errors import ConfigError, RunInProgress, StoreBusy
+from hwprof.liveness import driver_identity, driver_state
+from hwprof.protocol import STOP_INTERRUPTED, DriftCheck, DriftMonitor, MeasurementInterrupted, ProtocolSettings
 from hwprof.registry import get_device, get_space
 from hwprof.runners import InProcessRunner, Runner
 from hwprof.spaces import SearchSpace, parse_indices, read_arch_file  # noqa: F401  (re-exported for callers of the profiler)
 from hwprof.store import Store
 from hwprof.types import Architecture, Measurement, ModelArtifact, stable_hash
+
+logger = logging.getLogger("hwprof")
+
+COMMIT_WAIT_S = 600.0  # how long a measured group waits for a write lock held by another process
 
 
 @dataclass(frozen=True)
@@ -47,14 +60,29 @@ class ProgressEvent:
 class ProfileSummary:
     run_id: int
     n_requested: int
-    n_measured: int = 0
+    n_measured: int = 0  # stored in this run, the interrupted group's kept models included
     n_skipped: int = 0
     n_unstable: int = 0
+    n_interrupted: int = 0  # kept from a group cut short by an interrupt (stop reason "interrupted")
     latencies_ms: list[float] = field(default_factory=list)
     drift_checks: list[DriftCheck] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     unstable_warnings: list[str] = field(default_factory=list)  # one per unstable row, kept apart: there may be hundreds
     status: str = "running"
+    elapsed_s: float = 0.0  # wall time of the run: exports, measuring, drift checks, storing
+
+    @property
+    def networks_per_min(self) -> float | None:
+        """Measured (not skipped) networks per minute of wall time; None before any time has passed."""
+        return self.n_measured * 60.0 / self.elapsed_s if self.elapsed_s > 0 else None
+
+
+class ProfileInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or a signal raised as one) stopped :meth:`Profiler.profile`; ``summary`` says what was kept."""
+
+    def __init__(self, summary: ProfileSummary) -> None:
+        super().__init__(f"run {summary.run_id} interrupted: {summary.n_measured} measurements kept")
+        self.summary = summary
 
 
 class Profiler:
@@ -75,6 +103,7 @@ class Profiler:
         references: int = 5,
         precision: str = DEFAULT_PRECISION,
         runner: Runner | None = None,
+        commit_wait_s: float = COMMIT_WAIT_S,
     ) -> None:
         self.device = device
         self.space = space
@@ -86,8 +115,14 @@ class Profiler:
         self.exporter = exporter_for(device.supported_formats, precision)
         self.runner = runner if runner is not None else InProcessRunner(device)
         self.command = command
+        if isinstance(drift_every, bool) or not isinstance(drift_every, int) or drift_every < 0:
+            raise ConfigError(f"drift_every must be an integer >= 0 (0 = no drift checks), got {drift_every!r}")
+        if isinstance(drift_threshold_rel, bool) or not isinstance(drift_threshold_rel, (int, float)) \
+                or not 0 < drift_threshold_rel < math.inf:
+            raise ConfigError(f"drift_threshold_rel must be a number > 0, got {drift_threshold_rel!r}")
         self.drift_every = drift_every
         self.drift_threshold_rel = drift_threshold_rel
+        self.commit_wait_s = commit_wait_s
         if isinstance(interleave, bool) or not isinstance(interleave, int) or interleave < 1:
             raise ConfigError(f"interleave must be an integer >= 1, got {interleave!r}")
         self.interleave = interleave
@@ -100,16 +135,84 @@ class Profiler:
         self.device_id = store.upsert_device(self.info)
         self.settings_hash = stable_hash(dict(device.settings))
         self._run_id: int | None = None
+        self.notes: list[str] = []  # what starting the run found (stale runs, runs of other hosts): for the summary
+        for path in self.cache.remove_stale_temp_files():
+            logger.info("removed %s, left by an export that was killed", path)
 
-    # --- single models ---------------------------------------------------
+    # --- the run -------------------------------------------------------------
     @property
     def run_id(self) -> int:
+        """The open run, started on first use (refused while another live process runs the same measurement)."""
+        return self._claim()
+
+    def _claim(self) -> int:
         if self._run_id is None:
             _, host = self.runner.describe()  # the worker's machine, now
-            self._run_id = self.store.start_run(
+            host = {**host, **driver_identity()}  # and the process driving the run: for live-run detection
+            self._run_id, notes = self._write(lambda: self._claim_run(host), "start a run")
+            self.notes.extend(notes)
+        return self._run_id
+
+    def _claim_run(self, host: dict[str, Any]) -> tuple[int, list[str]]:
+        """Check for live runs of the same measurement and start ours, in one write transaction (no race).
+
+        Returns the new run's id and notes on the runs found (kept apart until the
+        transaction commits: a retried attempt must not repeat them).
+        """
+        notes: list[str] = []
+        with self.store.transaction():
+            for run in self.store.runs(status="running", device=self.device.name):
+                if stable_hash(dict(run.settings)) != self.settings_hash:
+                    continue
+                pid = run.host.get("driver_pid", run.host.get("pid"))
+                hostname = run.host.get("driver_hostname", run.host.get("hostname"))
+                state = driver_state(run.host)
+                if state == "alive" and pid != host["driver_pid"]:
+                    raise RunInProgress(
+                        f"run {run.id} (pid {pid} on {hostname}, `{run.command or 'hwprof'}`) is profiling "
+                        f"{self.device.name} with the same settings into {self.store.path}; two benchmarks sharing "
+                        "cores corrupt each other's figures: wait for it to finish or stop it, then run this again"
+                    )
+                if state == "dead":
+                    self.store.finish_run(run.id, "interrupted")
+                    notes.append(f"run {run.id} was left 'running' by pid {pid}, which is gone: marked interrupted")
+                elif state == "unknown":
+                    notes.append(
+                        f"run {run.id} is marked running by pid {pid} on {hostname}; its process cannot be checked "
+                        "from here: if it is still measuring on this machine, the two runs disturb each other"
+                    )
+            run_id = self.store.start_run(
                 self.device_id, dict(self.device.settings), self.protocol.to_json(), host, self.command
             )
-        return self._run_id
+        return run_id, notes
+
+    def _write(self, write: Callable[[], Any], what: str) -> Any:
+        """``write()`` retried while another process holds the store's write lock (up to ``commit_wait_s``)."""
+
+        def waiting(exc: StoreBusy) -> None:
+            logger.warning(
+                "the store %s is locked by another process; waiting up to %.0f s to %s", self.store.path, self.commit_wait_s, what
+            )
+
+        return self.store.retry_busy(write, self.commit_wait_s, on_wait=waiting)
+
+    def _store_one(self, arch: Architecture, artifact: ModelArtifact, m: Measurement) -> None:
+        """Architecture, artifact and measurement in one transaction, waiting out another process's lock."""
+
+        def write() -> None:
+            with self.store.transaction():
+                self.store.add_architecture(arch)
+                self.store.add_artifact(artifact)
+                self.store.add_measurement(self.run_id, self.device_id, m)
+
+        self._write(write, f"store the measurement of {arch.spec}")
+
+    def _finish_run(self, status: str) -> None:
+        if self._run_id is not None:
+            run_id, self._run_id = self._run_id, None
+            self._write(lambda: self.store.finish_run(run_id, status), f"mark run {run_id} {status}")
+
+    # --- single models ---------------------------------------------------
 
     def export(self, arch: Architecture) -> ModelArtifact:
         """The artifact of ``arch`` in the device's format and the profiler's precision (cached by content)."""
@@ -120,12 +223,13 @@ class Profiler:
     def measure(self, arch: Architecture) -> Measurement:
         """Export (cached), measure and store one architecture atomically."""
         artifact = self.export(arch)
-        measurement = self.runner.measure([artifact], self.protocol, interleaved=False)[0]
-        run_id = self.run_id
-        with self.store.transaction():
-            self.store.add_architecture(arch)
-            self.store.add_artifact(artifact)
-            self.store.add_measurement(run_id, self.device_id, measurement)
+        self._claim()  # before measuring: refused while another process measures the same
+        try:
+            measurement = self.runner.measure([artifact], self.protocol, interleaved=False)[0]
+        except MeasurementInterrupted as exc:
+            self._store_kept([arch], [artifact], exc.partial, None)
+            raise
+        self._store_one(arch, artifact, measurement)
         return measurement
 
     def measure_latency_ms(self, arch: Architecture) -> float:
@@ -148,25 +252,53 @@ class Profiler:
         (stored only if they were asked for) and every measurement records the
         geometric mean of their medians from the same group as ``reference_ms``:
         one number for how fast the machine ran while the group was measured.
+
+        Interrupted (Ctrl-C), the group's models the protocol kept (those that
+        completed their ``rounds`` visits and ``min_runs`` runs) are stored
+        with stop reason ``interrupted`` (calibrated only if every reference
+        was kept too), and :class:`~hwprof.protocol.MeasurementInterrupted` is
+        raised again with ``partial``: per architecture of ``archs``, the
+        stored Measurement or None.
         """
         group = list(archs)
         refs = self.space.calibration_architectures(self.references) if self.calibrate else []
         ids = {a.arch_id for a in group}
         group += [r for r in refs if r.arch_id not in ids]
         artifacts = [self.export(a) for a in group]
-        measurements = self.runner.measure(artifacts, self.protocol, interleaved=True)
-        if refs:
-            by_id = {a.arch_id: m.latency_ms for a, m in zip(group, measurements)}
-            ref_ms = math.exp(statistics.fmean(math.log(by_id[r.arch_id]) for r in refs))
-            measurements = [replace(m, reference_ms=ref_ms) for m in measurements]
-        measurements = measurements[: len(archs)]
-        run_id = self.run_id
+        self._claim()  # before measuring: refused while another process measures the same
+        try:
+            measurements = self.runner.measure(artifacts, self.protocol, interleaved=True)
+        except MeasurementInterrupted as exc:
+            partial = self._calibrated(group, refs, exc.partial)
+            raise MeasurementInterrupted(self._store_kept(archs, artifacts, partial, STOP_INTERRUPTED)) from exc
+        measurements = self._calibrated(group, refs, measurements)[: len(archs)]
         for arch, artifact, m in zip(archs, artifacts, measurements):
-            with self.store.transaction():
-                self.store.add_architecture(arch)
-                self.store.add_artifact(artifact)
-                self.store.add_measurement(run_id, self.device_id, m)
+            self._store_one(arch, artifact, m)
         return measurements
+
+    @staticmethod
+    def _calibrated(group: Sequence[Architecture], refs: Sequence[Architecture], measurements: Sequence[Any]) -> list[Any]:
+        """``measurements`` with the geometric mean of the references' medians as ``reference_ms`` (None entries stay).
+
+        Unchanged when there are no references or one of them has no measurement (an interrupted group).
+        """
+        by_id = {a.arch_id: m for a, m in zip(group, measurements)}
+        if not refs or any(by_id.get(r.arch_id) is None for r in refs):
+            return list(measurements)
+        ref_ms = math.exp(statistics.fmean(math.log(by_id[r.arch_id].latency_ms) for r in refs))
+        return [None if m is None else replace(m, reference_ms=ref_ms) for m in measurements]
+
+    def _store_kept(
+        self, archs: Sequence[Architecture], artifacts: Sequence[ModelArtifact], partial: Sequence[Any], stop_reason: str | None
+    ) -> list[Measurement | None]:
+        """Store the measurements an interrupt left (``stop_reason`` set on each when given); aligned to ``archs``."""
+        kept: list[Measurement | None] = []
+        for arch, artifact, m in zip(archs, artifacts, list(partial) + [None] * (len(archs) - len(partial))):
+            if m is not None:
+                m = replace(m, stop_reason=stop_reason) if stop_reason else m
+                self._store_one(arch, artifact, m)
+            kept.append(m)
+        return kept
 
     def profile(
         self,
@@ -179,11 +311,18 @@ class Profiler:
         With ``protocol.rounds > 1`` the architectures are measured in groups of
         ``interleave``, each group's models visited in alternating rounds (see
         ``hwprof.protocol.run_interleaved``); a group is committed when it is
-        complete, so an interrupt loses at most the group in progress.
+        complete. On Ctrl-C (or a signal the caller raises as KeyboardInterrupt)
+        the group in progress keeps every model that completed its minimum
+        rounds (stop reason ``interrupted``; see :meth:`measure_batch`), the run
+        is marked ``interrupted`` and :class:`ProfileInterrupted` carries the
+        summary of what was stored. Such rows count as measured when resuming.
         """
+        started = time.monotonic()
         done = set() if again else self.already_measured()
         summary = ProfileSummary(run_id=self.run_id, n_requested=len(archs))
-        monitor = self._drift_monitor(len(archs) - sum(a.arch_id in done for a in archs))
+        summary.warnings.extend(self.notes)
+        self.notes.clear()
+        monitor: DriftMonitor | None = None  # its baseline is measured inside the try: an interrupt there finishes the run
         group_size = self.interleave if self.protocol.rounds > 1 else 1
         n_done = 0
 
@@ -203,15 +342,25 @@ class Profiler:
                     )
                 )
 
+        def count(arch: Architecture, m: Measurement) -> None:
+            summary.n_measured += 1
+            summary.n_interrupted += int(m.stop_reason == STOP_INTERRUPTED)
+            summary.n_unstable += int(m.unstable)
+            summary.latencies_ms.append(m.latency_ms)
+            if m.unstable:
+                summary.unstable_warnings.append(f"{arch.spec}: unstable measurement (CV {m.stats.cv:.1%})")
+
         def flush(group: list[Architecture]) -> None:
-            measurements = self.measure_batch(group)
+            try:
+                measurements = self.measure_batch(group)
+            except MeasurementInterrupted as exc:
+                for arch, m in zip(group, exc.partial):
+                    if m is not None:
+                        count(arch, m)
+                raise
             drift = None
             for arch, m in zip(group, measurements):
-                summary.n_measured += 1
-                summary.n_unstable += int(m.unstable)
-                summary.latencies_ms.append(m.latency_ms)
-                if m.unstable:
-                    summary.unstable_warnings.append(f"{arch.spec}: unstable measurement (CV {m.stats.cv:.1%})")
+                count(arch, m)
                 if monitor is not None and drift is None and monitor.due(summary.n_measured):
                     drift = self._check_drift(monitor, summary)
                 emit(arch, m, drift if arch is group[-1] else None)
@@ -219,6 +368,7 @@ class Profiler:
 
         status = "failed"
         try:
+            monitor = self._drift_monitor(len(archs) - sum(a.arch_id in done for a in archs))
             group: list[Architecture] = []
             for arch in archs:
                 if arch.arch_id in done:
@@ -232,13 +382,13 @@ class Profiler:
             if group:
                 flush(group)
             status = "completed"
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             status = "interrupted"
-            raise
+            raise ProfileInterrupted(summary) from exc
         finally:
             summary.status = status
-            self.store.finish_run(self.run_id, status)
-            self._run_id = None
+            summary.elapsed_s = time.monotonic() - started
+            self._finish_run(status)
         return summary
 
     def _drift_monitor(self, n_to_measure: int) -> DriftMonitor | None:
@@ -253,8 +403,12 @@ class Profiler:
     def _check_drift(self, monitor: DriftMonitor, summary: ProfileSummary) -> DriftCheck:
         check = monitor.check(summary.n_measured)
         summary.drift_checks.append(check)
-        self.store.add_drift_check(
-            self.run_id, self._drift_ref.arch_id, check.n_done, check.baseline_ms, check.median_ms, check.drift_rel, check.exceeded
+        self._write(
+            lambda: self.store.add_drift_check(
+                self.run_id, self._drift_ref.arch_id, check.n_done, check.baseline_ms, check.median_ms, check.drift_rel,
+                check.exceeded,
+            ),
+            "store a drift check",
         )
         if check.exceeded:
             summary.warnings.append(
@@ -265,9 +419,7 @@ class Profiler:
 
     def close(self) -> None:
         """Finish an open run (from single ``measure`` calls) and close the store."""
-        if self._run_id is not None:
-            self.store.finish_run(self._run_id, "completed")
-            self._run_id = None
+        self._finish_run("completed")
         self.store.close()
 
 

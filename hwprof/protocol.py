@@ -26,6 +26,8 @@ logger = logging.getLogger("hwprof")
 STOP_CI_TARGET = "ci_target"
 STOP_MAX_RUNS = "max_runs"
 STOP_MAX_TIME = "max_time"
+# Every result kept from an interleaved group cut short by Ctrl-C (or a signal raised as one).
+STOP_INTERRUPTED = "interrupted"
 
 # Below this many samples the order-statistic CI of the median is not informative.
 MIN_SAMPLES_FOR_CI = 6
@@ -105,9 +107,25 @@ class TimingResult:
     stats: LatencyStats
     n_warmup: int
     warmup_settled: bool
-    stop_reason: str  # "ci_target" | "max_runs" | "max_time"
+    stop_reason: str  # "ci_target" | "max_runs" | "max_time" | "interrupted"
     unstable: bool
     warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+class MeasurementInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or a signal raised as one) during a measurement, carrying what was completed.
+
+    ``partial`` has one entry per model measured together: the result kept for
+    it, or None where it had not completed its minimum (see
+    :func:`run_interleaved`). The protocol fills it with ``TimingResult``; the
+    device, worker and runner pass it on with ``Measurement`` in their place, so
+    the profiler can store completed work. A ``KeyboardInterrupt``, so code that
+    only knows Ctrl-C still stops.
+    """
+
+    def __init__(self, partial: Sequence[Any | None] = ()) -> None:
+        super().__init__(f"interrupted: {sum(p is not None for p in partial)} of {len(partial)} results kept")
+        self.partial = list(partial)
 
 
 def _z(confidence: float) -> float:
@@ -222,8 +240,19 @@ class _Track:
     unsettled_visits: int = 0  # visits whose warm-up hit max_warmup without settling (warned)
     settled_visits: int = 0
     measured_s: float = 0.0
-    visits: int = 0
+    visits: int = 0  # visits begun (counted once warmed up)
+    visits_done: int = 0  # visits finished (an interrupt may cut the last one short)
     stop_reason: str | None = None
+
+    def kept_on_interrupt(self, settings: ProtocolSettings) -> bool:
+        """Finished, or through all ``rounds`` visits with at least ``min_runs`` samples.
+
+        Such a model's samples already span the whole group's time as the
+        interleaving intends; only the CI target may be unmet.
+        """
+        if self.stop_reason is not None:
+            return True
+        return self.visits_done >= settings.rounds and len(self.samples) >= settings.min_runs
 
 
 def _warm_up(track: _Track, settings: ProtocolSettings, timed_call_ms: Callable[[Callable[[], object]], float]) -> None:
@@ -296,6 +325,13 @@ def run_interleaved(
     rule of :func:`run_protocol` applies to the pooled samples, and models
     still short of the CI target keep being visited until a cap is hit.
     ``max_time_s`` and ``max_runs`` cap each model's pooled measured phase.
+
+    On Ctrl-C (a ``KeyboardInterrupt`` of any kind) it raises
+    :class:`MeasurementInterrupted` with a result for every model that had
+    finished or had completed its ``rounds`` visits and ``min_runs`` samples,
+    each with ``stop_reason`` ``"interrupted"`` (the whole group was cut short,
+    so even a finished model shared it with unfinished ones), None for the
+    rest; a long group thus keeps its work. Uninterrupted, nothing changes.
     """
     settings.validate()
     z = _z(settings.confidence)
@@ -307,14 +343,25 @@ def run_interleaved(
 
     tracks = [_Track(fn) for fn in fns]
     round_no = 0
-    while True:
-        pending = [t for t in tracks if t.stop_reason is None]
-        if not pending:
-            break
-        for track in pending if round_no % 2 == 0 else reversed(pending):
-            _visit(track, settings, z, clock, timed_call_ms)
-        round_no += 1
+    try:
+        while True:
+            pending = [t for t in tracks if t.stop_reason is None]
+            if not pending:
+                break
+            for track in pending if round_no % 2 == 0 else reversed(pending):
+                _visit(track, settings, z, clock, timed_call_ms)
+                track.visits_done += 1
+            round_no += 1
+    except KeyboardInterrupt as exc:
+        raise MeasurementInterrupted([_interrupted_result(t, settings) for t in tracks]) from exc
     return [_result(t, settings) for t in tracks]
+
+
+def _interrupted_result(track: _Track, settings: ProtocolSettings) -> TimingResult | None:
+    if not track.kept_on_interrupt(settings):
+        return None
+    track.stop_reason = STOP_INTERRUPTED
+    return _result(track, settings)
 
 
 def _result(track: _Track, settings: ProtocolSettings) -> TimingResult:

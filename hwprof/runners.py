@@ -8,6 +8,7 @@ back: an in-process run serialises its reply and reads it back too.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from abc import ABC, abstractmethod
@@ -17,6 +18,8 @@ from hwprof.errors import HwprofError
 from hwprof.protocol import ProtocolSettings
 from hwprof.types import DeviceInfo, Measurement, ModelArtifact
 from hwprof.worker import WorkRequest, WorkResult, handle, parse_reply
+
+INTERRUPT_GRACE_S = 10.0  # how long an interrupted driver waits for the worker's partial reply
 
 
 class Runner(ABC):
@@ -61,23 +64,51 @@ class SubprocessRunner(Runner):
         self.timeout_s = timeout_s
 
     def submit(self, request: WorkRequest) -> WorkResult:
+        """Run the worker on ``request``; on Ctrl-C it is asked to stop and its partial reply is read back.
+
+        The worker answers an interrupt with the Measurements it kept (see
+        :mod:`hwprof.worker`), so the driver forwards SIGINT (it may not have
+        had one: a SIGTERM to the driver alone) and waits up to
+        ``INTERRUPT_GRACE_S`` for that reply before killing the worker.
+        """
         try:
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 [self.python, "-m", "hwprof.worker", "-"],
-                input=json.dumps(request.to_json()),
-                capture_output=True,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
-                timeout=self.timeout_s,
             )
-        except subprocess.TimeoutExpired:
-            raise HwprofError(f"the worker subprocess did not answer within {self.timeout_s} s") from None
         except OSError as exc:
             raise HwprofError(f"cannot start the worker ({self.python} -m hwprof.worker): {exc.strerror or exc}") from None
-        if proc.returncode == 130:
-            raise KeyboardInterrupt
+        with proc:
+            try:
+                stdout, stderr = proc.communicate(json.dumps(request.to_json()), timeout=self.timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise HwprofError(f"the worker subprocess did not answer within {self.timeout_s} s") from None
+            except KeyboardInterrupt:
+                stdout = self._interrupt(proc)
+                if stdout is None:
+                    raise
+                stderr = ""
         try:
-            reply = json.loads(proc.stdout)
+            reply = json.loads(stdout)
         except ValueError:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            if proc.returncode == 130:
+                raise KeyboardInterrupt from None
+            tail = (stderr or stdout).strip().splitlines()[-1:] or ["no output"]
             raise HwprofError(f"the worker subprocess exited with {proc.returncode} and no JSON reply: {tail[0]}") from None
         return parse_reply(reply)
+
+    @staticmethod
+    def _interrupt(proc: subprocess.Popen) -> str | None:
+        """SIGINT to the worker and its reply (None when it gave none within the grace period: killed)."""
+        try:
+            proc.send_signal(signal.SIGINT)
+            stdout, _ = proc.communicate(timeout=INTERRUPT_GRACE_S)
+            return stdout
+        except (subprocess.TimeoutExpired, OSError, ValueError):
+            proc.kill()
+            return None

@@ -8,6 +8,7 @@ A space is an ordered list of layers, each with a finite set of options
 from __future__ import annotations
 
 import itertools
+import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
@@ -234,26 +235,30 @@ def read_arch_file(path: str | Path, space: SearchSpace) -> list[Architecture]:
     return archs
 
 
+_INDEX_PART = re.compile(r"([0-9]+)(?:\s*-\s*([0-9]+))?")
+
+
 def parse_indices(text: str, size: int) -> list[int]:
-    """'0-99,120,200-210' -> indices, validated against the space size (ConfigError otherwise)."""
+    """'0-99,120,200-210' -> indices, validated against the space size (ConfigError otherwise).
+
+    Each part is ASCII digits or a range ``LO-HI`` of them: ``int()`` alone
+    would read ``1_0`` as 10 (and ``+1`` as 1). Empty parts are skipped, but a
+    text of none (``''``, ``','``) is an error, not nothing to do.
+    """
     out: list[int] = []
     for part in text.split(","):
         part = part.strip()
         if not part:
             continue
-        try:
-            if "-" in part:
-                lo, hi = (int(x) for x in part.split("-", 1))
-                if hi < lo:
-                    raise ValueError
-                out.extend(range(lo, hi + 1))
-            else:
-                out.append(int(part))
-        except ValueError:
-            raise ConfigError(f"bad index range {part!r}; expected e.g. '0-99,120'") from None
-    bad = [i for i in out if not 0 <= i < size]
-    if bad:
-        raise ConfigError(f"index {bad[0]} out of range 0..{size - 1}")
+        match = _INDEX_PART.fullmatch(part)
+        if match is None:
+            raise ConfigError(f"bad index range {part!r}; expected e.g. '0-99,120'")
+        lo, hi = int(match[1]), int(match[2] if match[2] is not None else match[1])
+        if hi < lo:
+            raise ConfigError(f"bad index range {part!r}; expected e.g. '0-99,120'")
+        if hi >= size:  # before building the list: '0-99999999999' must not fill the memory first
+            raise ConfigError(f"index {max(lo, size)} out of range 0..{size - 1}")
+        out.extend(range(lo, hi + 1))
     if not out:
         raise ConfigError(f"no indices in {text!r}; expected e.g. '0-99,120'")
     return out

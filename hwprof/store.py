@@ -21,10 +21,10 @@ import sqlite3
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, TextIO
+from typing import Any, Callable, Iterable, Iterator, TextIO, TypeVar
 
 from hwprof import __version__
-from hwprof.errors import StoreError
+from hwprof.errors import StoreBusy, StoreError
 from hwprof.store_records import (
     DeviceRecord,
     DeviceSummary,
@@ -41,6 +41,7 @@ APPLICATION_ID = 0x48575046  # "HWPF": marks the file as hwprof's in the SQLite 
 BUSY_TIMEOUT_S = 5.0
 RUN_STATUSES = ("running", "completed", "interrupted", "failed")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+_T = TypeVar("_T")
 
 _STAT_COLUMNS = ("median_ms", "mean_ms", "p90_ms", "std_ms", "min_ms", "max_ms", "ci_half_width_ms", "cv", "n_runs")
 _TABLES = ("devices", "runs", "architectures", "artifacts", "measurements", "drift_checks")
@@ -411,7 +412,8 @@ class Store:
         try:
             self._conn.execute("BEGIN IMMEDIATE" if outer else f"SAVEPOINT {name}")
         except sqlite3.OperationalError as exc:
-            raise StoreError(f"cannot write {self.path}: {exc} (another process holds the write lock?)") from exc
+            error = StoreBusy if _is_busy(exc) else StoreError
+            raise error(f"cannot write {self.path}: {exc} (another process holds the write lock?)") from exc
         self._depth += 1
         try:
             yield self
@@ -424,7 +426,39 @@ class Store:
                 self._conn.execute(f"RELEASE {name}")
             raise
         self._depth -= 1
-        self._conn.execute("COMMIT" if outer else f"RELEASE {name}")
+        if not outer:
+            self._conn.execute(f"RELEASE {name}")
+            return
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:  # never leave the transaction open: the next BEGIN would fail
+            self._conn.execute("ROLLBACK")
+            error = StoreBusy if _is_busy(exc) else StoreError
+            raise error(f"cannot commit to {self.path}: {exc}") from exc
+
+    def retry_busy(self, write: Callable[[], _T], wait_s: float, on_wait: Callable[[StoreBusy], None] | None = None) -> _T:
+        """``write()`` (which opens its own transaction), again while another process holds the write lock.
+
+        Each attempt already waits the busy timeout; this keeps trying, with
+        growing pauses, for ``wait_s`` seconds in all, so measured work is not
+        thrown away because a reader or writer held the lock a while.
+        ``on_wait(error)`` is called once, at the first refusal. Raises the
+        last StoreBusy when the time is up.
+        """
+        deadline = time.monotonic() + wait_s
+        pause = 0.05
+        warned = False
+        while True:
+            try:
+                return write()
+            except StoreBusy as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                if not warned and on_wait is not None:
+                    on_wait(exc)
+                warned = True
+                time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+                pause = min(pause * 2, 2.0)
 
     def _baselines(self) -> "_Baselines":
         return _Baselines(self._conn, self._known_baselines, remember=self._depth == 0)
@@ -640,11 +674,16 @@ class Store:
         )
         return [DeviceRecord.from_row(r) for r in rows]
 
-    def runs(self) -> list[RunRecord]:
+    def runs(self, status: str | None = None, device: str | None = None) -> list[RunRecord]:
+        """Runs in the order they started, optionally only those with ``status`` / on ``device`` (name)."""
+        where = [c for c, v in (("r.status = ?", status), ("d.name = ?", device)) if v is not None]
+        params = [v for v in (status, device) if v is not None]
         rows = self._conn.execute(
             "SELECT r.*, d.name AS device,"
             " (SELECT COUNT(*) FROM measurements m WHERE m.run_id = r.id) AS n_measurements"
-            " FROM runs r JOIN devices d ON d.id = r.device_id ORDER BY r.id"
+            " FROM runs r JOIN devices d ON d.id = r.device_id"
+            + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY r.id",
+            params,
         )
         return [RunRecord.from_row(r) for r in rows]
 

@@ -16,6 +16,12 @@ what ``Device.check()`` found plus the host metadata. Reply::
 
     {"version": 1, "ok": true, "result": {"device_info": {...}, "host": {...}, "measurements": [...]}}
     {"version": 1, "ok": false, "error": {"type": "DeviceUnavailable", "message": "..."}}
+    {"version": 1, "ok": false, "interrupted": true, "error": {...}, "partial": [{...Measurement...}, null, ...]}
+
+An interrupted request (Ctrl-C, or a signal the driver raises as one) answers
+with ``partial``: one entry per artifact, the Measurement kept for it (stop
+reason ``interrupted`` inside an interleaved group) or null; the driver raises
+it again as :class:`~hwprof.protocol.MeasurementInterrupted`.
 
 Command line: ``python -m hwprof.worker [REQUEST.json]`` (stdin when no file or
 ``-``) prints the reply on stdout; exit code 0, 1 on an error reply, 2 on a
@@ -32,7 +38,7 @@ from typing import Any, Mapping, Sequence
 from hwprof import errors, registry
 from hwprof.artifacts import sha256_file
 from hwprof.errors import ConfigError, HwprofError, ModelRunError, first_line
-from hwprof.protocol import ProtocolSettings
+from hwprof.protocol import MeasurementInterrupted, ProtocolSettings
 from hwprof.types import DeviceInfo, Measurement, ModelArtifact
 
 WORKER_VERSION = 1
@@ -144,17 +150,26 @@ def execute(request: WorkRequest, device: Any = None) -> WorkResult:
     if request.interleaved:
         measurements = device.measure_many(list(request.artifacts), request.protocol)
     else:
-        measurements = [device.measure(a, request.protocol) for a in request.artifacts]
+        measurements = []
+        for i, artifact in enumerate(request.artifacts):
+            try:
+                measurements.append(device.measure(artifact, request.protocol))
+            except KeyboardInterrupt as exc:  # the models measured before it are complete
+                current = exc.partial if isinstance(exc, MeasurementInterrupted) else [None]
+                rest = [None] * (len(request.artifacts) - i - 1)
+                raise MeasurementInterrupted([*measurements, *current, *rest]) from exc
     host = measurements[0].host if measurements else device.host_metadata()
     return WorkResult(info, host, tuple(measurements))
 
 
 def handle(request_json: Any, device: Any = None) -> dict[str, Any]:
-    """A decoded request -> a decoded reply; every HwprofError becomes an error reply (never raised)."""
+    """A decoded request -> a decoded reply; every HwprofError and every interrupt becomes a reply (never raised)."""
     try:
         result = execute(WorkRequest.from_json(request_json), device)
     except HwprofError as exc:
         return error_reply(exc)
+    except KeyboardInterrupt as exc:
+        return interrupted_reply(exc)
     return {"version": WORKER_VERSION, "ok": True, "result": result.to_json()}
 
 
@@ -162,10 +177,28 @@ def error_reply(exc: BaseException) -> dict[str, Any]:
     return {"version": WORKER_VERSION, "ok": False, "error": {"type": type(exc).__name__, "message": first_line(exc)}}
 
 
+def interrupted_reply(exc: KeyboardInterrupt) -> dict[str, Any]:
+    """The reply to an interrupted request: what was kept (``partial``), so the driver can store it."""
+    partial = exc.partial if isinstance(exc, MeasurementInterrupted) else []
+    reply = error_reply(MeasurementInterrupted(partial))
+    reply["interrupted"] = True
+    reply["partial"] = [None if m is None else m.to_json() for m in partial]
+    return reply
+
+
 def parse_reply(reply: Any) -> WorkResult:
-    """A decoded reply -> WorkResult, or the worker's error raised again as the same HwprofError subclass."""
+    """A decoded reply -> WorkResult, or the worker's error raised again as the same HwprofError subclass.
+
+    An interrupted reply is raised again as MeasurementInterrupted with its partial Measurements.
+    """
     if not isinstance(reply, dict) or "ok" not in reply:
         raise HwprofError(f"the worker's reply is not a hwprof worker reply: {str(reply)[:200]!r}")
+    if reply.get("interrupted"):
+        try:
+            partial = [None if m is None else Measurement.from_json(m) for m in reply.get("partial") or []]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise HwprofError(f"malformed interrupted worker reply: {type(exc).__name__}: {exc}") from None
+        raise MeasurementInterrupted(partial)
     if not reply["ok"]:
         err = reply.get("error") or {}
         cls = getattr(errors, str(err.get("type", "")), None)
@@ -202,10 +235,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         reply = handle(request)
-    except KeyboardInterrupt:
-        print(json.dumps(error_reply(HwprofError("interrupted"))))
-        return 130
+    except KeyboardInterrupt as exc:  # outside the measurement (e.g. while reading the request)
+        reply = interrupted_reply(exc)
     print(json.dumps(reply))
+    if reply.get("interrupted"):
+        return 130
     return 0 if reply["ok"] else 1
 
 

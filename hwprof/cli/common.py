@@ -16,8 +16,17 @@ class CliState:
     debug: bool = False
 
 
+class CommandInterrupted(Exception):
+    """A command stopped by Ctrl-C (or SIGTERM/SIGHUP), with the one line saying what it kept.
+
+    Not a KeyboardInterrupt on purpose: typer turns those into a bare exit code
+    and the line would be lost; ``hwprof.cli.main`` prints it and exits 130
+    (128 + the signal number for SIGTERM/SIGHUP).
+    """
+
+
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+    err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)  # one line, also in a pipe
 
 
 def parse_device_list(text: str | None, option: str = "--devices") -> tuple[str, ...] | None:

@@ -3,20 +3,30 @@
 Every command module exposes ``register(app)``. Errors raised as
 ``HwprofError`` (and a few well-known environment errors) become one line on
 stderr and exit code 1; ``--debug`` shows the traceback instead.
+
+Ctrl-C ends any command with one line saying what was kept and exit code 130.
+SIGTERM and SIGHUP (a `kill`, a closed terminal, a batch system's time limit)
+are raised as the same KeyboardInterrupt, so the same cleanup runs (a profile
+run is marked ``interrupted`` and keeps its completed work); they exit with
+the shell's convention 128 + signal number (143, 129).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sqlite3
 import sys
+import threading
+from typing import Any, Iterator
 
 import typer
 from rich.text import Text
 
 from hwprof import __version__
 from hwprof.cli import modnas_cmd, predict_cmd, profile_cmd, search_cmd, store_cmd
-from hwprof.cli.common import CliState, err_console
+from hwprof.cli.common import CliState, CommandInterrupted, err_console
 from hwprof.errors import HwprofError, first_line
 
 app = typer.Typer(
@@ -47,20 +57,84 @@ for _module in (profile_cmd, store_cmd, predict_cmd, search_cmd, modnas_cmd):
     _module.register(app)
 
 
+INTERRUPT_SIGNALS = ("SIGTERM", "SIGHUP")  # handled like Ctrl-C (names: SIGHUP does not exist on Windows)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C so every ``except KeyboardInterrupt`` cleanup runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_as_interrupts() -> Iterator[list[int]]:
+    """Raise :class:`Terminated` on SIGTERM/SIGHUP while the block runs; yields the signals received.
+
+    The previous handlers come back afterwards. Python lets only the main
+    thread set handlers; elsewhere (a CLI called from a worker thread) the
+    signals keep their handlers.
+    """
+    received: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        received.append(signum)
+        raise Terminated(signum)
+
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in INTERRUPT_SIGNALS:
+            signum = getattr(signal, name, None)
+            if signum is not None:
+                previous[signum] = signal.signal(signum, on_signal)
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (used by tests and by `run`)."""
-    CliState.debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = list(argv if argv is not None else sys.argv[1:])
+    CliState.debug = "--debug" in args
+    with _signals_as_interrupts() as received:
+        try:
+            code = _run(args)
+        except CommandInterrupted as exc:  # the command said what it kept
+            return _interrupted(str(exc), received)
+        except KeyboardInterrupt:  # before or after the command ran
+            code = 130
+    if code == 130:  # typer turns a KeyboardInterrupt the command let through into exit code 130
+        return _interrupted(f"`hwprof {_command_name(args)}` stopped before it finished; only what it had already written is kept", received)
+    return code
+
+
+def _interrupted(message: str, received: list[int]) -> int:
+    """One line; 130 for Ctrl-C, 128 + the signal number for SIGTERM/SIGHUP."""
+    signum = received[0] if received else None
+    label = "interrupted" if signum is None else f"interrupted by {signal.Signals(signum).name}"
+    err_console.print(Text.assemble((f"{label}: ", "yellow"), message), highlight=False, soft_wrap=True)
+    return 130 if signum is None else 128 + signum
+
+
+def _command_name(args: list[str]) -> str:
+    return next((a for a in args if not a.startswith("-")), "")
+
+
+def _run(argv: list[str]) -> int:
+    """The command's exit code; errors become one line and 1 (usage errors: click's message and 2)."""
     try:
-        app(args=argv, standalone_mode=False)
+        result = app(args=argv, standalone_mode=False)
     except HwprofError as exc:
         _report(exc, "error")
         return 1
     except (OSError, sqlite3.Error, ValueError) as exc:  # environment/data problems not wrapped by the library
         _report(exc, "error")
         return 1
-    except KeyboardInterrupt:
-        err_console.print("interrupted: completed measurements are committed")
-        return 130
+    except CommandInterrupted:
+        raise  # main() prints its line
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:
@@ -72,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             return exc.exit_code  # type: ignore[attr-defined]
         _report(exc, "internal error")
         return 1
-    return 0
+    # Without standalone mode typer returns the code of a typer.Exit (130 for a KeyboardInterrupt).
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
 def _is_usage_error(exc: BaseException) -> bool:

@@ -12,11 +12,13 @@ import typer
 from rich.table import Table
 
 from hwprof import registry
-from hwprof.cli.common import console, warn
+from hwprof.cli.common import CommandInterrupted, console, warn
 from hwprof.cli.options import parse_key_values
 from hwprof.cli.progress import ProgressDisplay
 from hwprof.errors import ConfigError, HwprofError
-from hwprof.profiling import ProfileSummary, Profiler, ProgressEvent, dedupe, parse_indices, read_arch_file
+from hwprof.profiling import (
+    ProfileInterrupted, ProfileSummary, Profiler, ProgressEvent, dedupe, parse_indices, read_arch_file,
+)
 from hwprof.protocol import ProtocolSettings
 from hwprof.store import Store
 
@@ -64,7 +66,14 @@ def profile(
     drift_threshold: float = typer.Option(0.05, "--drift-threshold", help="Warn when the reference drifts more than this fraction."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Exported-model cache (default: .hwprof-cache beside the db)."),
 ) -> None:
-    """Measure the real latency of architectures on a device into the store (resumable)."""
+    """Measure the real latency of architectures on a device into the store (resumable).
+
+    Ctrl-C (or SIGTERM/SIGHUP) keeps every completed measurement and, of the
+    group in progress, every network that completed its minimum rounds
+    (stop reason ``interrupted``); the run is marked interrupted and the same
+    command resumes with the rest. Refused while another live process profiles
+    the same device with the same settings into the same store.
+    """
     settings = parse_key_values(set_, "--set")
     if threads is not None:
         settings["intra_op_threads"] = threads
@@ -88,10 +97,26 @@ def profile(
             f"profiling {len(archs)} {space} architectures on [bold]{device}[/bold] "
             f"({profiler.info.cpu_model}, {profiler.info.runtime} {profiler.info.runtime_version}) -> {db}"
         )
-        summary = _run_with_progress(profiler, archs, again)
+        try:
+            summary = _run_with_progress(profiler, archs, again)
+        except ProfileInterrupted as exc:
+            raise CommandInterrupted(_kept_line(exc.summary, device, db)) from exc
     finally:
         store.close()
     _print_summary(summary, device)
+
+
+def _kept_line(summary: ProfileSummary, device: str, db: Path) -> str:
+    """What an interrupted run kept, in one line."""
+    partial = (
+        f" ({summary.n_interrupted} of them from the group in progress, stop_reason 'interrupted')"
+        if summary.n_interrupted else ""
+    )
+    return (
+        f"run {summary.run_id} on {device} marked interrupted; {summary.n_measured} "
+        f"measurement{'' if summary.n_measured == 1 else 's'} kept in {db}{partial}; "
+        "run the same command to measure the rest"
+    )
 
 
 def _select(sp: Any, n: int, seed: int, archs_file: Optional[Path], indices: Optional[str]):
@@ -103,6 +128,8 @@ def _select(sp: Any, n: int, seed: int, archs_file: Optional[Path], indices: Opt
         if not hasattr(sp, "from_index"):
             raise ConfigError(f"space {sp.name!r} has no benchmark index; use --archs or -n")
         return dedupe(sp.from_index(i) for i in parse_indices(indices, sp.size))
+    if n > sp.size:
+        warn(f"-n {n} is more than the {sp.size} architectures of space {sp.name!r}: profiling all {sp.size}")
     return sp.sample(min(n, sp.size), np.random.default_rng(seed))
 
 
@@ -140,6 +167,9 @@ def _print_summary(summary: ProfileSummary, device: str) -> None:
         ", ".join(f"{c.drift_rel:+.1%}" for c in summary.drift_checks) or "-",
     )
     console.print(table)
+    rate = summary.networks_per_min
+    if rate is not None and summary.n_measured:  # a narrow terminal would cut an eighth column
+        console.print(f"{summary.n_measured} networks measured in {summary.elapsed_s:.1f} s: {rate:.1f} networks/min")
     unstable = summary.unstable_warnings
     for w in summary.warnings + unstable[:MAX_UNSTABLE_SHOWN]:
         warn(w)

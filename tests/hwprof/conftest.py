@@ -56,10 +56,12 @@ class ScriptedDevice(Device):
     supported_formats = ("onnx",)
     default_settings = {"base_ms": 2.0, "drift_per_model": 0.0}
 
-    def __init__(self, fail_on=-1, interrupt_on=-1, **settings):
+    def __init__(self, fail_on=-1, interrupt_on=-1, interrupt_at_call=-1, **settings):
         super().__init__(**settings)
         self.fail_on, self.interrupt_on = fail_on, interrupt_on
+        self.interrupt_at_call = interrupt_at_call  # Ctrl-C inside the timing loop, at this (1-based) model call
         self.n_prepared = 0
+        self.n_calls = 0
         self.now = 0.0
 
     def check(self):
@@ -77,6 +79,9 @@ class ScriptedDevice(Device):
         duration = self.settings["base_ms"] * factor / 1000.0
 
         def fn():
+            self.n_calls += 1
+            if self.n_calls == self.interrupt_at_call:
+                raise KeyboardInterrupt
             self.now += duration
 
         return PreparedModel(artifact, fn)
@@ -91,3 +96,17 @@ class ScriptedDevice(Device):
 @pytest.fixture
 def toy_space():
     return ToySpace()
+
+
+@pytest.fixture
+def toy_plugins():
+    """The toy exporter and device of tests/hwprof/plugins.py and the toy space, registered by name for one test."""
+    from hwprof import registry
+    from tests.hwprof.plugins import ToyDevice, ToyExporter
+
+    registry.register("exporter", "toy-json", ToyExporter)
+    registry.register("device", "toy-cpu", ToyDevice)
+    registry.register("space", "toy", ToySpace)
+    yield
+    for kind, name in (("exporter", "toy-json"), ("device", "toy-cpu"), ("space", "toy")):
+        registry.unregister(kind, name)

@@ -11,28 +11,17 @@ from hwprof.store import Store
 from hwprof.testing import FAST_PROTOCOL, check_device, check_exporter
 from hwprof.types import Architecture
 from hwprof.worker import measure
-from tests.hwprof.conftest import ToySpace
 from tests.hwprof.plugins import TOY_INPUTS, ToyDevice, ToyExporter, toy_module
 
 
-@pytest.fixture
-def registered():
-    registry.register("exporter", "toy-json", ToyExporter)
-    registry.register("device", "toy-cpu", ToyDevice)
-    registry.register("space", "toy", ToySpace)
-    yield
-    for kind, name in (("exporter", "toy-json"), ("device", "toy-cpu"), ("space", "toy")):
-        registry.unregister(kind, name)
-
-
-def test_the_toy_plugins_pass_the_conformance_checks(registered, tmp_path):
+def test_the_toy_plugins_pass_the_conformance_checks(toy_plugins, tmp_path):
     check_exporter(ToyExporter, tmp_path)
     artifact = ArtifactCache(tmp_path / "cache").get_or_export(Architecture("toy", "w8-d1"), lambda: toy_module(8), TOY_INPUTS, ToyExporter())
     m = check_device(ToyDevice, artifact, tmp_path)
     assert m.device == "toy-cpu" and m.stats.n_runs >= FAST_PROTOCOL.min_runs
 
 
-def test_the_toy_device_is_measured_through_the_worker_by_name(registered, tmp_path):
+def test_the_toy_device_is_measured_through_the_worker_by_name(toy_plugins, tmp_path):
     cache = ArtifactCache(tmp_path / "cache")
     small = cache.get_or_export(Architecture("toy", "w4-d1"), lambda: toy_module(4), TOY_INPUTS, ToyExporter())
     big = cache.get_or_export(Architecture("toy", "w16-d1"), lambda: toy_module(16), TOY_INPUTS, ToyExporter())
@@ -41,7 +30,7 @@ def test_the_toy_device_is_measured_through_the_worker_by_name(registered, tmp_p
     assert b.latency_ms > 2 * a.latency_ms  # 4x the parameters
 
 
-def test_the_profiler_picks_the_toy_exporter_for_the_toy_device(registered, tmp_path):
+def test_the_profiler_picks_the_toy_exporter_for_the_toy_device(toy_plugins, tmp_path):
     space = registry.get_space("toy")
     profiler = Profiler(registry.get_device("toy-cpu"), space, Store(tmp_path / "h.db"), protocol=FAST_PROTOCOL, drift_every=0)
     try:
@@ -57,7 +46,7 @@ def test_the_profiler_picks_the_toy_exporter_for_the_toy_device(registered, tmp_
     assert [fmt for fmt, _ in rows] == ["toyjson", "toyjson"] and all(ms > 0 for _, ms in rows)
 
 
-def test_a_device_without_an_exporter_for_its_formats_is_refused(registered):
+def test_a_device_without_an_exporter_for_its_formats_is_refused(toy_plugins):
     from hwprof.errors import ConfigError
 
     class OddDevice(ToyDevice):

@@ -381,3 +381,44 @@ def test_fast_model_spends_only_its_share_of_the_caps_per_visit():
     assert fast.stats.n_runs <= 200
     # the slow models' visits are bounded by their share of max_time_s (0.2 s), not round_min_s (0.5 s)
     assert slow.stats.n_runs <= 2.0 / 0.005 and m.order.count(0) >= 5
+
+
+def test_an_interrupt_keeps_the_models_that_completed_their_rounds():
+    """Ctrl-C in the second round: the model already through both rounds is kept (stop reason
+    'interrupted'), the one cut short and the one not yet revisited are not."""
+    from hwprof.protocol import STOP_INTERRUPTED, MeasurementInterrupted, run_interleaved
+
+    durations = itertools.cycle([2.0, 2.2, 2.9, 2.1])  # never tight enough for the CI target below
+    clock = {"now": 0.0, "calls": 0}
+
+    def fn():
+        clock["calls"] += 1
+        if clock["calls"] == 25:
+            raise KeyboardInterrupt
+        clock["now"] += next(durations) / 1000.0
+
+    # fixed warm-up of 2; round 0 takes 3 samples per model (5 calls each: calls 1-15); round 1
+    # runs backwards: C takes 2 + 5 (calls 16-22), B is interrupted at call 25, A never revisited
+    settings = ProtocolSettings(min_warmup=2, max_warmup=2, min_runs=5, max_runs=1000, target_rel_ci=1e-9,
+                                max_time_s=100.0, check_every=5, rounds=2, round_min_s=0.0)
+    with pytest.raises(MeasurementInterrupted) as caught:
+        run_interleaved([fn, fn, fn], settings, clock=lambda: clock["now"])
+    a, b, c = caught.value.partial
+    assert a is None and b is None
+    assert c.stop_reason == STOP_INTERRUPTED and c.stats.n_runs == 8 and c.n_warmup == 4
+    assert isinstance(caught.value, KeyboardInterrupt)  # code that only knows Ctrl-C still stops
+
+
+def test_an_interrupt_before_any_model_completed_keeps_nothing():
+    from hwprof.protocol import MeasurementInterrupted
+
+    timer = FakeTimer(itertools.repeat(2.0))
+
+    def fn():
+        if timer.calls == 3:
+            raise KeyboardInterrupt
+        timer.fn()
+
+    with pytest.raises(MeasurementInterrupted) as caught:
+        run_protocol(fn, ProtocolSettings(), clock=timer.clock)
+    assert caught.value.partial == [None]

@@ -191,3 +191,84 @@ def test_profiler_through_a_subprocess_worker(tmp_path):
     with sqlite3.connect(tmp_path / "h.db") as con:
         hosts = [json.loads(h) for (h,) in con.execute("select host_json from measurements")]
     assert len(hosts) == 2 and all(h["pid"] != __import__("os").getpid() for h in hosts)
+
+
+# --- interrupts: what was completed crosses the worker's JSON like a result ---------------------------------------
+
+def _interrupting(artifact, at_call, interleaved):
+    """A request for the same artifact three times, and a scripted device that gets Ctrl-C at its ``at_call``-th model call."""
+    from dataclasses import replace
+
+    from tests.hwprof.conftest import FAST, ScriptedDevice
+
+    protocol = replace(FAST, rounds=2, round_min_s=0.0) if interleaved else FAST
+    request = WorkRequest("scripted", {}, (artifact,) * 3, protocol, interleaved=interleaved).to_json()
+    return request, ScriptedDevice(interrupt_at_call=at_call)
+
+
+def test_an_interrupted_interleaved_request_replies_with_the_models_it_kept(artifact):
+    from hwprof.protocol import MeasurementInterrupted
+
+    # 7 calls per model in round 0 (calls 1-21: 4 warm-up, 3 runs); round 1 backwards: the third model takes
+    # 4 + 5 (calls 22-30: its CI still unknown, it would be visited again), Ctrl-C in the second one's visit
+    request, device = _interrupting(artifact, at_call=35, interleaved=True)
+    reply = json.loads(json.dumps(handle(request, device=device)))
+    assert reply["ok"] is False and reply["interrupted"] is True
+    assert reply["partial"][:2] == [None, None] and reply["partial"][2]["stop_reason"] == "interrupted"
+    with pytest.raises(MeasurementInterrupted) as caught:
+        parse_reply(reply)
+    kept = caught.value.partial[2]
+    assert isinstance(kept, Measurement) and kept.device == "scripted" and kept.latency_ms == pytest.approx(2.0)
+    assert kept.stats.n_runs == 8 and caught.value.partial[:2] == [None, None]
+
+
+def test_an_interrupted_one_by_one_request_keeps_the_models_measured_before(artifact):
+    from hwprof.protocol import MeasurementInterrupted
+
+    request, device = _interrupting(artifact, at_call=17, interleaved=False)  # the first model takes 4 + 10 calls
+    with pytest.raises(MeasurementInterrupted) as caught:
+        InProcessRunner(device).submit(WorkRequest.from_json(request))
+    first, second, third = caught.value.partial
+    assert first.stop_reason == "ci_target" and first.stats.n_runs == 10 and second is None and third is None
+
+
+def test_the_worker_command_line_answers_an_interrupt_with_its_partial_reply_and_130(artifact, tmp_path, capsys):
+    from hwprof import worker
+    from tests.hwprof.conftest import ScriptedDevice
+
+    request, _ = _interrupting(artifact, at_call=35, interleaved=True)
+    path = tmp_path / "req.json"
+    path.write_text(json.dumps(request))
+    registry.register("device", "scripted", lambda **settings: ScriptedDevice(interrupt_at_call=35, **settings))
+    try:
+        code = worker.main([str(path)])
+    finally:
+        registry.unregister("device", "scripted")
+    reply = json.loads(capsys.readouterr().out)
+    assert code == 130 and reply["interrupted"] is True and reply["partial"][2]["stop_reason"] == "interrupted"
+
+
+def test_an_interrupted_subprocess_runner_forwards_the_interrupt_and_reads_the_partial_reply(tmp_path):
+    """Ctrl-C reaching only the driver (e.g. a SIGTERM raised as one) is passed on to the worker, whose reply is kept."""
+    import signal
+    import threading
+
+    from hwprof.protocol import MeasurementInterrupted
+
+    kept = _measurement(stop_reason="interrupted")
+    reply = {"version": 1, "ok": False, "interrupted": True, "error": {"type": "MeasurementInterrupted", "message": "x"},
+             "partial": [None, kept.to_json()]}
+    (tmp_path / "reply.json").write_text(json.dumps(reply))
+    fake = tmp_path / "fake-python"  # stands for `python -m hwprof.worker -`: answers SIGINT with the reply above
+    fake.write_text(f"#!/bin/sh\ntrap 'cat {tmp_path / 'reply.json'}; exit 130' INT\ncat > /dev/null\n"
+                    "while :; do sleep 0.05; done\n")
+    fake.chmod(0o755)
+    main_thread = threading.get_ident()
+    timer = threading.Timer(0.5, lambda: signal.pthread_kill(main_thread, signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(MeasurementInterrupted) as caught:
+            SubprocessRunner("scripted", {}, python=str(fake)).submit(WorkRequest("scripted", op="describe"))
+    finally:
+        timer.cancel()
+    assert caught.value.partial == [None, kept]
