@@ -101,14 +101,13 @@ def exporter_for(formats: Sequence[str], precision: str = DEFAULT_PRECISION) -> 
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    classes = {name: registry.load("exporter", name) for name in registry.names("exporter")}
     found: dict[str, list[str]] = {}
-    for name in registry.names("exporter"):
-        cls = registry.load("exporter", name)
+    for name, cls in classes.items():
         found.setdefault(getattr(cls, "format", ""), []).append(name)
     for fmt in formats:
         for name in found.get(fmt, []):
-            cls = registry.load("exporter", name)
-            if precision in getattr(cls, "precisions", ()):
+            if precision in getattr(classes[name], "precisions", ()):
                 return get_exporter(name)
     have = "; ".join(f"{fmt}: {', '.join(names)}" for fmt, names in sorted(found.items())) or "none"
     raise ConfigError(

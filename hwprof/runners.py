@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from hwprof.errors import HwprofError
 from hwprof.protocol import ProtocolSettings
 from hwprof.types import DeviceInfo, Measurement, ModelArtifact
-from hwprof.worker import WorkRequest, WorkResult, handle, parse_reply
+from hwprof.worker import WorkRequest, WorkResult, parse_reply, run_in_process
 
 INTERRUPT_GRACE_S = 10.0  # how long an interrupted driver waits for the worker's partial reply
 
@@ -51,8 +51,7 @@ class InProcessRunner(Runner):
         self.device = device
 
     def submit(self, request: WorkRequest) -> WorkResult:
-        reply = json.loads(json.dumps(handle(request.to_json(), device=self.device)))
-        return parse_reply(reply)
+        return run_in_process(request, self.device)
 
 
 class SubprocessRunner(Runner):

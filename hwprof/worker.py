@@ -211,6 +211,11 @@ def parse_reply(reply: Any) -> WorkResult:
         raise HwprofError(f"malformed worker reply: {type(exc).__name__}: {exc}") from None
 
 
+def run_in_process(request: WorkRequest, device: Any = None) -> WorkResult:
+    """Carry out ``request`` here through the full JSON path (request and reply serialised and read back)."""
+    return parse_reply(json.loads(json.dumps(handle(request.to_json(), device))))
+
+
 def measure(
     device: str,
     artifacts: Sequence[ModelArtifact],
@@ -220,8 +225,7 @@ def measure(
 ) -> list[Measurement]:
     """Measure artifacts on a registered device in this process, through the same JSON path as a remote worker."""
     request = WorkRequest(device, dict(device_settings or {}), tuple(artifacts), protocol or ProtocolSettings(), interleaved)
-    reply = json.loads(json.dumps(handle(request.to_json())))
-    return list(parse_reply(reply).measurements)
+    return list(run_in_process(request).measurements)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
