@@ -23,7 +23,7 @@ import tempfile
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 try:
     import fcntl
@@ -76,8 +76,15 @@ class Exporter(ABC):
         return {}
 
     @abstractmethod
-    def export(self, module: "torch.nn.Module", inputs: Sequence[InputSpec], out_path: Path, precision: str) -> None:
-        """Write the exported, validated model to ``out_path``; raise ExportError when it fails."""
+    def export(
+        self, module: "torch.nn.Module", inputs: Sequence[InputSpec], out_path: Path, precision: str
+    ) -> Mapping[str, Any] | None:
+        """Write the exported, validated model to ``out_path``; raise ExportError when it fails.
+
+        May return a JSON-serialisable report of the numerics check (outputs
+        compared with the torch module); the cache keeps it with the artifact
+        as ``exporter["numerics"]``.
+        """
 
     def check_precision(self, precision: str) -> None:
         if precision not in self.precisions:
@@ -164,13 +171,16 @@ class ArtifactCache:
         fd, tmp_name = tempfile.mkstemp(suffix=f"{exporter.suffix}{TEMP_SUFFIX}", dir=folder)
         _lock(fd)  # held while exporting: remove_stale_temp_files leaves a locked file alone
         try:
-            exporter.export(build(), inputs, Path(tmp_name), precision)
+            report = exporter.export(build(), inputs, Path(tmp_name), precision)
             digest = sha256_file(tmp_name)
             os.replace(tmp_name, model_path)
         finally:
             os.close(fd)
             if os.path.exists(tmp_name):
                 os.unlink(tmp_name)
+        described = {"exporter": exporter.name, **exporter.config(), "seed": seed, "key": key}
+        if report:
+            described["numerics"] = dict(report)
         artifact = ModelArtifact(
             path=str(model_path),
             format=exporter.format,
@@ -178,7 +188,7 @@ class ArtifactCache:
             size_bytes=model_path.stat().st_size,
             arch_id=arch.arch_id,
             inputs=inputs,
-            exporter={"exporter": exporter.name, **exporter.config(), "seed": seed, "key": key},
+            exporter=described,
             precision=precision,
         )
         meta = {
