@@ -166,4 +166,6 @@ class Device(ABC):
             hwprof_version=__version__,
             samples_ms=result.samples_ms,
             stop_reason=result.stop_reason,
+            precision=artifact.precision,
+            visit_sizes=result.visit_sizes,
         )

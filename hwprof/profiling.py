@@ -36,7 +36,7 @@ from hwprof.registry import get_device, get_space
 from hwprof.runners import InProcessRunner, Runner
 from hwprof.spaces import SearchSpace, parse_indices, read_arch_file  # noqa: F401  (re-exported for callers of the profiler)
 from hwprof.store import Store
-from hwprof.types import Architecture, Measurement, ModelArtifact, stable_hash
+from hwprof.types import Architecture, Measurement, ModelArtifact, settings_identity, stable_hash
 
 logger = logging.getLogger("hwprof")
 
@@ -133,7 +133,7 @@ class Profiler:
         self.references = references
         self.info, _ = self.runner.describe()
         self.device_id = store.upsert_device(self.info)
-        self.settings_hash = stable_hash(dict(device.settings))
+        self.settings_hash = settings_identity(device.settings, precision)
         self._run_id: int | None = None
         self.notes: list[str] = []  # what starting the run found (stale runs, runs of other hosts): for the summary
         for path in self.cache.remove_stale_temp_files():
@@ -239,7 +239,7 @@ class Profiler:
     def cached_latency_ms(self, arch: Architecture) -> float | None:
         """Latest stored latency of ``arch`` on this device with these settings (one indexed lookup)."""
         record = self.store.latest_latency(self.device.name, arch.arch_id, self.settings_hash)
-        return None if record is None else float(record.median_ms)
+        return None if record is None else float(record.latency_ms())
 
     def already_measured(self) -> set[str]:
         return self.store.measured_arch_ids(self.device_id, self.settings_hash)

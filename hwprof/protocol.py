@@ -110,6 +110,7 @@ class TimingResult:
     stop_reason: str  # "ci_target" | "max_runs" | "max_time" | "interrupted"
     unstable: bool
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    visit_sizes: tuple[int, ...] = ()  # samples per visit, in order (interleaved measurements)
 
 
 class MeasurementInterrupted(KeyboardInterrupt):
