@@ -86,6 +86,9 @@ class Exporter(ABC):
         as ``exporter["numerics"]``.
         """
 
+    def check(self) -> None:
+        """Raise ExportError saying why this exporter cannot run here (a missing optional package). Default: it can."""
+
     def check_precision(self, precision: str) -> None:
         if precision not in self.precisions:
             raise ConfigError(

@@ -43,7 +43,68 @@ def check_device(device_factory: Callable[..., Any], artifact: ModelArtifact, tm
     _check_handles(device, artifact)
     _check_worker(device, artifact, m)
     _check_corrupt_model_rejected(device, artifact, tmp_path)
+    _check_truncated_model_rejected(device, artifact, tmp_path)
+    _check_unsupported_refused(device, artifact)
+    _check_repeatable(device, artifact, m)
     return m
+
+
+REPEAT_MAX_RATIO = 3.0  # loose on purpose: conformance runs on loaded CI machines; benchmarks measure reproducibility
+
+
+def _check_repeatable(device: Any, artifact: ModelArtifact, first: Measurement) -> None:
+    """Measuring the same model again gives a median of the same order (catches timing the wrong thing, e.g. a load)."""
+    again = device.measure(artifact, FAST_PROTOCOL)
+    lo, hi = sorted((first.stats.median_ms, again.stats.median_ms))
+    assert hi <= REPEAT_MAX_RATIO * lo, (
+        f"two measurements of the same model must agree within a factor {REPEAT_MAX_RATIO:g}: "
+        f"medians {first.stats.median_ms:.4g} and {again.stats.median_ms:.4g} ms"
+    )
+
+
+def _check_truncated_model_rejected(device: Any, artifact: ModelArtifact, tmp_path: Path) -> None:
+    """The first half of a valid file (an interrupted copy) must be a ModelRunError naming the file, never a crash."""
+    data = Path(artifact.path).read_bytes()
+    bad = Path(tmp_path) / f"truncated.{artifact.format}"
+    bad.write_bytes(data[: len(data) // 2])
+    truncated = dataclasses.replace(artifact, path=str(bad), sha256="1" * 64, size_bytes=len(data) // 2)
+    try:
+        device.measure(truncated, FAST_PROTOCOL)
+    except ModelRunError as exc:
+        assert str(bad) in str(exc) or bad.name in str(exc), "ModelRunError must name the truncated file"
+    except HwprofError as exc:
+        raise AssertionError(f"a truncated model must raise ModelRunError, got {type(exc).__name__}: {exc}") from exc
+    else:
+        raise AssertionError("measuring a truncated model file must raise ModelRunError")
+
+
+def _check_unsupported_refused(device: Any, artifact: ModelArtifact) -> None:
+    """An artifact in a format or precision the device does not run is refused (ConfigError) before anything is loaded."""
+    from hwprof.artifacts import PRECISIONS
+
+    loads: list[Any] = []
+    real_prepare = device.prepare
+    device.prepare = lambda a: loads.append(a) or real_prepare(a)
+    try:
+        unsupported_precisions = [p for p in (*PRECISIONS, "fp8") if p not in device.supported_precisions]
+        cases = [dataclasses.replace(artifact, format="no-such-format")]
+        cases += [dataclasses.replace(artifact, precision=p) for p in unsupported_precisions]
+        for case in cases:
+            try:
+                device.measure(case, FAST_PROTOCOL)
+            except ConfigError:
+                pass
+            else:
+                raise AssertionError(f"a {case.format} artifact of precision {case.precision!r} must be refused with ConfigError")
+            try:
+                device.measure_many([artifact, case], FAST_PROTOCOL)
+            except ConfigError:
+                pass
+            else:
+                raise AssertionError("measure_many must refuse a batch holding an unsupported artifact")
+        assert not loads, "an unsupported format or precision must be refused before any model is loaded"
+    finally:
+        del device.prepare
 
 
 def _check_handles(device: Any, artifact: ModelArtifact) -> None:
@@ -122,8 +183,11 @@ def _check_corrupt_model_rejected(device: Any, artifact: ModelArtifact, tmp_path
         raise AssertionError("measuring a corrupt model file must raise ModelRunError")
 
 
-def check_exporter(exporter_factory: Callable[..., Any], tmp_path: Path) -> None:
-    """Contract of an exporter: class attributes, a file per precision it claims, cached with metadata naming the arch."""
+def check_exporter(exporter_factory: Callable[..., Any], tmp_path: Path) -> dict[str, ModelArtifact]:
+    """Contract of an exporter: class attributes, a file per precision it claims, cached with metadata naming the arch.
+
+    Returns the artifact of each precision (a tiny conv network, input (1, 3, 8, 8)) for device checks.
+    """
     import torch
 
     from hwprof.artifacts import ArtifactCache, Exporter
@@ -135,6 +199,7 @@ def check_exporter(exporter_factory: Callable[..., Any], tmp_path: Path) -> None
     assert exporter.precisions and all(p in ("fp32", "int8") for p in exporter.precisions), "precisions must be fp32/int8"
     config = exporter.config()
     assert json.loads(json.dumps(config, sort_keys=True)) == config, "config() must be JSON values (it is hashed)"
+    exporter.check()  # an exporter that cannot run here raises ExportError saying why; the check stops there
     inputs = (InputSpec("input", (1, 3, 8, 8), "float32"),)
 
     def build() -> Any:
@@ -143,22 +208,27 @@ def check_exporter(exporter_factory: Callable[..., Any], tmp_path: Path) -> None
 
     cache = ArtifactCache(Path(tmp_path) / "exporter-check")
     arch = Architecture("check", "tiny")
-    paths = set()
+    artifacts: dict[str, ModelArtifact] = {}
     for precision in exporter.precisions:
         artifact = cache.get_or_export(arch, build, inputs, exporter, precision)
+        numerics = artifact.exporter.get("numerics")
+        if numerics is not None:
+            assert json.loads(json.dumps(numerics)) == numerics, "the numerics report must be JSON values"
+            assert numerics.get("precision") == precision, "the numerics report must name the precision it checked"
         assert Path(artifact.path).is_file() and artifact.size_bytes > 0, f"{precision}: no file written"
         assert artifact.format == exporter.format and artifact.precision == precision
         assert artifact.path.endswith(exporter.suffix), f"the file must end with {exporter.suffix!r}"
         again = cache.get_or_export(arch, build, inputs, exporter, precision)
         assert again == artifact, "a second export of the same network must reuse the cached file"
-        paths.add(artifact.path)
-    assert len(paths) == len(exporter.precisions), "every precision must be its own artifact"
+        artifacts[precision] = artifact
+    assert len({a.path for a in artifacts.values()}) == len(exporter.precisions), "every precision must be its own artifact"
     try:
         exporter.check_precision("fp8")
     except ConfigError:
         pass
     else:
         raise AssertionError("an unsupported precision must raise ConfigError")
+    return artifacts
 
 
 def check_space(space: Any, specs: list[str]) -> None:

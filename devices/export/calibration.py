@@ -5,8 +5,13 @@ small deterministic set of inputs, and every exported file is checked against
 the torch module it came from before it enters the artifact cache:
 
 - fp32: the largest absolute difference of the outputs (logits) over
-  ``CHECK_BATCHES`` random inputs must be at most ``FP32_TOLERANCE``, or the
-  export fails (:class:`~hwprof.errors.ExportError`);
+  ``CHECK_BATCHES`` random inputs must be at most ``FP32_TOLERANCE`` times
+  ``max(1, largest |output|)``, or the export fails
+  (:class:`~hwprof.errors.ExportError`). The scale matters: with the weights
+  the spaces build (seeded random init), about one NB201 network in seven has
+  logits above 300 and up to ~5e5, where float32 rounding alone (relative
+  ~2e-7, measured for ONNX Runtime and LiteRT alike) exceeds an absolute 1e-4;
+  for logits up to 1 the bound is the absolute 1e-4;
 - int8: quantization changes the numbers by design, so the check reports the
   top-1 agreement with the fp32 torch outputs over the same inputs (and the
   largest absolute difference) instead of failing.
@@ -97,10 +102,14 @@ def compare_outputs(reference: Sequence[np.ndarray], candidate: Sequence[np.ndar
         "top1_agreement": agree / total if total else 1.0,
     }
     if precision == "fp32":
-        report["tolerance"] = FP32_TOLERANCE
-        if not max_abs <= FP32_TOLERANCE:
+        largest = max((float(np.max(np.abs(ref))) for ref in reference if ref.size), default=0.0)
+        tolerance = FP32_TOLERANCE * max(1.0, largest)
+        report["tolerance"] = tolerance
+        report["max_abs_output"] = largest
+        if not max_abs <= tolerance:
             raise ExportError(
-                f"{what}: outputs differ from the torch model by up to {max_abs:.3g} (fp32 tolerance {FP32_TOLERANCE:g})"
+                f"{what}: outputs differ from the torch model by up to {max_abs:.3g} (fp32 tolerance {FP32_TOLERANCE:g}) "
+                f"times max(1, largest |output| {largest:.3g})"
             )
     return report
 

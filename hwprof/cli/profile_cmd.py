@@ -15,7 +15,7 @@ from hwprof import registry
 from hwprof.cli.common import CommandInterrupted, console, warn
 from hwprof.cli.options import parse_key_values
 from hwprof.cli.progress import ProgressDisplay
-from hwprof.errors import ConfigError, HwprofError
+from hwprof.errors import ConfigError
 from hwprof.profiling import (
     ProfileInterrupted, ProfileSummary, Profiler, ProgressEvent, dedupe, parse_indices, read_arch_file,
 )
@@ -28,18 +28,25 @@ MAX_UNSTABLE_SHOWN = 5  # a noisy machine flags hundreds; the store keeps every 
 
 
 def devices() -> None:
-    """List device adapters and whether each is usable here (and why not)."""
+    """List device adapters: formats, precisions, whether each is usable here (and why not, with what to install)."""
+    from rich.markup import escape
+
+    from hwprof.catalog import device_statuses
+
     table = Table(title="hwprof devices")
-    table.add_column("device")
-    table.add_column("usable")
-    table.add_column("details")
-    for name in registry.names("device"):
-        try:
-            dev = registry.get_device(name)
-            info = dev.check()
-            table.add_row(name, "[green]yes[/green]", f"{info.runtime} {info.runtime_version} on {info.cpu_model} ({info.cores_logical} cores)")
-        except HwprofError as exc:
-            table.add_row(name, "[red]no[/red]", str(exc))
+    for col in ("device", "formats", "precisions", "usable", "details"):
+        table.add_column(col)
+    for st in device_statuses():
+        notes = [st.detail] + [f"export {e.name} ({e.format}): {e.problem}" for e in st.exporters if not e.usable]
+        if not any(e.usable for e in st.exporters) and st.formats:
+            notes.append(f"no usable exporter writes {', '.join(st.formats)}")
+        if not st.usable:
+            usable = "[red]no[/red]"
+        elif st.profilable_precisions:
+            usable = "[green]yes[/green]"
+        else:
+            usable = "[yellow]measure files only[/yellow]"
+        table.add_row(st.name, ", ".join(st.formats), ", ".join(st.precisions), usable, escape("; ".join(notes)))
     console.print(table)
 
 
@@ -179,26 +186,32 @@ def _print_summary(summary: ProfileSummary, device: str) -> None:
 
 
 def measure(
-    model: Path = typer.Argument(..., help="An ONNX file with static input shapes."),
-    device: str = typer.Option("ort-cpu", "--device", "-d"),
-    threads: Optional[int] = typer.Option(None, "--threads"),
+    model: Path = typer.Argument(..., help="An .onnx or .tflite file with static input shapes."),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="Device adapter (default: the first registered one that runs the file's format)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads (device setting intra_op_threads)."),
     set_: list[str] = typer.Option([], "--set", help="Device setting KEY=VALUE (repeatable)."),
     target_ci: float = typer.Option(0.01, "--target-ci"),
     max_time_s: float = typer.Option(10.0, "--max-time-s"),
 ) -> None:
-    """Measure one ONNX file (not stored): median, spread and CI of its latency."""
-    from devices.export import load_onnx_artifact
+    """Measure one ONNX or TFLite file (not stored): median, spread and CI of its latency."""
+    from devices.export.model_files import load_model_file
     from hwprof import worker
+    from hwprof.catalog import devices_for_format
 
     settings = parse_key_values(set_, "--set")
     if threads is not None:
         settings["intra_op_threads"] = threads
     protocol = ProtocolSettings(target_rel_ci=target_ci, max_time_s=max_time_s)
     protocol.validate()
-    artifact = load_onnx_artifact(model)
+    artifact = load_model_file(model)
+    if device is None:
+        candidates = devices_for_format(artifact.format)
+        if not candidates:
+            raise ConfigError(f"no registered device runs {artifact.format} files (see `hwprof devices`)")
+        device = candidates[0]
     (m,) = worker.measure(device, [artifact], protocol, settings, interleaved=False)
     s = m.stats
-    table = Table(title=f"{model.name} on {device}")
+    table = Table(title=f"{model.name} ({artifact.format}, {artifact.precision}) on {device}")
     for col in ("median ms", "mean ms", "p90 ms", "std ms", "95% CI ± ms", "CV", "runs", "warm-up", "stop"):
         table.add_column(col, justify="right")
     table.add_row(

@@ -36,8 +36,8 @@ def test_onnx_exporter_is_registered_by_format():
     exporter = exporter_for(("onnx",))
     assert isinstance(exporter, OnnxExporter) and exporter.format == "onnx"
     assert get_exporter("onnx", opset=13).config()["opset"] == 13
-    with pytest.raises(ConfigError, match="no registered exporter writes tflite"):
-        exporter_for(("tflite",))
+    with pytest.raises(ConfigError, match="no registered exporter writes coreml"):
+        exporter_for(("coreml",))
     with pytest.raises(ConfigError, match="at precision 'int8'"):
         exporter_for(("onnx",), "int8")
     with pytest.raises(ConfigError, match="precision must be one of"):
