@@ -211,7 +211,7 @@ def measure(
         device = candidates[0]
     (m,) = worker.measure(device, [artifact], protocol, settings, interleaved=False)
     s = m.stats
-    table = Table(title=f"{model.name} ({artifact.format}, {artifact.precision}) on {device}")
+    table = Table(title=f"{model.name} on {device} ({artifact.format}, {artifact.precision})")
     for col in ("median ms", "mean ms", "p90 ms", "std ms", "95% CI ± ms", "CV", "runs", "warm-up", "stop"):
         table.add_column(col, justify="right")
     table.add_row(

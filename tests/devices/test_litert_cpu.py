@@ -115,7 +115,7 @@ def test_devices_says_why_not_and_which_extra(capsys, monkeypatch):
 def test_measure_a_tflite_file(capsys, monkeypatch, tflite_artifacts):
     code, out, err = _cli(capsys, monkeypatch, "measure", tflite_artifacts["int8"].path, "--max-time-s", "0.5", "--target-ci", "0.1")
     assert code == 0, err
-    assert "(tflite, int8) on litert-cpu" in out and "median ms" in out
+    assert "on litert-cpu (tflite, int8)" in out and "median ms" in out
 
 
 def test_measure_refuses_an_unknown_suffix_and_a_truncated_file(capsys, monkeypatch, tmp_path, tflite_artifacts):

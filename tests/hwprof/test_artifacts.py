@@ -24,7 +24,7 @@ def _entry(cache_root, artifact):
 
 
 def test_toy_exporter_found_by_format_through_the_registry(toy_exporter):
-    assert isinstance(exporter_for(("tflite", "toyjson")), ToyExporter)
+    assert isinstance(exporter_for(("coreml", "toyjson")), ToyExporter)
     assert isinstance(exporter_for(("toyjson",), "int8"), ToyExporter)
 
 
