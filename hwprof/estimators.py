@@ -9,7 +9,9 @@ host's speed shifting between minutes and processes; a *paired* estimator
 divides each visit of a model by the calibration models' visits in the same
 round (they were timed seconds apart), takes the median of those ratios over
 the rounds, and scales it back to milliseconds by the calibration models'
-pooled estimate of the same group.
+pooled estimate of the same group (``paired_<q>``) or, to compare latencies
+measured in other minutes and processes, of the store's first calibrated group
+(``calibrated_paired_<q>``, the primary).
 
 Every estimate is computed for every measurement and stored
 (``Measurement.estimates``); ``PRIMARY`` is the one ``latency_ms`` means —
@@ -28,9 +30,11 @@ import numpy as np
 QUANTILES: Mapping[str, float] = {"median": 0.5, "p25": 0.25, "p10": 0.10, "min": 0.0}
 PAIRED_PREFIX = "paired_"  # paired_<name>: per-round ratio to the calibration models, of the <name> of each visit
 REFERENCE_PREFIX = "reference_"  # reference_<name>: the calibration models' level in <name> (not a latency of the model)
-PRIMARY = "paired_p10"
-PRIMARY_QUANTILE = QUANTILES[PRIMARY.removeprefix(PAIRED_PREFIX)]
-FALLBACK = "p10"  # the primary's unpaired counterpart: used where no calibration models were measured alongside
+CALIBRATED_PREFIX = "calibrated_"  # calibrated_paired_<name>: the paired ratio times the store's first calibration level
+PRIMARY = "calibrated_paired_p10"
+PRIMARY_BASE = PRIMARY.removeprefix(CALIBRATED_PREFIX).removeprefix(PAIRED_PREFIX)  # "p10"
+PRIMARY_QUANTILE = QUANTILES[PRIMARY_BASE]
+FALLBACK = PRIMARY_BASE  # the primary's unpaired counterpart: used where no calibration models were measured alongside
 
 
 def quantile(samples: Sequence[float] | np.ndarray, q: float) -> float:
@@ -109,6 +113,21 @@ def group_estimates(
     return out, level
 
 
+def calibrate_primary(estimates: dict[str, float], level: Mapping[str, float], baseline: float | None) -> float:
+    """Add the primary (the paired ratio times ``baseline``) to ``estimates``; returns the baseline used.
+
+    ``baseline`` is the calibration level of the store's first calibrated group
+    for this device, settings and space (None: this group is the first, its
+    level becomes the baseline). Latencies measured in different minutes and
+    processes are so expressed in one machine state, the first group's.
+    """
+    base = level[PRIMARY_BASE] if baseline is None else baseline
+    paired = estimates.get(PAIRED_PREFIX + PRIMARY_BASE)
+    if paired is not None:
+        estimates[PRIMARY] = paired * base / level[PRIMARY_BASE]
+    return base
+
+
 def primary_of(estimates: Mapping[str, float]) -> str:
     """The estimator ``latency_ms`` uses for a measurement with these estimates: the primary, else its fallback."""
     if PRIMARY in estimates:
@@ -116,16 +135,11 @@ def primary_of(estimates: Mapping[str, float]) -> str:
     return FALLBACK if FALLBACK in estimates else "median"
 
 
-def reference_for(estimator: str, level: Mapping[str, float] | None) -> float | None:
-    """The calibration level in the units of ``estimator`` (stored as the measurement's ``reference_ms``)."""
-    if level is None:
-        return None
-    return level.get(estimator.removeprefix(PAIRED_PREFIX))
-
-
 __all__ = [
     "FALLBACK",
+    "CALIBRATED_PREFIX",
     "PAIRED_PREFIX",
+    "PRIMARY_BASE",
     "REFERENCE_PREFIX",
     "PRIMARY",
     "PRIMARY_QUANTILE",
@@ -134,9 +148,9 @@ __all__ = [
     "group_estimates",
     "paired_ratio",
     "pooled_estimates",
+    "calibrate_primary",
     "primary_of",
     "quantile",
-    "reference_for",
     "split_visits",
     "visit_values",
 ]
