@@ -59,7 +59,7 @@ def profile(
     max_runs: int = typer.Option(1000, "--max-runs"),
     max_time_s: float = typer.Option(10.0, "--max-time-s", help="Cap on timed runs per model (seconds)."),
     rounds: int = typer.Option(5, "--rounds", help="Visit each model at least this many times, interleaved with its group (1 = one block per model, pyperf-style)."),
-    max_rounds: int = typer.Option(12, "--max-rounds", help="Visit a model at most this many times while its estimate is not stable."),
+    max_rounds: int = typer.Option(10, "--max-rounds", help="Visit a model at most this many times while its estimate is not stable."),
     visit_runs: int = typer.Option(20, "--visit-runs", help="Timed runs per visit (interleaved)."),
     interleave: int = typer.Option(50, "--interleave", help="Models measured together, in alternating rounds."),
     calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Also time the space's calibration models in every group and store calibrated latencies (needs --rounds > 1)."),
