@@ -27,6 +27,21 @@ MAX_UNSTABLE_SHOWN = 5  # a noisy machine flags hundreds; the store keeps every 
 # The name hwprof/cli/predict_cmd.py imports for its --param; the one parser is hwprof.cli.options.parse_key_values.
 
 
+def resolve_device(name: str, settings: dict, config: Optional[Path] = None):
+    """(device, runner): a device configured in hwprof.toml (measured over SSH) or a registered local adapter."""
+    from hwprof.config import remote_targets
+
+    targets = remote_targets(config)
+    if name in targets:
+        from dataclasses import replace
+
+        from hwprof.remote import RemoteDevice, SshRunner
+
+        target = replace(targets[name], settings={**targets[name].settings, **settings})
+        return RemoteDevice(target), SshRunner(target)
+    return registry.get_device(name, **settings), None
+
+
 def devices() -> None:
     """List device adapters and whether each is usable here (and why not)."""
     table = Table(title="hwprof devices")
@@ -67,6 +82,7 @@ def profile(
     drift_every: int = typer.Option(50, "--drift-every", help="Re-measure a reference model every N models (0 = off)."),
     drift_threshold: float = typer.Option(0.05, "--drift-threshold", help="Warn when the reference drifts more than this fraction."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Exported-model cache (default: .hwprof-cache beside the db)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Project file with remote devices (default: $HWPROF_CONFIG or ./hwprof.toml)."),
 ) -> None:
     """Measure the real latency of architectures on a device into the store (resumable).
 
@@ -86,7 +102,7 @@ def profile(
         max_rounds=max(max_rounds, rounds), visit_runs=visit_runs,
     )
     protocol.validate()
-    dev = registry.get_device(device, **settings)
+    dev, runner = resolve_device(device, settings, config)
     sp = registry.get_space(space)
     archs = _select(sp, n, seed, archs_file, indices)
     store = Store(db)
@@ -94,7 +110,7 @@ def profile(
         profiler = Profiler(
             dev, sp, store, protocol=protocol, cache_dir=cache_dir,
             command=shlex.join(["hwprof", *sys.argv[1:]]), drift_every=drift_every, drift_threshold_rel=drift_threshold,
-            interleave=interleave, calibrate=calibrate, references=references,
+            interleave=interleave, calibrate=calibrate, references=references, runner=runner,
         )
         console.print(
             f"profiling {len(archs)} {space} architectures on [bold]{device}[/bold] "
