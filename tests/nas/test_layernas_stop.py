@@ -80,3 +80,31 @@ def test_cli_reports_the_exhausted_feasible_set(tmp_path, capsys, table):
     data = json.loads((tmp_path / "layernas_seed0.json").read_text())
     assert data["stop_reason"].startswith(EXHAUSTED) and data["n_evaluations"] <= n_feasible
     assert EXHAUSTED in " ".join(out.split())
+
+
+def test_search_benchmark_pieces_record_gaps_and_the_stop(table):
+    """benchmarks/search.py on one tiny setting: gaps per percentile and the exhaustion rows its tables read."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "search.py"
+    spec = importlib.util.spec_from_file_location("bench_search", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.run_benchmark(
+        datasets=["cifar10"], devices=["samsung_s7"], budgets=[40], percentiles=[10, 50], seeds=range(1),
+        algorithms=["layernas", "random"], multi_objective=False,
+    )
+    result["exhaustion"] = bench.exhaustion(device="samsung_s7", sizes=(150,), seeds=range(1))
+    result["summary"] = bench.summarize(result)
+    assert {(r["percentile"], r["algorithm"]) for r in result["constrained"]} == {
+        (p, a) for p in (10, 50) for a in ("layernas", "random")
+    }
+    assert all(r["gap_mean"] >= 0 and r["n_evaluations_mean"] == 40 for r in result["constrained"])
+    (ex,) = result["exhaustion"]
+    assert ex["n_feasible"] == 237 and ex["stop_reason"].startswith(EXHAUSTED) and ex["n_evaluations"] <= 237
+    assert result["summary"]["exhaustion"]["all_stopped_before_budget"]
+    p10 = result["summary"]["layernas@40"]["p10"]
+    mine = [r["gap_mean"] for r in result["constrained"] if r["algorithm"] == "layernas" and r["percentile"] == 10]
+    assert p10["gap_mean_cifar10"] == pytest.approx(mine[0])
+    assert len(bench._tables(result, ["layernas", "random"], [40])) == 4
