@@ -22,6 +22,9 @@ buckets from the budget, so it runs once per budget.
 
     python benchmarks/search.py --quick      # cifar10, 4 devices, 300 evaluations (~1 min)
     python benchmarks/search.py              # 3 datasets, 21 devices, 3 seeds
+    python benchmarks/search.py --datasets cifar10 -o a.json &  # or side by side, then
+    python benchmarks/search.py --datasets cifar100 ImageNet16-120 --no-multi-objective --no-exhaustion -o b.json
+    python benchmarks/search.py --merge a.json b.json
 """
 
 from __future__ import annotations
@@ -232,6 +235,26 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from runs over disjoint datasets (e.g. run side by side): rows joined, summary recomputed."""
+    first = results[0]
+    out: dict[str, Any] = {"settings": dict(first["settings"]), "constrained": [], "multi_objective": []}
+    out["settings"]["datasets"] = []
+    out["settings"]["runs"] = [r["settings"] for r in results]
+    for r in results:
+        for key in ("devices", "budgets", "percentiles", "seeds", "algorithms"):
+            if r["settings"][key] != first["settings"][key]:
+                raise SystemExit(f"cannot merge: runs differ in {key} ({r['settings'][key]} vs {first['settings'][key]})")
+        out["settings"]["datasets"] += [d for d in r["settings"]["datasets"] if d not in out["settings"]["datasets"]]
+        out["constrained"] += r["constrained"]
+        out["multi_objective"] += r["multi_objective"]
+        if r.get("exhaustion"):
+            out["exhaustion"] = (out.get("exhaustion") or []) + r["exhaustion"]
+    out["settings"]["wall_s"] = sum(r["settings"]["wall_s"] for r in results)
+    out["summary"] = summarize(out)
+    return out
+
+
 def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}"
 
@@ -303,13 +326,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS))
     p.add_argument("--no-multi-objective", action="store_true")
     p.add_argument("--no-exhaustion", action="store_true")
+    p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help="run nothing: combine results of runs over different datasets into --out")
     p.add_argument("-o", "--out", default=str(Path(__file__).parent / "results" / "search.json"))
     args = p.parse_args(argv)
+    console = Console()
+    if args.merge:
+        result = merge([json.loads(Path(f).read_text(encoding="utf-8")) for f in args.merge])
+        for t in _tables(result, result["settings"]["algorithms"], result["settings"]["budgets"]):
+            console.print(t)
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        console.print(f"wrote {args.out}")
+        return 0
     devices = args.devices or (list(DEVICES_QUICK) if args.quick else None)
     datasets = args.datasets or (["cifar10"] if args.quick else list(DATASETS))
     budgets = sorted(args.budgets or ([300] if args.quick else list(BUDGETS)))
     percentiles = [int(x) if float(x).is_integer() else x for x in args.percentiles]
-    console = Console()
     start = time.perf_counter()
     log = lambda name, s: console.log(f"{name}: {s:.1f} s")  # noqa: E731
     result = run_benchmark(
