@@ -20,7 +20,7 @@ they are given (they only stop earlier), so each runs once at the largest
 budget and is scored on the prefixes of its history; LayerNAS sizes its
 buckets from the budget, so it runs once per budget.
 
-    python benchmarks/search.py --quick      # cifar10, 4 devices, 300 evaluations (~1 min)
+    python benchmarks/search.py --quick      # cifar10, 4 devices, 300 evaluations (~2 min on a loaded 2-core host)
     python benchmarks/search.py              # 3 datasets, 21 devices, 3 seeds
     python benchmarks/search.py --datasets cifar10 -o a.json &  # or side by side, then
     python benchmarks/search.py --datasets cifar100 ImageNet16-120 --no-multi-objective --no-exhaustion -o b.json
