@@ -11,6 +11,7 @@ from devices.export.calibration import FP32_TOLERANCE
 from devices.export.onnx_export import OnnxExporter, OnnxInt8Exporter, export_onnx
 from devices.ort_cpu import OrtCpuDevice
 from hwprof.artifacts import ArtifactCache, exporter_for
+from hwprof.cli.main import main
 from hwprof.errors import ConfigError, ExportError
 from hwprof.testing import FAST_PROTOCOL, check_device, check_exporter
 from hwprof.types import Architecture, InputSpec
@@ -114,7 +115,7 @@ def test_fp32_export_that_disagrees_with_torch_is_refused(tmp_path):
             self.calls += 1
             return x.flatten(1) * float(self.calls)
 
-    with pytest.raises(ExportError, match=r"outputs differ from the torch model by up to .* \(fp32 tolerance 0.0001\)"):
+    with pytest.raises(ExportError, match=r"outputs differ from the torch model by up to .* \(fp32 tolerance 0.0001 x output scale"):
         ArtifactCache(tmp_path / "cache").get_or_export(
             Architecture("x", "counts"), CountsCalls, INPUTS, OnnxExporter(), "fp32"
         )
@@ -164,3 +165,42 @@ def test_int8_agrees_with_fp32_on_most_inputs_of_a_real_network(tmp_path):
     assert artifact.exporter["numerics"]["top1_agreement"] >= 0.75
     assert np.isfinite(artifact.exporter["numerics"]["max_abs_diff"])
     assert os.path.getsize(artifact.path) > 0
+
+
+FAST_CLI = ["--min-runs", "3", "--max-runs", "10", "--max-time-s", "0.3", "--rounds", "1", "--no-calibrate", "--drift-every", "0"]
+
+
+@pytest.mark.slow
+def test_cli_profiles_nb201_in_int8_on_ort_cpu(tmp_path, capsys):
+    db = tmp_path / "h.db"
+    code = main(["profile", "--device", "ort-cpu", "--space", "nb201", "--indices", "3", "--precision", "int8", "--db", str(db), *FAST_CLI])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "architectures (int8) on" in out
+    (model,) = (tmp_path / ".hwprof-cache" / "onnx").glob("*.onnx")
+    assert "QuantizeLinear" in {node.op_type for node in onnx.load(str(model)).graph.node}
+
+
+def summary_row(out):
+    """(measured, skipped) from the summary table `hwprof profile` prints."""
+    (row,) = [line for line in out.splitlines() if line.startswith("│")]
+    cells = [c.strip() for c in row.strip("│").split("│")]
+    return int(cells[0]), int(cells[1])
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="the profiler skips architectures by settings hash, which does not include the precision yet "
+    "(the lead's change to hwprof/profiling.py: settings_hash per precision); remove this mark when it lands",
+)
+def test_int8_and_fp32_of_one_network_are_two_measurements(tmp_path, capsys):
+    """Precision is part of a measurement's identity: an fp32 run after an int8 one measures, it does not skip."""
+    db = tmp_path / "h.db"
+    rows = []
+    for precision in ("int8", "fp32"):
+        code = main(["profile", "--space", "nb201", "--indices", "3", "--precision", precision, "--db", str(db), *FAST_CLI])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        rows.append(summary_row(out))
+    assert rows == [(1, 0), (1, 0)]
