@@ -7,16 +7,15 @@ deployment would use). Every setting is recorded with each measurement.
 
 from __future__ import annotations
 
-import os
 from typing import Any, ContextManager
 
 import numpy as np
 
-from devices.cpu_settings import affinity_supported, parse_affinity, parse_bool, pinned_to, validate_cpu_settings
+from devices.cpu_settings import local_device_info, parse_affinity, parse_bool, pinned_to, validate_cpu_settings
 from devices.export.calibration import random_feeds
 from hwprof.devices import Device, PreparedModel
 from hwprof.errors import ConfigError, DeviceUnavailable, ModelRunError, first_line
-from hwprof.hostinfo import cpu_model, package_version
+from hwprof.hostinfo import package_version
 from hwprof.types import DeviceInfo, ModelArtifact
 
 _OPT_LEVELS = ("disable", "basic", "extended", "all")
@@ -65,17 +64,7 @@ class OrtCpuDevice(Device):
         providers = ort.get_available_providers()
         if "CPUExecutionProvider" not in providers:
             raise DeviceUnavailable(f"ort-cpu: CPUExecutionProvider missing from onnxruntime (have {providers})")
-        if self.settings["cpu_affinity"] is not None and not affinity_supported():
-            raise DeviceUnavailable("ort-cpu: cpu_affinity needs os.sched_setaffinity (Linux)")
-        return DeviceInfo(
-            name=self.name,
-            runtime="onnxruntime",
-            runtime_version=ort.__version__,
-            cpu_model=cpu_model(),
-            cores_logical=os.cpu_count() or 0,
-            settings=dict(self.settings),
-            extra={"providers": list(providers), "onnx": package_version("onnx")},
-        )
+        return local_device_info(self, "onnxruntime", ort.__version__, {"providers": list(providers), "onnx": package_version("onnx")})
 
     def session_options(self):
         """SessionOptions carrying this device's settings (callers may add e.g. profiling)."""

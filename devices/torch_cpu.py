@@ -23,12 +23,11 @@ import os
 import shutil
 from typing import Any, ContextManager, Iterator
 
-from devices.cpu_settings import affinity_supported, pinned_to, validate_cpu_settings
+from devices.cpu_settings import local_device_info, pinned_to, validate_cpu_settings
 from devices.export.calibration import random_feeds
 from devices.export.torch_export import load_pt2, torch_args
 from hwprof.devices import Device, PreparedModel
 from hwprof.errors import ConfigError, DeviceUnavailable, ModelRunError, first_line
-from hwprof.hostinfo import cpu_model
 from hwprof.types import DeviceInfo, ModelArtifact
 
 MODES = ("eager", "compile")
@@ -58,8 +57,6 @@ class TorchCpuDevice(Device):
     def check(self) -> DeviceInfo:
         import torch
 
-        if self.settings["cpu_affinity"] is not None and not affinity_supported():
-            raise DeviceUnavailable("torch-cpu: cpu_affinity needs os.sched_setaffinity (Linux)")
         extra: dict[str, Any] = {
             "mode": self.settings["mode"],
             "inter_op_threads_effective": self._set_interop_threads(),
@@ -74,15 +71,7 @@ class TorchCpuDevice(Device):
                     "(install g++ or set CXX), or use mode=eager"
                 )
             extra.update({"compile_backend": "inductor", "cxx": compiler})
-        return DeviceInfo(
-            name=self.name,
-            runtime="torch",
-            runtime_version=torch.__version__,
-            cpu_model=cpu_model(),
-            cores_logical=os.cpu_count() or 0,
-            settings=dict(self.settings),
-            extra=extra,
-        )
+        return local_device_info(self, "torch", torch.__version__, extra)
 
     def _set_interop_threads(self) -> int:
         """Apply ``inter_op_threads`` (0: leave torch's default); DeviceUnavailable when torch has fixed another value."""
