@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 DEFAULT_OPSET = 17
 EXPORTERS = ("legacy", "dynamo")
 ACTIVATION_TYPES = ("int8", "uint8")
+# Operators of a quantized ONNX model (QDQ or operator-oriented): a file holding one is measured as int8.
+INT8_OPS = frozenset({
+    "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
+    "MatMulInteger", "QLinearAdd", "QLinearMul", "QLinearAveragePool", "QLinearGlobalAveragePool",
+})
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 
@@ -83,7 +88,10 @@ def export_onnx(
 
 
 def load_onnx_artifact(path: str | Path, arch_id: str = "") -> ModelArtifact:
-    """Describe a user-supplied ONNX file; static input shapes are required for timing."""
+    """Describe a user-supplied ONNX file; static input shapes are required for timing.
+
+    Its precision is int8 when the graph holds quantization operators (:data:`INT8_OPS`), else fp32.
+    """
     import onnx
 
     path = Path(path)
@@ -109,6 +117,7 @@ def load_onnx_artifact(path: str | Path, arch_id: str = "") -> ModelArtifact:
             dims.append(int(d.dim_value))
         inputs.append(InputSpec(inp.name, tuple(dims), onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name))
     digest = sha256_file(path)
+    quantized = any(node.op_type in INT8_OPS for node in model.graph.node)
     return ModelArtifact(
         path=str(path),
         format="onnx",
@@ -117,6 +126,7 @@ def load_onnx_artifact(path: str | Path, arch_id: str = "") -> ModelArtifact:
         arch_id=arch_id or f"file:{digest[:16]}",
         inputs=tuple(inputs),
         exporter={"source": "file"},
+        precision="int8" if quantized else "fp32",
     )
 
 

@@ -204,3 +204,11 @@ def test_int8_and_fp32_of_one_network_are_two_measurements(tmp_path, capsys):
         assert code == 0, err
         rows.append(summary_row(out))
     assert rows == [(1, 0), (1, 0)]
+
+
+def test_a_user_supplied_int8_file_is_described_as_int8(int8_artifact, tmp_path, tiny_model):
+    from devices.export.onnx_export import load_onnx_artifact
+
+    assert load_onnx_artifact(int8_artifact.path).precision == "int8"
+    export_onnx(tiny_model, (1, 3, 16, 16), tmp_path / "fp32.onnx")
+    assert load_onnx_artifact(tmp_path / "fp32.onnx").precision == "fp32"
