@@ -46,8 +46,8 @@ _T = TypeVar("_T")
 _STAT_COLUMNS = ("median_ms", "mean_ms", "p90_ms", "std_ms", "min_ms", "max_ms", "ci_half_width_ms", "cv", "n_runs")
 _TABLES = ("devices", "runs", "architectures", "artifacts", "measurements", "drift_checks")
 CSV_COLUMNS = (
-    "id", "run_id", "device", "space", "spec", "arch_id", "artifact_sha256", "settings_hash",
-    *_STAT_COLUMNS, "n_warmup", "unstable", "stop_reason", "energy_mj", "meter",
+    "id", "run_id", "device", "space", "spec", "arch_id", "artifact_sha256", "settings_hash", "precision",
+    "latency_ms", "estimator", *_STAT_COLUMNS, "n_warmup", "unstable", "stop_reason", "energy_mj", "meter",
     "reference_ms", "corrected_ms", "settings_json", "cpu_model", "hostname", "created_at", "hwprof_version",
 )  # fmt: skip
 
@@ -174,7 +174,26 @@ def _migrate_v3(conn: sqlite3.Connection) -> None:
     _execute_all(conn, ("ALTER TABLE measurements ADD COLUMN reference_ms REAL",))
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2, _migrate_v3]
+def _migrate_v4(conn: sqlite3.Connection) -> None:
+    """Precision of artifacts and measurements; the primary latency estimate, the others, and visit sizes.
+
+    Rows written before keep NULL ``latency_ms`` and estimator ``median``: readers
+    take their median (``COALESCE``), which is what they were measured as.
+    """
+    _execute_all(
+        conn,
+        (
+            "ALTER TABLE artifacts ADD COLUMN precision TEXT NOT NULL DEFAULT 'fp32'",
+            "ALTER TABLE measurements ADD COLUMN precision TEXT NOT NULL DEFAULT 'fp32'",
+            "ALTER TABLE measurements ADD COLUMN latency_ms REAL",
+            "ALTER TABLE measurements ADD COLUMN estimator TEXT NOT NULL DEFAULT 'median'",
+            "ALTER TABLE measurements ADD COLUMN estimates_json TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE measurements ADD COLUMN visits_json TEXT NOT NULL DEFAULT '[]'",
+        ),
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -514,11 +533,11 @@ class Store:
         """Idempotent by sha256: the same bytes are the same artifact wherever they lie."""
         self._insert(
             f"artifact {artifact.sha256[:12]} of arch {artifact.arch_id} (add the architecture first)",
-            "INSERT INTO artifacts (sha256, arch_id, format, path, size_bytes, inputs_json, exporter_json, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+            "INSERT INTO artifacts (sha256, arch_id, format, path, size_bytes, inputs_json, exporter_json, created_at,"
+            " precision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
             (
                 artifact.sha256, artifact.arch_id, artifact.format, str(artifact.path), artifact.size_bytes,
-                _dumps(artifact.inputs_json()), _dumps(dict(artifact.exporter)), _now(),
+                _dumps(artifact.inputs_json()), _dumps(dict(artifact.exporter)), _now(), artifact.precision,
             ),
         )  # fmt: skip
 
@@ -548,6 +567,11 @@ class Store:
             "energy_mj": m.energy_mj,
             "meter": m.meter,
             "reference_ms": m.reference_ms,
+            "precision": m.precision,
+            "latency_ms": m.latency_ms,
+            "estimator": m.estimator,
+            "estimates_json": _dumps({k: float(v) for k, v in m.estimates.items()}),
+            "visits_json": _dumps(list(m.visit_sizes)),
             "created_at": m.timestamp,
             "hwprof_version": m.hwprof_version,
         }
@@ -653,6 +677,10 @@ class Store:
                 raise StoreError(f"no measurements on device {device!r} in {self.path}; {have}")
         return {r.spec: float(r.latency_ms(corrected)) for r in records}
 
+    def calibration_baseline(self, device_id: int, settings_hash: str, space: str, estimator: str) -> float | None:
+        """The reference level of the first calibrated row for this device (id), settings, space and estimator, or None."""
+        return self._baselines().get(device_id, settings_hash, space, estimator)
+
     def measured_devices(self) -> list[str]:
         """Names of the devices with at least one measurement, each once, in the order they were added."""
         rows = self._conn.execute(
@@ -697,7 +725,9 @@ class Store:
         median over its newest per-architecture medians."""
         counts = {t: int(self._conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in _TABLES}
         latest: dict[int, list[float]] = {}
-        newest = self._conn.execute(f"SELECT device_id, median_ms FROM measurements WHERE id IN {_LATEST_IDS}")
+        newest = self._conn.execute(
+            f"SELECT device_id, COALESCE(latency_ms, median_ms) FROM measurements WHERE id IN {_LATEST_IDS}"
+        )
         for device_id, median_ms in newest:
             latest.setdefault(device_id, []).append(median_ms)
         per_device = []
@@ -761,13 +791,16 @@ class Store:
 
 _LATEST_IDS = "(SELECT MAX(id) FROM measurements GROUP BY device_id, settings_hash, arch_id)"
 _JOINED = " FROM measurements m JOIN devices d ON d.id = m.device_id JOIN architectures a ON a.arch_id = m.arch_id"
+_PRIMARY = "COALESCE(m.latency_ms, m.median_ms) AS latency_ms, m.estimator"  # rows before schema v4: their median
 _LATENCY_COLUMNS = (
-    "m.id, m.device_id, d.name AS device, a.space, a.spec, m.arch_id, m.settings_hash, m.median_ms, m.reference_ms"
+    "m.id, m.device_id, d.name AS device, a.space, a.spec, m.arch_id, m.settings_hash, m.median_ms, m.reference_ms,"
+    f" m.precision, {_PRIMARY}"
 )
 _MEASUREMENT_COLUMNS = (
     "m.id, m.run_id, m.device_id, d.name AS device, a.space, a.spec, m.arch_id, m.artifact_sha256, m.settings_hash,"
     f" m.settings_json, m.host_json, {', '.join('m.' + c for c in _STAT_COLUMNS)}, m.n_warmup, m.unstable,"
-    " m.stop_reason, m.energy_mj, m.meter, m.reference_ms, m.created_at, m.hwprof_version"
+    f" m.stop_reason, m.energy_mj, m.meter, m.reference_ms, m.created_at, m.hwprof_version, m.precision, {_PRIMARY},"
+    " m.estimates_json, m.visits_json"
 )
 
 
@@ -796,9 +829,10 @@ def _filters(
 
 
 class _Baselines:
-    """(device id, settings hash, space) -> the first reference latency ever stored there, read on first need.
+    """(device id, settings hash, space, estimator) -> the first reference latency ever stored there, read on first need.
 
-    A calibrated measurement's ``corrected_ms`` is ``median_ms * baseline / reference_ms``:
+    A calibrated measurement's ``corrected_ms`` is ``latency_ms * baseline / reference_ms``
+    (reference and baseline in the row's estimator):
     its latency scaled to the machine's state when the first calibrated group was
     measured. Rows without a reference never ask, so uncalibrated reads skip the
     query. Measurements are append-only, so a baseline once committed never
@@ -806,21 +840,22 @@ class _Baselines:
     is off (inside a transaction that may still roll back).
     """
 
-    def __init__(self, conn: sqlite3.Connection, known: dict[tuple[int, str, str], float], remember: bool) -> None:
+    def __init__(self, conn: sqlite3.Connection, known: dict[tuple[int, str, str, str], float], remember: bool) -> None:
         self._conn = conn
         self._known = known
         self._remember = remember
-        self._missing: set[tuple[int, str, str]] = set()
+        self._missing: set[tuple[int, str, str, str]] = set()
 
-    def get(self, device_id: int, settings_hash: str, space: str) -> float | None:
-        key = (device_id, settings_hash, space)
+    def get(self, device_id: int, settings_hash: str, space: str, estimator: str = "median") -> float | None:
+        key = (device_id, settings_hash, space, estimator)
         if key in self._known:
             return self._known[key]
         if key in self._missing:
             return None
         row = self._conn.execute(
             "SELECT m.reference_ms FROM measurements m JOIN architectures a ON a.arch_id = m.arch_id"
-            " WHERE m.device_id = ? AND m.settings_hash = ? AND a.space = ? AND m.reference_ms IS NOT NULL"
+            " WHERE m.device_id = ? AND m.settings_hash = ? AND a.space = ? AND m.estimator = ?"
+            " AND m.reference_ms IS NOT NULL"
             " ORDER BY m.id LIMIT 1",
             key,
         ).fetchone()
@@ -834,5 +869,5 @@ class _Baselines:
     def corrected(self, row: sqlite3.Row) -> float | None:
         if row["reference_ms"] is None:
             return None
-        baseline = self.get(row["device_id"], row["settings_hash"], row["space"])
-        return corrected(row["median_ms"], row["reference_ms"], baseline)
+        baseline = self.get(row["device_id"], row["settings_hash"], row["space"], row["estimator"])
+        return corrected(row["latency_ms"], row["reference_ms"], baseline)

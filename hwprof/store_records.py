@@ -32,13 +32,13 @@ def _tuples(obj: Any) -> Any:
     return obj
 
 
-def corrected(median_ms: float, reference_ms: float | None, baseline_ms: float | None) -> float | None:
-    """``median_ms`` scaled to the machine's state when its first calibrated group was measured.
+def corrected(latency_ms: float, reference_ms: float | None, baseline_ms: float | None) -> float | None:
+    """``latency_ms`` scaled to the machine's state when its first calibrated group was measured.
 
     None when the row was profiled without calibration (no reference) or no
-    baseline exists for its device, settings and space.
+    baseline exists for its device, settings, space and estimator.
     """
-    return median_ms * baseline_ms / reference_ms if baseline_ms and reference_ms else None
+    return latency_ms * baseline_ms / reference_ms if baseline_ms and reference_ms else None
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,11 @@ class MeasurementRecord:
     created_at: str
     hwprof_version: str
     samples_ms: tuple[float, ...] | None = None
+    precision: str = "fp32"
+    latency_ms: float = 0.0  # the primary estimate (the median for rows of schema < 4)
+    estimator: str = "median"
+    estimates: Mapping[str, float] | None = None
+    visit_sizes: tuple[int, ...] = ()  # parsed with the samples only
 
     @classmethod
     def from_row(cls, row: Row, corrected_ms: float | None, with_samples: bool) -> "MeasurementRecord":
@@ -93,6 +98,9 @@ class MeasurementRecord:
             meter=row["meter"], reference_ms=row["reference_ms"], corrected_ms=corrected_ms,
             created_at=row["created_at"], hwprof_version=row["hwprof_version"],
             samples_ms=tuple(json.loads(row["samples_json"])) if with_samples else None,
+            precision=row["precision"], latency_ms=row["latency_ms"], estimator=row["estimator"],
+            estimates=frozen_json(row["estimates_json"]),
+            visit_sizes=tuple(json.loads(row["visits_json"])) if with_samples else (),
         )  # fmt: skip
 
     @property
@@ -119,18 +127,22 @@ class LatencyRecord:
     median_ms: float
     reference_ms: float | None
     corrected_ms: float | None
+    primary_ms: float = 0.0  # the measurement's primary estimate (its median before schema v4)
+    estimator: str = "median"
+    precision: str = "fp32"
 
     @classmethod
     def from_row(cls, row: Row, corrected_ms: float | None) -> "LatencyRecord":
         return cls(
             measurement_id=row["id"], device=row["device"], space=row["space"], spec=row["spec"],
             arch_id=row["arch_id"], settings_hash=row["settings_hash"], median_ms=row["median_ms"],
-            reference_ms=row["reference_ms"], corrected_ms=corrected_ms,
+            reference_ms=row["reference_ms"], corrected_ms=corrected_ms, primary_ms=row["latency_ms"],
+            estimator=row["estimator"], precision=row["precision"],
         )  # fmt: skip
 
     def latency_ms(self, corrected: bool = False) -> float:
-        """The calibrated latency when asked for and available, else the raw median."""
-        return self.corrected_ms if corrected and self.corrected_ms is not None else self.median_ms
+        """The calibrated latency when asked for and available, else the primary estimate."""
+        return self.corrected_ms if corrected and self.corrected_ms is not None else self.primary_ms
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,17 @@ def stable_hash(obj: Any, length: int = 16) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
+def settings_identity(settings: Mapping[str, Any], precision: str = "fp32") -> str:
+    """What makes two measurements of one architecture on one device comparable: settings and precision.
+
+    fp32 keeps the hash of the settings alone (the identity before precisions
+    existed), so stores written earlier resume and compare as before.
+    """
+    if precision == "fp32":
+        return stable_hash(dict(settings))
+    return stable_hash({"settings": dict(settings), "precision": precision})
+
+
 @dataclass(frozen=True)
 class Architecture:
     """A network of a named search space, identified by the space's canonical spec string.
@@ -171,14 +182,22 @@ class Measurement:
     # the same group when the profiler calibrates (see hwprof.profiling); lets the store
     # correct changes of the machine's speed between groups and sessions.
     reference_ms: float | None = None
+    precision: str = "fp32"  # of the artifact measured; part of the measurement's identity (settings_hash)
+    # Samples per visit of an interleaved measurement, in visit order (sum = len(samples_ms)); () = one block.
+    visit_sizes: tuple[int, ...] = ()
+    # The primary latency: ``estimates[estimator]`` (the median when absent); see hwprof.estimators.
+    estimator: str = "median"
+    estimates: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def latency_ms(self) -> float:
-        return self.stats.median_ms
+        if self.estimator == "median" or self.estimator not in self.estimates:
+            return self.stats.median_ms
+        return float(self.estimates[self.estimator])
 
     @property
     def settings_hash(self) -> str:
-        return stable_hash(dict(self.settings))
+        return settings_identity(self.settings, self.precision)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON values; ``Measurement.from_json(json.loads(json.dumps(m.to_json()))) == m``.
@@ -202,6 +221,10 @@ class Measurement:
             "meter": self.meter,
             "stop_reason": self.stop_reason,
             "reference_ms": self.reference_ms,
+            "precision": self.precision,
+            "visit_sizes": list(self.visit_sizes),
+            "estimator": self.estimator,
+            "estimates": dict(self.estimates),
         }
 
     @classmethod
@@ -225,4 +248,8 @@ class Measurement:
             meter=data.get("meter"),
             stop_reason=str(data.get("stop_reason", "")),
             reference_ms=opt_float(data.get("reference_ms")),
+            precision=str(data.get("precision", "fp32")),
+            visit_sizes=tuple(int(x) for x in data.get("visit_sizes", ())),
+            estimator=str(data.get("estimator", "median")),
+            estimates={str(k): float(v) for k, v in dict(data.get("estimates", {})).items()},
         )

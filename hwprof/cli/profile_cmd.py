@@ -19,7 +19,7 @@ from hwprof.errors import ConfigError, HwprofError
 from hwprof.profiling import (
     ProfileInterrupted, ProfileSummary, Profiler, ProgressEvent, dedupe, parse_indices, read_arch_file,
 )
-from hwprof.protocol import ProtocolSettings
+from hwprof.protocol import ProtocolSettings, describe_instability, instability
 from hwprof.store import Store
 
 
@@ -54,11 +54,13 @@ def profile(
     again: bool = typer.Option(False, "--again", help="Re-measure architectures already stored for this device+settings."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads (device setting intra_op_threads)."),
     set_: list[str] = typer.Option([], "--set", help="Device setting KEY=VALUE (repeatable)."),
-    target_ci: float = typer.Option(0.01, "--target-ci", help="Stop when the 95% CI half-width of the median <= this fraction of it."),
+    target_ci: float = typer.Option(0.01, "--target-ci", help="Stop when the 95% CI half-width of the primary estimate's quantile <= this fraction of it."),
     min_runs: int = typer.Option(10, "--min-runs"),
     max_runs: int = typer.Option(1000, "--max-runs"),
     max_time_s: float = typer.Option(10.0, "--max-time-s", help="Cap on timed runs per model (seconds)."),
-    rounds: int = typer.Option(10, "--rounds", help="Visit each model at least this many times, interleaved with its group (1 = one block per model)."),
+    rounds: int = typer.Option(5, "--rounds", help="Visit each model at least this many times, interleaved with its group (1 = one block per model, pyperf-style)."),
+    max_rounds: int = typer.Option(12, "--max-rounds", help="Visit a model at most this many times while its estimate is not stable."),
+    visit_runs: int = typer.Option(20, "--visit-runs", help="Timed runs per visit (interleaved)."),
     interleave: int = typer.Option(50, "--interleave", help="Models measured together, in alternating rounds."),
     calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Also time the space's calibration models in every group and store calibrated latencies (needs --rounds > 1)."),
     references: int = typer.Option(5, "--references", help="Calibration models timed with every group (with --calibrate)."),
@@ -81,7 +83,8 @@ def profile(
     if n < 1 and archs_file is None and indices is None:
         raise ConfigError(f"-n must be >= 1, got {n}")
     protocol = ProtocolSettings(
-        target_rel_ci=target_ci, min_runs=min_runs, max_runs=max_runs, max_time_s=max_time_s, rounds=rounds
+        target_rel_ci=target_ci, min_runs=min_runs, max_runs=max_runs, max_time_s=max_time_s, rounds=rounds,
+        max_rounds=max(max_rounds, rounds), visit_runs=visit_runs,
     )
     protocol.validate()
     dev = registry.get_device(device, **settings)
@@ -176,8 +179,8 @@ def _print_summary(summary: ProfileSummary, device: str) -> None:
     for w in summary.warnings + unstable[:MAX_UNSTABLE_SHOWN]:
         warn(w)
     if len(unstable) > MAX_UNSTABLE_SHOWN:
-        warn(f"... and {len(unstable) - MAX_UNSTABLE_SHOWN} more unstable measurements (CV above the protocol's "
-             "unstable_cv); each row is flagged in the store (`hwprof show`, `hwprof export`)")
+        warn(f"... and {len(unstable) - MAX_UNSTABLE_SHOWN} more unstable measurements (spread above the protocol's "
+             "unstable_rel); each row is flagged in the store (`hwprof show`, `hwprof export`)")
 
 
 def measure(
@@ -209,7 +212,7 @@ def measure(
     )
     console.print(table)
     if m.unstable:
-        warn(f"unstable measurement (CV {s.cv:.1%})")
+        warn(f"unstable measurement ({describe_instability(*instability(m.samples_ms, m.visit_sizes, protocol), protocol)})")
 
 
 def register(app: typer.Typer) -> None:

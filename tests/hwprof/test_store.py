@@ -113,7 +113,7 @@ def raw(path) -> sqlite3.Connection:
 
 
 def test_new_store_has_current_schema_in_wal_mode_with_hwprof_marks(store):
-    assert SCHEMA_VERSION == len(MIGRATIONS) == 3
+    assert SCHEMA_VERSION == len(MIGRATIONS) == 4
     assert store.schema_version == SCHEMA_VERSION
     conn = raw(store.path)
     try:
@@ -123,7 +123,7 @@ def test_new_store_has_current_schema_in_wal_mode_with_hwprof_marks(store):
         assert meta["application"] == "hwprof" and meta["created_by"] == __version__
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"devices", "runs", "architectures", "artifacts", "measurements", "drift_checks", "meta"} <= tables
-        assert [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3]
+        assert [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3, 4]
     finally:
         conn.close()
 
@@ -376,6 +376,10 @@ def test_v1_database_is_backed_up_and_migrated_with_data_intact(tmp_path):
         assert store.schema_version == SCHEMA_VERSION and store.migrated_from == 1
         (row,) = store.measurements()
         assert (row.spec, row.median_ms, row.n_runs, row.hwprof_version) == ("w4-d1", 4.2, 20, "0.0.1")
+        # v4: a row measured before estimators existed reads as its median, in fp32
+        assert (row.latency_ms, row.estimator, row.precision, dict(row.estimates)) == (4.2, "median", "fp32", {})
+        (lat,) = store.latency_records()
+        assert (lat.latency_ms(), lat.estimator, lat.precision) == (4.2, "median", "fp32")
         run_id = store.runs()[0].id
         store.add_drift_check(run_id, A.arch_id, 10, 4.2, 4.3, 0.024, False)  # v2 table usable
         assert len(store.drift_checks()) == 1
@@ -494,3 +498,23 @@ def test_sqlite_file_without_tables_is_initialised_only_when_create(tmp_path):
         Store(path, create=False)
     with Store(path) as store:
         assert store.schema_version == SCHEMA_VERSION
+
+
+def test_precision_is_part_of_a_measurements_identity_and_estimates_round_trip(bench):
+    from dataclasses import replace as _replace
+
+    m = measurement(A, 2.0)
+    int8 = _replace(m, precision="int8", estimator="p10", estimates={"p10": 1.5, "min": 1.25}, visit_sizes=(1, 2))
+    assert int8.settings_hash != m.settings_hash  # an int8 row never answers for the fp32 one (resume, lookups)
+    assert m.settings_hash == _replace(m, precision="fp32").settings_hash
+    assert int8.latency_ms == 1.5 and m.latency_ms == 2.0
+    for row in (m, int8):
+        with bench.store.transaction():
+            bench.store.add_architecture(A)
+            bench.store.add_artifact(artifact_for(A))
+            bench.store.add_measurement(bench.run_id, bench.device_id, row)
+    rows = bench.store.measurements(with_samples=True)
+    assert [(r.precision, r.latency_ms, r.estimator) for r in rows] == [("fp32", 2.0, "median"), ("int8", 1.5, "p10")]
+    assert dict(rows[1].estimates) == {"p10": 1.5, "min": 1.25} and rows[1].visit_sizes == (1, 2)
+    latest = bench.store.latency_records()
+    assert sorted((r.precision, r.latency_ms()) for r in latest) == [("fp32", 2.0), ("int8", 1.5)]
