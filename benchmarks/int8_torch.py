@@ -13,7 +13,7 @@ For N networks of NB201 and of FBNet (a fixed random sample, weights from seed 0
     int8 export (fp32 export, quantization, checks) and the torch.export
     (.pt2) export.
 (c) latency: ort-cpu fp32 and every int8 variant measured together
-    (interleaved rounds), the int8 speed-up; torch-cpu eager on the .pt2
+    (interleaved rounds; medians), the int8 speed-up; torch-cpu eager on the .pt2
     against the same network's ``nn.Module`` called directly (what the .pt2
     eager mode costs compared with plain PyTorch); torch-cpu compile on the
     first ``--compile`` NB201 networks (compile time and latency).
@@ -96,16 +96,16 @@ def bench_network(space, arch, cache: ArtifactCache, check_inputs: int, compile_
 
     # (c) ORT latencies, fp32 and int8 variants interleaved
     measured = OrtCpuDevice().measure_many(artifacts, PROTOCOL)
-    row["ort_fp32_ms"] = measured[0].latency_ms
+    row["ort_fp32_ms"] = measured[0].stats.median_ms
     for (name, entry), m in zip(row["int8"].items(), measured[1:]):
-        entry["ort_ms"] = m.latency_ms
-        entry["speedup"] = measured[0].latency_ms / m.latency_ms
+        entry["ort_ms"] = m.stats.median_ms
+        entry["speedup"] = measured[0].stats.median_ms / m.stats.median_ms
 
     # torch: .pt2 export, eager on the .pt2 against the nn.Module itself
     pt2, row["pt2_export_s"] = timed(lambda: cache.get_or_export(arch, build, inputs, TorchExportExporter(), "fp32"))
     row["pt2_max_abs_diff"] = pt2.exporter["numerics"]["max_abs_diff"]
     device = TorchCpuDevice()
-    row["torch_pt2_eager_ms"] = device.measure(pt2, PROTOCOL).latency_ms
+    row["torch_pt2_eager_ms"] = device.measure(pt2, PROTOCOL).stats.median_ms
     x = torch.from_numpy(np.random.default_rng(0).standard_normal(space.input_shape).astype(np.float32))
     with device.measuring():
         row["torch_module_eager_ms"] = run_protocol(lambda: module(x), PROTOCOL).stats.median_ms

@@ -189,11 +189,6 @@ def summary_row(out):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the profiler skips architectures by settings hash, which does not include the precision yet "
-    "(the lead's change to hwprof/profiling.py: settings_hash per precision); remove this mark when it lands",
-)
 def test_int8_and_fp32_of_one_network_are_two_measurements(tmp_path, capsys):
     """Precision is part of a measurement's identity: an fp32 run after an int8 one measures, it does not skip."""
     db = tmp_path / "h.db"
@@ -204,6 +199,15 @@ def test_int8_and_fp32_of_one_network_are_two_measurements(tmp_path, capsys):
         assert code == 0, err
         rows.append(summary_row(out))
     assert rows == [(1, 0), (1, 0)]
+    from hwprof.store import Store
+
+    store = Store(db)
+    try:
+        records = store.measurements(device="ort-cpu")
+    finally:
+        store.close()
+    assert sorted(r.precision for r in records) == ["fp32", "int8"]
+    assert len({r.settings_hash for r in records}) == 2
 
 
 def test_a_user_supplied_int8_file_is_described_as_int8(int8_artifact, tmp_path, tiny_model):
