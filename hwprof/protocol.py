@@ -60,7 +60,7 @@ class ProtocolSettings:
     # ``visit_runs`` runs and at least ``round_min_s``; after each visit from ``rounds`` on,
     # the stopping rule applies to the pooled samples.
     rounds: int = 1
-    max_rounds: int = 12
+    max_rounds: int = 10
     visit_runs: int = 20
     revisit_warmup: int = 2
     round_min_s: float = 0.02

@@ -27,6 +27,21 @@ MAX_UNSTABLE_SHOWN = 5  # a noisy machine flags hundreds; the store keeps every 
 # The name hwprof/cli/predict_cmd.py imports for its --param; the one parser is hwprof.cli.options.parse_key_values.
 
 
+def resolve_device(name: str, settings: dict, config: Optional[Path] = None):
+    """(device, runner): a device configured in hwprof.toml (measured over SSH) or a registered local adapter."""
+    from hwprof.config import remote_targets
+
+    targets = remote_targets(config)
+    if name in targets:
+        from dataclasses import replace
+
+        from hwprof.remote import RemoteDevice, SshRunner
+
+        target = replace(targets[name], settings={**targets[name].settings, **settings})
+        return RemoteDevice(target), SshRunner(target)
+    return registry.get_device(name, **settings), None
+
+
 def devices() -> None:
     """List device adapters and whether each is usable here (and why not)."""
     table = Table(title="hwprof devices")
@@ -59,7 +74,7 @@ def profile(
     max_runs: int = typer.Option(1000, "--max-runs"),
     max_time_s: float = typer.Option(10.0, "--max-time-s", help="Cap on timed runs per model (seconds)."),
     rounds: int = typer.Option(5, "--rounds", help="Visit each model at least this many times, interleaved with its group (1 = one block per model, pyperf-style)."),
-    max_rounds: int = typer.Option(12, "--max-rounds", help="Visit a model at most this many times while its estimate is not stable."),
+    max_rounds: int = typer.Option(10, "--max-rounds", help="Visit a model at most this many times while its estimate is not stable."),
     visit_runs: int = typer.Option(20, "--visit-runs", help="Timed runs per visit (interleaved)."),
     interleave: int = typer.Option(50, "--interleave", help="Models measured together, in alternating rounds."),
     calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Also time the space's calibration models in every group and store calibrated latencies (needs --rounds > 1)."),
@@ -67,6 +82,7 @@ def profile(
     drift_every: int = typer.Option(50, "--drift-every", help="Re-measure a reference model every N models (0 = off)."),
     drift_threshold: float = typer.Option(0.05, "--drift-threshold", help="Warn when the reference drifts more than this fraction."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Exported-model cache (default: .hwprof-cache beside the db)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Project file with remote devices (default: $HWPROF_CONFIG or ./hwprof.toml)."),
     precision: str = typer.Option("fp32", "--precision", help="Precision of the exported models: fp32 or int8 (post-training static quantization; devices that support it, see `hwprof devices`)."),
 ) -> None:
     """Measure the real latency of architectures on a device into the store (resumable).
@@ -87,7 +103,7 @@ def profile(
         max_rounds=max(max_rounds, rounds), visit_runs=visit_runs,
     )
     protocol.validate()
-    dev = registry.get_device(device, **settings)
+    dev, runner = resolve_device(device, settings, config)
     dev.check_precision(precision)  # refused before anything is exported, measured or stored
     sp = registry.get_space(space)
     archs = _select(sp, n, seed, archs_file, indices)
@@ -96,7 +112,7 @@ def profile(
         profiler = Profiler(
             dev, sp, store, protocol=protocol, cache_dir=cache_dir,
             command=shlex.join(["hwprof", *sys.argv[1:]]), drift_every=drift_every, drift_threshold_rel=drift_threshold,
-            interleave=interleave, calibrate=calibrate, references=references, precision=precision,
+            interleave=interleave, calibrate=calibrate, references=references, runner=runner, precision=precision,
         )
         console.print(
             f"profiling {len(archs)} {space} architectures ({precision}) on [bold]{device}[/bold] "

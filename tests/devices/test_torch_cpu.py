@@ -150,3 +150,11 @@ def test_compile_mode_measures_a_compiled_graph(pt2_artifact, tmp_path):
     """torch.compile (Inductor) compiles C++ when the model is loaded: tens of seconds on a loaded 2-core box."""
     m = TorchCpuDevice(mode="compile").measure(pt2_artifact, FAST_PROTOCOL)
     assert m.settings["mode"] == "compile" and m.stats.median_ms > 0
+
+
+def test_a_remote_device_refuses_the_precisions_its_adapter_lacks():
+    from hwprof.remote import RemoteDevice, SshTarget
+
+    with pytest.raises(ConfigError, match="device 'board' measures fp32 models, not 'int8'"):
+        RemoteDevice(SshTarget(name="board", host="board.local", device="torch-cpu")).check_precision("int8")
+    RemoteDevice(SshTarget(name="board", host="board.local", device="ort-cpu")).check_precision("int8")
