@@ -6,12 +6,7 @@ Debian's ``openssh-server`` so CI connects for real).
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,56 +14,22 @@ import pytest
 
 from hwprof.errors import DeviceUnavailable
 from hwprof.remote import SshRunner, SshTarget, explain_ssh_failure, targets_of, trust_host
+from hwprof.testing_sshd import free_port as _free_port
+from hwprof.testing_sshd import keygen as _keygen
+from hwprof.testing_sshd import local_sshd, sshd_path
 
-ROOT = Path(__file__).resolve().parents[2]
-SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
-pytestmark = pytest.mark.skipif(SSHD is None or shutil.which("ssh") is None,
+pytestmark = pytest.mark.skipif(sshd_path() is None or shutil.which("ssh") is None,
                                 reason="no OpenSSH server (sshd) or client here; `apt-get install openssh-server`")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _keygen(path: Path) -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
 
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
     """A private sshd on 127.0.0.1:<free port> accepting one throwaway key for the current user."""
-    d = tmp_path_factory.mktemp("sshd")
-    _keygen(d / "host_key")
-    _keygen(d / "user_key")
-    (d / "authorized_keys").write_text((d / "user_key.pub").read_text())
-    os.chmod(d / "authorized_keys", 0o600)
-    if os.geteuid() == 0:
-        Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
-    port = _free_port()
-    (d / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
-        f"PidFile {d / 'sshd.pid'}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-        "PubkeyAuthentication yes\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n"
-        "Subsystem sftp internal-sftp\nLogLevel ERROR\n"
-    )
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.skip(f"sshd did not start: {proc.stderr.read().strip()[-300:]}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    # the remote Python: this interpreter, importing this checkout's hwprof
-    python = d / "python"
-    python.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} \"$@\"\n")
-    python.chmod(0o755)
-    yield {"port": port, "key": str(d / "user_key"), "python": str(python), "dir": d}
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        with local_sshd(tmp_path_factory.mktemp("sshd")) as server:
+            yield {"port": server.port, "key": server.key, "python": server.python, "dir": server.folder}
+    except DeviceUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture
