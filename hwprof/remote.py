@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from hwprof.devices import Device
 from hwprof.errors import ConfigError, DeviceUnavailable, HwprofError
 from hwprof.runners import Runner
 from hwprof.types import DeviceInfo
@@ -335,8 +336,11 @@ class RemoteDevice:
         self.target = target
         self.name = target.name
         self.supported_formats = tuple(getattr(adapter, "supported_formats", ()))
+        self.supported_precisions = tuple(getattr(adapter, "supported_precisions", ("fp32",)))
         self.settings = dict(target.settings)
         self.description = f"{target.device} on {target.destination} over SSH"
+
+    check_precision = Device.check_precision  # the adapter's precisions, refused here before anything is exported
 
     def check(self) -> DeviceInfo:
         return SshRunner(self.target).describe()[0]

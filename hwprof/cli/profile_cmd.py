@@ -83,6 +83,7 @@ def profile(
     drift_threshold: float = typer.Option(0.05, "--drift-threshold", help="Warn when the reference drifts more than this fraction."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Exported-model cache (default: .hwprof-cache beside the db)."),
     config: Optional[Path] = typer.Option(None, "--config", help="Project file with remote devices (default: $HWPROF_CONFIG or ./hwprof.toml)."),
+    precision: str = typer.Option("fp32", "--precision", help="Precision of the exported models: fp32 or int8 (post-training static quantization; devices that support it, see `hwprof devices`)."),
 ) -> None:
     """Measure the real latency of architectures on a device into the store (resumable).
 
@@ -103,6 +104,7 @@ def profile(
     )
     protocol.validate()
     dev, runner = resolve_device(device, settings, config)
+    dev.check_precision(precision)  # refused before anything is exported, measured or stored
     sp = registry.get_space(space)
     archs = _select(sp, n, seed, archs_file, indices)
     store = Store(db)
@@ -110,10 +112,10 @@ def profile(
         profiler = Profiler(
             dev, sp, store, protocol=protocol, cache_dir=cache_dir,
             command=shlex.join(["hwprof", *sys.argv[1:]]), drift_every=drift_every, drift_threshold_rel=drift_threshold,
-            interleave=interleave, calibrate=calibrate, references=references, runner=runner,
+            interleave=interleave, calibrate=calibrate, references=references, runner=runner, precision=precision,
         )
         console.print(
-            f"profiling {len(archs)} {space} architectures on [bold]{device}[/bold] "
+            f"profiling {len(archs)} {space} architectures ({precision}) on [bold]{device}[/bold] "
             f"({profiler.info.cpu_model}, {profiler.info.runtime} {profiler.info.runtime_version}) -> {db}"
         )
         try:
