@@ -10,7 +10,9 @@ import contextlib
 import os
 from typing import Any, Iterator, Sequence
 
-from hwprof.errors import ConfigError
+from hwprof.errors import ConfigError, DeviceUnavailable
+from hwprof.hostinfo import cpu_model
+from hwprof.types import DeviceInfo
 
 
 def parse_affinity(value: Any) -> tuple[int, ...] | None:
@@ -79,6 +81,21 @@ def affinity_supported() -> bool:
     return hasattr(os, "sched_setaffinity")
 
 
+def local_device_info(device: Any, runtime: str, runtime_version: str, extra: dict[str, Any]) -> DeviceInfo:
+    """The DeviceInfo of a CPU adapter on this machine; DeviceUnavailable when its cpu_affinity cannot be applied here."""
+    if device.settings["cpu_affinity"] is not None and not affinity_supported():
+        raise DeviceUnavailable(f"{device.name}: cpu_affinity needs os.sched_setaffinity (Linux)")
+    return DeviceInfo(
+        name=device.name,
+        runtime=runtime,
+        runtime_version=runtime_version,
+        cpu_model=cpu_model(),
+        cores_logical=os.cpu_count() or 0,
+        settings=dict(device.settings),
+        extra=extra,
+    )
+
+
 @contextlib.contextmanager
 def pinned_to(cores: Sequence[int] | None) -> Iterator[None]:
     """Pin this process to ``cores`` for the duration of the block, then restore the previous set (None: no-op)."""
@@ -93,4 +110,4 @@ def pinned_to(cores: Sequence[int] | None) -> Iterator[None]:
         os.sched_setaffinity(0, saved)
 
 
-__all__ = ["affinity_supported", "parse_affinity", "parse_bool", "pinned_to", "validate_cpu_settings"]
+__all__ = ["affinity_supported", "local_device_info", "parse_affinity", "parse_bool", "pinned_to", "validate_cpu_settings"]

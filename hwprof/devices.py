@@ -17,6 +17,7 @@ from typing import Any, Callable, ClassVar, ContextManager, Mapping, Sequence
 
 from hwprof import __version__
 from hwprof.errors import ConfigError
+from hwprof.estimators import pooled_estimates, primary_of
 from hwprof.hostinfo import host_metadata
 from hwprof.protocol import MeasurementInterrupted, ProtocolSettings, TimingResult, run_interleaved, run_protocol
 from hwprof.types import DeviceInfo, Measurement, ModelArtifact
@@ -162,6 +163,7 @@ class Device(ABC):
     def to_measurement(
         self, artifact: ModelArtifact, result: TimingResult, protocol: ProtocolSettings, host: Mapping[str, Any]
     ) -> Measurement:
+        estimates = pooled_estimates(result.samples_ms)
         return Measurement(
             arch_id=artifact.arch_id,
             artifact_sha256=artifact.sha256,
@@ -177,4 +179,6 @@ class Device(ABC):
             stop_reason=result.stop_reason,
             precision=artifact.precision,
             visit_sizes=result.visit_sizes,
+            estimator=primary_of(estimates),
+            estimates=estimates,
         )

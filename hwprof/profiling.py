@@ -30,8 +30,17 @@ from typing import Any, Callable, Iterable, Sequence
 from hwprof.artifacts import DEFAULT_PRECISION, WEIGHT_SEED, ArtifactCache, exporter_for, space_inputs
 from hwprof.devices import Device
 from hwprof.errors import ConfigError, RunInProgress, StoreBusy
+from hwprof.estimators import PRIMARY, calibrate_primary, group_estimates, primary_of
 from hwprof.liveness import driver_identity, driver_state
-from hwprof.protocol import STOP_INTERRUPTED, DriftCheck, DriftMonitor, MeasurementInterrupted, ProtocolSettings
+from hwprof.protocol import (
+    STOP_INTERRUPTED,
+    DriftCheck,
+    DriftMonitor,
+    MeasurementInterrupted,
+    ProtocolSettings,
+    describe_instability,
+    instability,
+)
 from hwprof.registry import get_device, get_space
 from hwprof.runners import InProcessRunner, Runner
 from hwprof.spaces import SearchSpace, parse_indices, read_arch_file  # noqa: F401  (re-exported for callers of the profiler)
@@ -133,7 +142,9 @@ class Profiler:
         self.references = references
         self.info, _ = self.runner.describe()
         self.device_id = store.upsert_device(self.info)
-        self.settings_hash = settings_identity(device.settings, precision)
+        # the settings as the worker validated them (a remote adapter normalises its own)
+        self.settings = dict(self.info.settings)
+        self.settings_hash = settings_identity(self.settings, precision)
         self._run_id: int | None = None
         self.notes: list[str] = []  # what starting the run found (stale runs, runs of other hosts): for the summary
         for path in self.cache.remove_stale_temp_files():
@@ -162,7 +173,7 @@ class Profiler:
         notes: list[str] = []
         with self.store.transaction():
             for run in self.store.runs(status="running", device=self.device.name):
-                if stable_hash(dict(run.settings)) != self.settings_hash:
+                if stable_hash(dict(run.settings)) != stable_hash(self.settings):
                     continue
                 pid = run.host.get("driver_pid", run.host.get("pid"))
                 hostname = run.host.get("driver_hostname", run.host.get("hostname"))
@@ -182,7 +193,7 @@ class Profiler:
                         "from here: if it is still measuring on this machine, the two runs disturb each other"
                     )
             run_id = self.store.start_run(
-                self.device_id, dict(self.device.settings), self.protocol.to_json(), host, self.command
+                self.device_id, dict(self.settings), self.protocol.to_json(), host, self.command
             )
         return run_id, notes
 
@@ -276,17 +287,43 @@ class Profiler:
             self._store_one(arch, artifact, m)
         return measurements
 
-    @staticmethod
-    def _calibrated(group: Sequence[Architecture], refs: Sequence[Architecture], measurements: Sequence[Any]) -> list[Any]:
-        """``measurements`` with the geometric mean of the references' medians as ``reference_ms`` (None entries stay).
+    def _calibrated(self, group: Sequence[Architecture], refs: Sequence[Architecture], measurements: Sequence[Any]) -> list[Any]:
+        """``measurements`` with every estimate of the group (None entries stay; see :mod:`hwprof.estimators`).
 
-        Unchanged when there are no references or one of them has no measurement (an interrupted group).
+        With calibration models in the group (all of them measured), each
+        measurement gets the paired estimates and the primary, the paired ratio
+        expressed in the store's first calibrated group's machine state, whose
+        calibration level becomes ``reference_ms``. Without them (or in an
+        interrupted group that lost one), the pooled estimates only.
         """
         by_id = {a.arch_id: m for a, m in zip(group, measurements)}
-        if not refs or any(by_id.get(r.arch_id) is None for r in refs):
+        if refs and all(by_id.get(r.arch_id) is not None for r in refs):
+            positions = {a.arch_id: i for i, a in enumerate(group)}
+            ref_pos = [positions[r.arch_id] for r in refs]
+        else:
+            ref_pos = []
+        present = [i for i, m in enumerate(measurements) if m is not None]
+        if not present:
             return list(measurements)
-        ref_ms = math.exp(statistics.fmean(math.log(by_id[r.arch_id].latency_ms) for r in refs))
-        return [None if m is None else replace(m, reference_ms=ref_ms) for m in measurements]
+        index = {i: k for k, i in enumerate(present)}
+        estimates, level = group_estimates(
+            [measurements[i].samples_ms for i in present],
+            [measurements[i].visit_sizes for i in present],
+            [index[i] for i in ref_pos],
+        )
+        reference = None
+        if level is not None:
+            baseline = self.store.calibration_baseline(self.device_id, self.settings_hash, self.space.name, PRIMARY)
+            for est in estimates:
+                reference = calibrate_primary(est, level, baseline)
+        out = list(measurements)
+        for i in present:
+            est = estimates[index[i]]
+            estimator = primary_of(est)
+            out[i] = replace(
+                measurements[i], estimates=est, estimator=estimator, reference_ms=reference if estimator == PRIMARY else None
+            )
+        return out
 
     def _store_kept(
         self, archs: Sequence[Architecture], artifacts: Sequence[ModelArtifact], partial: Sequence[Any], stop_reason: str | None
@@ -348,7 +385,9 @@ class Profiler:
             summary.n_unstable += int(m.unstable)
             summary.latencies_ms.append(m.latency_ms)
             if m.unstable:
-                summary.unstable_warnings.append(f"{arch.spec}: unstable measurement (CV {m.stats.cv:.1%})")
+                summary.unstable_warnings.append(
+                    f"{arch.spec}: unstable measurement ({describe_instability(*instability(m.samples_ms, m.visit_sizes, self.protocol), self.protocol)})"
+                )
 
         def flush(group: list[Architecture]) -> None:
             try:

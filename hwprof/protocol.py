@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from hwprof.errors import ConfigError, DataError, NotFittedError
+from hwprof.estimators import PRIMARY_QUANTILE, quantile, visit_values
 from hwprof.types import LatencyStats
 
 logger = logging.getLogger("hwprof")
@@ -26,6 +27,7 @@ logger = logging.getLogger("hwprof")
 STOP_CI_TARGET = "ci_target"
 STOP_MAX_RUNS = "max_runs"
 STOP_MAX_TIME = "max_time"
+STOP_MAX_ROUNDS = "max_rounds"
 # Every result kept from an interleaved group cut short by Ctrl-C (or a signal raised as one).
 STOP_INTERRUPTED = "interrupted"
 
@@ -47,12 +49,21 @@ class ProtocolSettings:
     max_time_s: float = 10.0
     check_every: int = 5
     confidence: float = 0.95
-    unstable_cv: float = 0.10
+    # The quantile whose CI the stopping rule tracks (the primary estimator's, see hwprof.estimators).
+    stop_quantile: float = PRIMARY_QUANTILE
+    # Flagged unstable when the tracked quantile's CI half-width, or the robust spread of its
+    # per-visit values (1.4826 MAD / median), exceeds this fraction of the estimate.
+    unstable_rel: float = 0.05
     # Interleaving (several models measured together, see run_interleaved): each model is
-    # visited at least ``rounds`` times, in alternating order, each visit warming up again
-    # and timing for at least ``round_min_s``; the stopping rule applies to the pooled samples.
+    # visited at least ``rounds`` and at most ``max_rounds`` times, in alternating order; a
+    # revisit warms up with ``revisit_warmup`` calls (the first visit adaptively) and times
+    # ``visit_runs`` runs and at least ``round_min_s``; after each visit from ``rounds`` on,
+    # the stopping rule applies to the pooled samples.
     rounds: int = 1
-    round_min_s: float = 0.1
+    max_rounds: int = 10
+    visit_runs: int = 20
+    revisit_warmup: int = 2
+    round_min_s: float = 0.02
 
     def validate(self) -> None:
         """Raise ConfigError naming every bad value (given vs expected)."""
@@ -62,11 +73,13 @@ class ProtocolSettings:
             if not ok:
                 problems.append(message)
 
-        for name in ("min_warmup", "max_warmup", "warmup_window", "min_runs", "max_runs", "check_every", "rounds"):
+        for name in ("min_warmup", "max_warmup", "warmup_window", "min_runs", "max_runs", "check_every", "rounds",
+                     "max_rounds", "visit_runs", "revisit_warmup"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 problems.append(f"{name} must be an integer, got {value!r}")
-        for name in ("warmup_rel_tol", "target_rel_ci", "max_time_s", "confidence", "unstable_cv", "round_min_s"):
+        for name in ("warmup_rel_tol", "target_rel_ci", "max_time_s", "confidence", "unstable_rel", "round_min_s",
+                     "stop_quantile"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
                 problems.append(f"{name} must be a number, got {value!r}")
@@ -89,8 +102,12 @@ class ProtocolSettings:
         need(self.max_time_s > 0, f"max_time_s must be > 0, got {self.max_time_s}")
         need(self.check_every >= 1, f"check_every must be >= 1, got {self.check_every}")
         need(0 < self.confidence < 1, f"confidence must be in (0, 1), got {self.confidence}")
-        need(self.unstable_cv > 0, f"unstable_cv must be > 0, got {self.unstable_cv}")
+        need(self.unstable_rel > 0, f"unstable_rel must be > 0, got {self.unstable_rel}")
+        need(0 < self.stop_quantile < 1, f"stop_quantile must be in (0, 1), got {self.stop_quantile}")
         need(self.rounds >= 1, f"rounds must be >= 1, got {self.rounds}")
+        need(self.max_rounds >= self.rounds, f"max_rounds must be >= rounds ({self.rounds}), got {self.max_rounds}")
+        need(self.visit_runs >= 1, f"visit_runs must be >= 1, got {self.visit_runs}")
+        need(self.revisit_warmup >= 0, f"revisit_warmup must be >= 0, got {self.revisit_warmup}")
         need(self.round_min_s >= 0, f"round_min_s must be >= 0, got {self.round_min_s}")
         if problems:
             raise ConfigError("invalid protocol settings: " + "; ".join(problems))
@@ -107,7 +124,7 @@ class TimingResult:
     stats: LatencyStats
     n_warmup: int
     warmup_settled: bool
-    stop_reason: str  # "ci_target" | "max_runs" | "max_time" | "interrupted"
+    stop_reason: str  # "ci_target" | "max_runs" | "max_time" | "max_rounds" | "interrupted"
     unstable: bool
     warnings: tuple[str, ...] = field(default_factory=tuple)
     visit_sizes: tuple[int, ...] = ()  # samples per visit, in order (interleaved measurements)
@@ -144,19 +161,29 @@ def _as_array(samples_ms: Sequence[float]) -> np.ndarray:
     return x
 
 
-def _ci_bounds_sorted(x: np.ndarray, z: float) -> tuple[float, float]:
+def _ci_bounds_sorted(x: np.ndarray, z: float, q: float = 0.5) -> tuple[float, float]:
+    """Order-statistic CI of the ``q`` quantile: ranks ``n q -+ z sqrt(n q (1 - q))`` (Binomial(n, q) count below it)."""
     n = x.size
     if n < MIN_SAMPLES_FOR_CI:
         return (-math.inf, math.inf)
-    half_spread = z * math.sqrt(n) / 2
-    j = max(1, math.floor(n / 2 - half_spread))  # 1-based ranks
-    k = min(n, math.ceil(n / 2 + half_spread))
-    return (float(x[j - 1]), float(x[k - 1]))
+    half_spread = z * math.sqrt(n * q * (1 - q))
+    j = math.floor(n * q - half_spread)  # 1-based ranks
+    k = math.ceil(n * q + half_spread)
+    if q != 0.5 and (j < 1 or k > n):
+        # Too few samples to bracket a tail quantile: clamping the rank to the extreme would
+        # claim a tight interval from two or three samples (the median keeps its old rule).
+        return (-math.inf, math.inf)
+    return (float(x[max(1, j) - 1]), float(x[min(n, k) - 1]))
 
 
-def _ci_from_sorted(x: np.ndarray, z: float) -> float:
-    lo, hi = _ci_bounds_sorted(x, z)
+def _ci_from_sorted(x: np.ndarray, z: float, q: float = 0.5) -> float:
+    lo, hi = _ci_bounds_sorted(x, z, q)
     return (hi - lo) / 2
+
+
+def quantile_ci_half_width(samples_ms: Sequence[float], q: float, confidence: float = 0.95) -> float:
+    """Half the width of the distribution-free CI of the ``q`` quantile; ``inf`` below 6 samples."""
+    return _ci_from_sorted(np.sort(_as_array(samples_ms)), _z(confidence), q)
 
 
 def median_ci(samples_ms: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
@@ -206,9 +233,15 @@ def _settled(times_ms: list[float], window: int, rel_tol: float) -> bool:
     return abs(med_last - med_prev) <= rel_tol * med_prev
 
 
-def _ci_target_met(samples_ms: list[float], settings: ProtocolSettings, z: float) -> bool:
+def _rel_ci(samples_ms: Sequence[float], settings: ProtocolSettings, z: float) -> float:
+    """CI half-width of the tracked quantile (``stop_quantile``) relative to it."""
     x = np.sort(np.asarray(samples_ms, dtype=float))
-    return _ci_from_sorted(x, z) <= settings.target_rel_ci * float(np.median(x))
+    estimate = quantile(x, settings.stop_quantile)
+    return _ci_from_sorted(x, z, settings.stop_quantile) / estimate if estimate > 0 else math.inf
+
+
+def _ci_target_met(samples_ms: list[float], settings: ProtocolSettings, z: float) -> bool:
+    return _rel_ci(samples_ms, settings, z) <= settings.target_rel_ci
 
 
 def run_protocol(
@@ -237,9 +270,11 @@ class _Track:
 
     fn: Callable[[], object]
     samples: list[float] = field(default_factory=list)
+    visit_sizes: list[int] = field(default_factory=list)  # samples taken in each visit, in order
     n_warmup: int = 0
-    unsettled_visits: int = 0  # visits whose warm-up hit max_warmup without settling (warned)
+    unsettled_visits: int = 0  # adaptive warm-ups that hit max_warmup without settling (warned)
     settled_visits: int = 0
+    adaptive_visits: int = 0
     measured_s: float = 0.0
     visits: int = 0  # visits begun (counted once warmed up)
     visits_done: int = 0  # visits finished (an interrupt may cut the last one short)
@@ -256,7 +291,14 @@ class _Track:
         return self.visits_done >= settings.rounds and len(self.samples) >= settings.min_runs
 
 
-def _warm_up(track: _Track, settings: ProtocolSettings, timed_call_ms: Callable[[Callable[[], object]], float]) -> None:
+def _warm_up(track: _Track, settings: ProtocolSettings, timed_call_ms: Callable[[Callable[[], object]], float],
+             adaptive: bool) -> None:
+    """Adaptive warm-up (until timings settle) on a first visit; ``revisit_warmup`` calls on a revisit."""
+    if not adaptive:
+        for _ in range(settings.revisit_warmup):
+            timed_call_ms(track.fn)
+        track.n_warmup += settings.revisit_warmup
+        return
     warm_ms: list[float] = []
     window = settings.warmup_window
     settled = False
@@ -266,6 +308,7 @@ def _warm_up(track: _Track, settings: ProtocolSettings, timed_call_ms: Callable[
             settled = True
             break
     track.n_warmup += len(warm_ms)
+    track.adaptive_visits += 1
     track.settled_visits += settled
     # A fixed warm-up (min == max) is the user's choice, not a failure to settle.
     if not settled and settings.max_warmup > settings.min_warmup:
@@ -274,25 +317,33 @@ def _warm_up(track: _Track, settings: ProtocolSettings, timed_call_ms: Callable[
 
 def _visit(track: _Track, settings: ProtocolSettings, z: float, clock: Callable[[], float],
            timed_call_ms: Callable[[Callable[[], object]], float]) -> None:
-    """Warm up, then time until the model is done or (before the last round) its time slice is used."""
-    _warm_up(track, settings, timed_call_ms)
+    """Warm up, then time one visit; decide after it whether the model is done.
+
+    With ``rounds == 1`` the visit is the whole measurement (pyperf-style: one
+    block, the CI checked every ``check_every`` runs from ``min_runs`` on).
+    Interleaved, a visit times ``visit_runs`` runs (and at least
+    ``round_min_s``); from visit ``rounds`` on, the model stops once the
+    tracked quantile's CI meets the target, and at ``max_rounds`` visits: the
+    budget goes to more visits spread over time, not to long visits.
+    """
+    single = settings.rounds == 1
+    _warm_up(track, settings, timed_call_ms, adaptive=single or track.visits == 0)
     track.visits += 1
-    final_round = track.visits >= settings.rounds
-    # Each of the first rounds - 1 visits takes its share of min_runs and at least round_min_s,
-    # but no more than its share of the caps: a fast model must not spend max_runs (or
-    # max_time_s) in its first visits and so miss the later rounds.
-    share = -(-settings.min_runs // settings.rounds)
-    run_slice = max(share, settings.max_runs // settings.rounds)
-    time_slice = settings.max_time_s / settings.rounds
+    # A visit may run past visit_runs until round_min_s has passed, but never past its share of
+    # the caps: a fast model must not spend max_runs (or max_time_s) in one visit and miss rounds.
+    run_slice = max(settings.visit_runs, settings.max_runs // settings.max_rounds)
+    time_slice = min(settings.round_min_s, settings.max_time_s / settings.max_rounds)
     t_visit = clock()
     n_visit = 0
+    track.visit_sizes.append(0)
     while True:
         t0 = clock()
         track.samples.append(timed_call_ms(track.fn))
         track.measured_s += clock() - t0
         n_visit += 1
+        track.visit_sizes[-1] = n_visit
         n = len(track.samples)
-        if final_round and n >= settings.min_runs and (n % settings.check_every == 0 or n == settings.max_runs):
+        if single and n >= settings.min_runs and (n % settings.check_every == 0 or n == settings.max_runs):
             if _ci_target_met(track.samples, settings, z):
                 track.stop_reason = STOP_CI_TARGET
                 return
@@ -302,11 +353,13 @@ def _visit(track: _Track, settings: ProtocolSettings, z: float, clock: Callable[
         if track.measured_s >= settings.max_time_s:
             track.stop_reason = STOP_MAX_TIME
             return
-        sliced = clock() - t_visit >= min(settings.round_min_s, time_slice) or n_visit >= run_slice
-        if not final_round and n_visit >= share and sliced:
-            return
-        if final_round and settings.rounds > 1 and n_visit >= settings.check_every and sliced:
-            return  # keep interleaving: come back after the other models
+        if not single and n_visit >= settings.visit_runs and (clock() - t_visit >= time_slice or n_visit >= run_slice):
+            break
+    if track.visits >= settings.rounds and len(track.samples) >= settings.min_runs:
+        if _ci_target_met(track.samples, settings, z):
+            track.stop_reason = STOP_CI_TARGET
+        elif track.visits >= settings.max_rounds:
+            track.stop_reason = STOP_MAX_ROUNDS
 
 
 def run_interleaved(
@@ -318,13 +371,13 @@ def run_interleaved(
 
     A slow change of the machine (frequency, a neighbour's load, temperature)
     during a long profiling run biases models measured in one block each: a
-    model timed in a bad minute stays slow. Visiting every model ``rounds``
-    times, in alternating order, spreads each model's samples over the whole
-    span, so such changes hit all of them alike. Each visit warms up again
-    (other models evicted the caches), times at least its share of
-    ``min_runs`` and ``round_min_s``; from the last round on, the stopping
-    rule of :func:`run_protocol` applies to the pooled samples, and models
-    still short of the CI target keep being visited until a cap is hit.
+    model timed in a bad minute stays slow. Visiting every model at least
+    ``rounds`` times, in alternating order, spreads each model's samples over
+    the whole span, so such changes hit all of them alike, and the visits of a
+    round can be paired with the calibration models' (hwprof.estimators). A
+    revisit warms up briefly (other models evicted the caches) and times
+    ``visit_runs`` runs; from ``rounds`` visits on, a model stops once the CI
+    of the tracked quantile meets ``target_rel_ci``, else at ``max_rounds``.
     ``max_time_s`` and ``max_runs`` cap each model's pooled measured phase.
 
     On Ctrl-C (a ``KeyboardInterrupt`` of any kind) it raises
@@ -371,7 +424,7 @@ def _result(track: _Track, settings: ProtocolSettings) -> TimingResult:
         hint = ""
         if settings.max_warmup < 2 * settings.warmup_window:
             hint = f" (the settle test needs 2 x warmup_window = {2 * settings.warmup_window} calls)"
-        where = "" if track.visits == 1 else f" in {track.unsettled_visits} of {track.visits} visits"
+        where = "" if track.adaptive_visits == 1 else f" in {track.unsettled_visits} of {track.adaptive_visits} visits"
         warnings.append(f"warm-up did not settle within {settings.max_warmup} calls{where}{hint}")
     stats = summarize(track.samples, settings.confidence)
     stop_reason = track.stop_reason or STOP_MAX_RUNS
@@ -379,26 +432,55 @@ def _result(track: _Track, settings: ProtocolSettings) -> TimingResult:
         warnings.append(
             f"only {stats.n_runs} runs (< min_runs {settings.min_runs}) fit in max_time_s {settings.max_time_s:g} s"
         )
+    rel_ci, spread = instability(track.samples, track.visit_sizes, settings)
+    tracked = f"the {settings.stop_quantile:g} quantile"
     if stop_reason != STOP_CI_TARGET:
-        rel = stats.ci_half_width_ms / stats.median_ms if stats.median_ms > 0 else math.inf
         warnings.append(
-            f"CI target not met: half-width {rel:.2%} of median > {settings.target_rel_ci:.2%} "
+            f"CI target not met: half-width {rel_ci:.2%} of {tracked} > {settings.target_rel_ci:.2%} "
             f"after {stats.n_runs} runs (stopped at {stop_reason})"
         )
-    unstable = stats.cv > settings.unstable_cv
+    # A CI too wide to compute (too few samples for the quantile) is imprecision, said above, not instability.
+    unstable = (math.isfinite(rel_ci) and rel_ci > settings.unstable_rel) or spread > settings.unstable_rel
     if unstable:
-        warnings.append(f"unstable: CV {stats.cv:.1%} > {settings.unstable_cv * 100:g}%")
+        warnings.append(f"unstable: {describe_instability(rel_ci, spread, settings)}")
     for message in warnings:
         logger.debug("protocol: %s", message)
     return TimingResult(
         samples_ms=tuple(track.samples),
         stats=stats,
         n_warmup=track.n_warmup,
-        warmup_settled=track.visits > 0 and track.settled_visits == track.visits,
+        warmup_settled=track.adaptive_visits > 0 and track.settled_visits == track.adaptive_visits,
         stop_reason=stop_reason,
         unstable=unstable,
         warnings=tuple(warnings),
+        visit_sizes=tuple(s for s in track.visit_sizes if s > 0),
     )
+
+
+def instability(samples_ms: Sequence[float], visit_sizes: Sequence[int], settings: ProtocolSettings) -> tuple[float, float]:
+    """(relative CI half-width of the tracked quantile, robust spread of its per-visit values): what ``unstable`` tests."""
+    return _rel_ci(samples_ms, settings, _z(settings.confidence)), rounds_spread(samples_ms, visit_sizes, settings.stop_quantile)
+
+
+def describe_instability(rel_ci: float, spread: float, settings: ProtocolSettings) -> str:
+    return (
+        f"CI half-width {rel_ci:.1%} of the {settings.stop_quantile:g} quantile, spread between visits {spread:.1%} "
+        f"(flagged above {settings.unstable_rel:.0%})"
+    )
+
+
+def rounds_spread(samples_ms: Sequence[float], visit_sizes: Sequence[int], q: float) -> float:
+    """Robust spread (1.4826 MAD / median) of the per-visit ``q`` quantiles; 0 with fewer than 3 visits.
+
+    Rounds that disagree mean the machine changed under the measurement,
+    which pooling hides; rare preemption spikes inside a visit do not move it.
+    """
+    sizes = [s for s in visit_sizes if s > 0]
+    if len(sizes) < 3 or sum(sizes) != len(samples_ms):
+        return 0.0
+    values = np.asarray(visit_values(samples_ms, sizes, q))
+    med = float(np.median(values))
+    return float(1.4826 * np.median(np.abs(values - med)) / med) if med > 0 else math.inf
 
 
 @dataclass(frozen=True)

@@ -677,6 +677,10 @@ class Store:
                 raise StoreError(f"no measurements on device {device!r} in {self.path}; {have}")
         return {r.spec: float(r.latency_ms(corrected)) for r in records}
 
+    def calibration_baseline(self, device_id: int, settings_hash: str, space: str, estimator: str) -> float | None:
+        """The reference level of the first calibrated row for this device (id), settings, space and estimator, or None."""
+        return self._baselines().get(device_id, settings_hash, space, estimator)
+
     def measured_devices(self) -> list[str]:
         """Names of the devices with at least one measurement, each once, in the order they were added."""
         rows = self._conn.execute(

@@ -19,12 +19,27 @@ from hwprof.errors import ConfigError
 from hwprof.profiling import (
     ProfileInterrupted, ProfileSummary, Profiler, ProgressEvent, dedupe, parse_indices, read_arch_file,
 )
-from hwprof.protocol import ProtocolSettings
+from hwprof.protocol import ProtocolSettings, describe_instability, instability
 from hwprof.store import Store
 
 
 MAX_UNSTABLE_SHOWN = 5  # a noisy machine flags hundreds; the store keeps every flag
 # The name hwprof/cli/predict_cmd.py imports for its --param; the one parser is hwprof.cli.options.parse_key_values.
+
+
+def resolve_device(name: str, settings: dict, config: Optional[Path] = None):
+    """(device, runner): a device configured in hwprof.toml (measured over SSH) or a registered local adapter."""
+    from hwprof.config import remote_targets
+
+    targets = remote_targets(config)
+    if name in targets:
+        from dataclasses import replace
+
+        from hwprof.remote import RemoteDevice, SshRunner
+
+        target = replace(targets[name], settings={**targets[name].settings, **settings})
+        return RemoteDevice(target), SshRunner(target)
+    return registry.get_device(name, **settings), None
 
 
 def devices() -> None:
@@ -61,17 +76,21 @@ def profile(
     again: bool = typer.Option(False, "--again", help="Re-measure architectures already stored for this device+settings."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads (device setting intra_op_threads)."),
     set_: list[str] = typer.Option([], "--set", help="Device setting KEY=VALUE (repeatable)."),
-    target_ci: float = typer.Option(0.01, "--target-ci", help="Stop when the 95% CI half-width of the median <= this fraction of it."),
+    target_ci: float = typer.Option(0.01, "--target-ci", help="Stop when the 95% CI half-width of the primary estimate's quantile <= this fraction of it."),
     min_runs: int = typer.Option(10, "--min-runs"),
     max_runs: int = typer.Option(1000, "--max-runs"),
     max_time_s: float = typer.Option(10.0, "--max-time-s", help="Cap on timed runs per model (seconds)."),
-    rounds: int = typer.Option(10, "--rounds", help="Visit each model at least this many times, interleaved with its group (1 = one block per model)."),
+    rounds: int = typer.Option(5, "--rounds", help="Visit each model at least this many times, interleaved with its group (1 = one block per model, pyperf-style)."),
+    max_rounds: int = typer.Option(10, "--max-rounds", help="Visit a model at most this many times while its estimate is not stable."),
+    visit_runs: int = typer.Option(20, "--visit-runs", help="Timed runs per visit (interleaved)."),
     interleave: int = typer.Option(50, "--interleave", help="Models measured together, in alternating rounds."),
     calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Also time the space's calibration models in every group and store calibrated latencies (needs --rounds > 1)."),
     references: int = typer.Option(5, "--references", help="Calibration models timed with every group (with --calibrate)."),
     drift_every: int = typer.Option(50, "--drift-every", help="Re-measure a reference model every N models (0 = off)."),
     drift_threshold: float = typer.Option(0.05, "--drift-threshold", help="Warn when the reference drifts more than this fraction."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Exported-model cache (default: .hwprof-cache beside the db)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Project file with remote devices (default: $HWPROF_CONFIG or ./hwprof.toml)."),
+    precision: str = typer.Option("fp32", "--precision", help="Precision of the exported models: fp32 or int8 (post-training static quantization; devices that support it, see `hwprof devices`)."),
 ) -> None:
     """Measure the real latency of architectures on a device into the store (resumable).
 
@@ -87,10 +106,12 @@ def profile(
     if n < 1 and archs_file is None and indices is None:
         raise ConfigError(f"-n must be >= 1, got {n}")
     protocol = ProtocolSettings(
-        target_rel_ci=target_ci, min_runs=min_runs, max_runs=max_runs, max_time_s=max_time_s, rounds=rounds
+        target_rel_ci=target_ci, min_runs=min_runs, max_runs=max_runs, max_time_s=max_time_s, rounds=rounds,
+        max_rounds=max(max_rounds, rounds), visit_runs=visit_runs,
     )
     protocol.validate()
-    dev = registry.get_device(device, **settings)
+    dev, runner = resolve_device(device, settings, config)
+    dev.check_precision(precision)  # refused before anything is exported, measured or stored
     sp = registry.get_space(space)
     archs = _select(sp, n, seed, archs_file, indices)
     store = Store(db)
@@ -98,10 +119,10 @@ def profile(
         profiler = Profiler(
             dev, sp, store, protocol=protocol, cache_dir=cache_dir,
             command=shlex.join(["hwprof", *sys.argv[1:]]), drift_every=drift_every, drift_threshold_rel=drift_threshold,
-            interleave=interleave, calibrate=calibrate, references=references,
+            interleave=interleave, calibrate=calibrate, references=references, runner=runner, precision=precision,
         )
         console.print(
-            f"profiling {len(archs)} {space} architectures on [bold]{device}[/bold] "
+            f"profiling {len(archs)} {space} architectures ({precision}) on [bold]{device}[/bold] "
             f"({profiler.info.cpu_model}, {profiler.info.runtime} {profiler.info.runtime_version}) -> {db}"
         )
         try:
@@ -181,8 +202,8 @@ def _print_summary(summary: ProfileSummary, device: str) -> None:
     for w in summary.warnings + unstable[:MAX_UNSTABLE_SHOWN]:
         warn(w)
     if len(unstable) > MAX_UNSTABLE_SHOWN:
-        warn(f"... and {len(unstable) - MAX_UNSTABLE_SHOWN} more unstable measurements (CV above the protocol's "
-             "unstable_cv); each row is flagged in the store (`hwprof show`, `hwprof export`)")
+        warn(f"... and {len(unstable) - MAX_UNSTABLE_SHOWN} more unstable measurements (spread above the protocol's "
+             "unstable_rel); each row is flagged in the store (`hwprof show`, `hwprof export`)")
 
 
 def measure(
@@ -220,7 +241,7 @@ def measure(
     )
     console.print(table)
     if m.unstable:
-        warn(f"unstable measurement (CV {s.cv:.1%})")
+        warn(f"unstable measurement ({describe_instability(*instability(m.samples_ms, m.visit_sizes, protocol), protocol)})")
 
 
 def register(app: typer.Typer) -> None:

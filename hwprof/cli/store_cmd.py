@@ -27,7 +27,7 @@ def show(db: Path = typer.Option(Path("hwprof.db"), "--db", help="SQLite store."
     counts.add_row(*(str(summary.counts.get(k, 0)) for k in tables))
     console.print(counts)
     per = Table(title="per device")
-    for col in ("device", "architectures", "measurements", "median of medians ms", "unstable"):
+    for col in ("device", "architectures", "measurements", "median latency ms", "unstable"):
         per.add_column(col, justify="right" if col != "device" else "left")
     for d in summary.per_device:
         med = d.median_of_medians_ms

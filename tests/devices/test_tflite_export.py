@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from devices.export.calibration import FP32_TOLERANCE, compare_outputs
+from devices.export.calibration import FP32_TOLERANCE
 from devices.export.tflite_export import TfliteExporter, conversion_error, load_tflite_artifact
 from devices.litert_cpu import open_interpreter
 from hwprof.artifacts import ArtifactCache, exporter_for
@@ -96,18 +96,6 @@ def test_missing_converter_names_the_extra(monkeypatch, tmp_path):
 def test_non_float_input_refused(tmp_path):
     with pytest.raises(ExportError, match="float32 inputs"):
         TfliteExporter().export(None, (InputSpec("ids", (1, 8), "int64"),), tmp_path / "m.tflite", "fp32")
-
-
-def test_fp32_tolerance_scales_with_the_output_magnitude():
-    """Logits in the thousands (NB201 with seeded random weights) differ by float32 rounding alone (~2e-7 relative)."""
-    ref = [np.array([[2757.0, -1000.0, 3.0]])]
-    report = compare_outputs(ref, [ref[0] + 2e-4], "fp32", "big")  # 7e-8 relative: float32 rounding, must pass
-    assert report["tolerance"] == pytest.approx(FP32_TOLERANCE * 2757.0) and report["max_abs_output"] == 2757.0
-    small = [np.array([[0.5, -0.2, 0.1]])]
-    with pytest.raises(ExportError, match=r"\(fp32 tolerance 0.0001\)"):
-        compare_outputs(small, [small[0] + 2e-4], "fp32", "small")  # up to |1|, the bound stays absolute 1e-4
-    with pytest.raises(ExportError, match="outputs differ"):
-        compare_outputs(ref, [ref[0] + 1.0], "fp32", "big")
 
 
 def test_load_rejects_bad_files(tmp_path, tflite_artifacts):

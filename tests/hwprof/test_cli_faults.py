@@ -48,12 +48,14 @@ def scripted(request):
 
 # --- Ctrl-C, in this process ------------------------------------------------------------------------------------------
 
-# With these options a model takes 20 calls in round 0 (10 warm-up, 10 runs) and 15 in round 1 (10 + 5, CI met):
-# round 0 is calls 1-120, the 6th model finishes at call 135, Ctrl-C at call 140 lands in the 5th one's last visit.
-GROUP = ["--device", "scripted", "--space", "toy", "-n", "6", "--rounds", "2", "--interleave", "6", "--no-calibrate", *FAST]
+# With these options a model takes 15 calls in round 0 (10 warm-up, 5 runs) and 7 in round 1 (2 + 5), which runs
+# backwards: round 0 is calls 1-90, the 6th model completes its 2 rounds at call 97, Ctrl-C at call 100 lands in the
+# 5th one's second visit.
+GROUP = ["--device", "scripted", "--space", "toy", "-n", "6", "--rounds", "2", "--visit-runs", "5", "--interleave", "6",
+         "--no-calibrate", *FAST]
 
 
-@pytest.mark.parametrize("scripted", [140], indirect=True)
+@pytest.mark.parametrize("scripted", [100], indirect=True)
 def test_ctrl_c_in_a_group_exits_130_with_one_line_and_keeps_the_finished_models(scripted, tmp_path, capsys):
     db = tmp_path / "h.db"
     code, out, err = run(capsys, "profile", *GROUP, "--db", db)

@@ -18,7 +18,7 @@ from hwprof.store import Store
 
 from .conftest import FAST, ScriptedDevice
 
-INTERLEAVED = replace(FAST, rounds=2, round_min_s=0.0)
+INTERLEAVED = replace(FAST, rounds=2, visit_runs=3, round_min_s=0.0)
 
 
 def _profiler(tmp_path, space, device=None, **kwargs):
@@ -35,9 +35,9 @@ def test_ctrl_c_inside_a_group_stores_the_models_that_completed_their_rounds(tmp
     ref = toy_space.reference_architecture()
     archs = [a for a in toy_space.enumerate() if a.arch_id != ref.arch_id]
     # the k-th prepared model takes 2 ms x (1 + 0.1 (k - 1)): the networks 2.0 .. 2.8 ms, the reference 3.0 ms.
-    # Round 0: 7 calls per model (1-42); round 1 backwards: the reference 9 calls (43-51), the 5th network
-    # 9 (52-60), Ctrl-C at call 64, in the 4th network's visit.
-    device = ScriptedDevice(drift_per_model=0.1, interrupt_at_call=64)
+    # Round 0: 7 calls per model (4 warm-up + 3 runs: 1-42); round 1 backwards, 5 calls each (2 warm-up + 3 runs):
+    # the reference (43-47), the 5th network (48-52), Ctrl-C at call 55, in the 4th network's visit.
+    device = ScriptedDevice(drift_per_model=0.1, interrupt_at_call=55)
     p = _profiler(tmp_path, toy_space, device, protocol=INTERLEAVED, interleave=6, calibrate=True, references=1)
     with pytest.raises(ProfileInterrupted) as caught:
         p.profile(archs)
@@ -45,7 +45,7 @@ def test_ctrl_c_inside_a_group_stores_the_models_that_completed_their_rounds(tmp
     assert (summary.n_measured, summary.n_interrupted, summary.status) == (1, 1, "interrupted")
     (row,) = p.store.measurements()
     assert row.spec == archs[4].spec and row.stop_reason == "interrupted"
-    assert row.median_ms == pytest.approx(2.8) and row.reference_ms == pytest.approx(3.0) and row.n_runs == 8
+    assert row.median_ms == pytest.approx(2.8) and row.reference_ms == pytest.approx(3.0) and row.n_runs == 6
     assert p.store.runs()[-1].status == "interrupted"
     p.close()
     again = _profiler(tmp_path, toy_space, ScriptedDevice(drift_per_model=0.1), protocol=INTERLEAVED, interleave=6,

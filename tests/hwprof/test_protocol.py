@@ -54,13 +54,23 @@ def run(durations: Iterable[float], **settings: object):
 
 @pytest.mark.parametrize(("min_runs", "check_every", "expected"), [(10, 5, 10), (12, 5, 15), (7, 3, 9)])
 def test_constant_stream_stops_at_min_runs_rounded_up_to_check_every(min_runs, check_every, expected):
-    result, timer = run(itertools.repeat(4.0), min_runs=min_runs, check_every=check_every)
+    result, timer = run(itertools.repeat(4.0), min_runs=min_runs, check_every=check_every, stop_quantile=0.5)
     assert result.stop_reason == "ci_target"
     assert len(result.samples_ms) == expected == result.stats.n_runs
     assert result.stats.ci_half_width_ms == 0.0
     assert result.stats.median_ms == pytest.approx(4.0)
     assert not result.unstable and result.warnings == ()
     assert timer.calls == result.n_warmup + expected
+
+
+def test_a_tail_quantile_is_not_called_precise_before_its_ci_can_bracket_it():
+    """p10 of 10 samples: the CI ranks would clamp to the minimum; the rule waits for enough samples."""
+    from hwprof.protocol import quantile_ci_half_width
+
+    assert quantile_ci_half_width([4.0] * 50, 0.1) == math.inf  # floor(50 * 0.1 - 1.96 * sqrt(4.5)) < 1
+    assert quantile_ci_half_width([4.0] * 55, 0.1) == 0.0
+    result, _ = run(itertools.repeat(4.0), min_runs=10, check_every=5)  # the default tracks p10
+    assert result.stop_reason == "ci_target" and result.stats.n_runs == 55
 
 
 def test_noisier_stream_needs_more_runs_and_meets_the_ci_target():
@@ -79,8 +89,8 @@ def test_very_noisy_stream_hits_max_runs_and_is_flagged_unstable():
     result, _ = run(lognormal_stream(0.5, seed=2), max_runs=300, max_time_s=1e9)
     assert result.stop_reason == "max_runs"
     assert result.stats.n_runs == 300
-    assert result.unstable and result.stats.cv > 0.10
-    assert any(w.startswith("unstable: CV ") and w.endswith("> 10%") for w in result.warnings)
+    assert result.unstable
+    assert any(w.startswith("unstable: CI half-width ") and w.endswith("(flagged above 5%)") for w in result.warnings)
     assert any("CI target not met" in w for w in result.warnings)
 
 
@@ -263,7 +273,7 @@ def test_default_settings_are_valid_and_json_serialisable():
     s.validate()
     d = s.to_json()
     assert json.loads(json.dumps(d)) == d
-    assert d["target_rel_ci"] == 0.01 and d["min_runs"] == 10 and d["rounds"] == 1 and len(d) == 13
+    assert d["target_rel_ci"] == 0.01 and d["min_runs"] == 10 and d["rounds"] == 1 and len(d) == 17
 
 
 @pytest.mark.parametrize(
@@ -280,7 +290,10 @@ def test_default_settings_are_valid_and_json_serialisable():
         ({"check_every": 0}, "check_every must be >= 1"),
         ({"confidence": 1.0}, r"confidence must be in \(0, 1\), got 1.0"),
         ({"confidence": 0}, r"confidence must be in \(0, 1\)"),
-        ({"unstable_cv": 0}, "unstable_cv must be > 0"),
+        ({"unstable_rel": 0}, "unstable_rel must be > 0"),
+        ({"stop_quantile": 1.0}, r"stop_quantile must be in \(0, 1\)"),
+        ({"rounds": 5, "max_rounds": 4}, r"max_rounds must be >= rounds \(5\), got 4"),
+        ({"visit_runs": 0}, "visit_runs must be >= 1"),
         ({"min_runs": 2.5}, "min_runs must be an integer, got 2.5"),
         ({"max_time_s": "10"}, "max_time_s must be a number"),
     ],
@@ -345,7 +358,7 @@ def test_interleaving_cancels_a_slowdown_that_blocks_attribute_to_one_model():
     assert blocks[1].stats.median_ms / blocks[0].stats.median_ms == pytest.approx(1.3)
 
     inter = SharedMachine([2.0, 2.0], switch_s=0.2, slowdown=1.3)
-    results = run_interleaved([inter.fn(i) for i in range(2)], replace_settings(settings, rounds=10, round_min_s=0.0), clock=inter.clock)
+    results = run_interleaved([inter.fn(i) for i in range(2)], replace_settings(settings, rounds=10, visit_runs=10, round_min_s=0.0), clock=inter.clock)
     ratio = results[1].stats.mean_ms / results[0].stats.mean_ms
     assert abs(ratio - 1) < 0.02
 
@@ -398,14 +411,14 @@ def test_an_interrupt_keeps_the_models_that_completed_their_rounds():
         clock["now"] += next(durations) / 1000.0
 
     # fixed warm-up of 2; round 0 takes 3 samples per model (5 calls each: calls 1-15); round 1
-    # runs backwards: C takes 2 + 5 (calls 16-22), B is interrupted at call 25, A never revisited
+    # runs backwards: C takes 2 + 3 (calls 16-20), B is interrupted at call 25, A never revisited
     settings = ProtocolSettings(min_warmup=2, max_warmup=2, min_runs=5, max_runs=1000, target_rel_ci=1e-9,
-                                max_time_s=100.0, check_every=5, rounds=2, round_min_s=0.0)
+                                max_time_s=100.0, check_every=5, rounds=2, visit_runs=3, round_min_s=0.0)
     with pytest.raises(MeasurementInterrupted) as caught:
         run_interleaved([fn, fn, fn], settings, clock=lambda: clock["now"])
     a, b, c = caught.value.partial
     assert a is None and b is None
-    assert c.stop_reason == STOP_INTERRUPTED and c.stats.n_runs == 8 and c.n_warmup == 4
+    assert c.stop_reason == STOP_INTERRUPTED and c.stats.n_runs == 6 and c.n_warmup == 4
     assert isinstance(caught.value, KeyboardInterrupt)  # code that only knows Ctrl-C still stops
 
 

@@ -201,7 +201,7 @@ def _interrupting(artifact, at_call, interleaved):
 
     from tests.hwprof.conftest import FAST, ScriptedDevice
 
-    protocol = replace(FAST, rounds=2, round_min_s=0.0) if interleaved else FAST
+    protocol = replace(FAST, rounds=2, visit_runs=3, round_min_s=0.0) if interleaved else FAST
     request = WorkRequest("scripted", {}, (artifact,) * 3, protocol, interleaved=interleaved).to_json()
     return request, ScriptedDevice(interrupt_at_call=at_call)
 
@@ -210,8 +210,8 @@ def test_an_interrupted_interleaved_request_replies_with_the_models_it_kept(arti
     from hwprof.protocol import MeasurementInterrupted
 
     # 7 calls per model in round 0 (calls 1-21: 4 warm-up, 3 runs); round 1 backwards: the third model takes
-    # 4 + 5 (calls 22-30: its CI still unknown, it would be visited again), Ctrl-C in the second one's visit
-    request, device = _interrupting(artifact, at_call=35, interleaved=True)
+    # 2 + 3 (calls 22-26), Ctrl-C in the second one's visit (call 29)
+    request, device = _interrupting(artifact, at_call=29, interleaved=True)
     reply = json.loads(json.dumps(handle(request, device=device)))
     assert reply["ok"] is False and reply["interrupted"] is True
     assert reply["partial"][:2] == [None, None] and reply["partial"][2]["stop_reason"] == "interrupted"
@@ -219,7 +219,7 @@ def test_an_interrupted_interleaved_request_replies_with_the_models_it_kept(arti
         parse_reply(reply)
     kept = caught.value.partial[2]
     assert isinstance(kept, Measurement) and kept.device == "scripted" and kept.latency_ms == pytest.approx(2.0)
-    assert kept.stats.n_runs == 8 and caught.value.partial[:2] == [None, None]
+    assert kept.stats.n_runs == 6 and caught.value.partial[:2] == [None, None]
 
 
 def test_an_interrupted_one_by_one_request_keeps_the_models_measured_before(artifact):
@@ -236,10 +236,10 @@ def test_the_worker_command_line_answers_an_interrupt_with_its_partial_reply_and
     from hwprof import worker
     from tests.hwprof.conftest import ScriptedDevice
 
-    request, _ = _interrupting(artifact, at_call=35, interleaved=True)
+    request, _ = _interrupting(artifact, at_call=29, interleaved=True)
     path = tmp_path / "req.json"
     path.write_text(json.dumps(request))
-    registry.register("device", "scripted", lambda **settings: ScriptedDevice(interrupt_at_call=35, **settings))
+    registry.register("device", "scripted", lambda **settings: ScriptedDevice(interrupt_at_call=29, **settings))
     try:
         code = worker.main([str(path)])
     finally:
