@@ -324,6 +324,22 @@ def _write_atomic(path: Path, text: str) -> None:
             os.unlink(tmp)
 
 
+def file_artifact(path: str | Path, format: str, inputs: Sequence[InputSpec], precision: str, arch_id: str = "") -> ModelArtifact:
+    """The artifact of a user-supplied model file (``hwprof measure``): named by its sha256 unless ``arch_id`` is given."""
+    path = Path(path)
+    digest = sha256_file(path)
+    return ModelArtifact(
+        path=str(path),
+        format=format,
+        sha256=digest,
+        size_bytes=path.stat().st_size,
+        arch_id=arch_id or f"file:{digest[:16]}",
+        inputs=tuple(inputs),
+        exporter={"source": "file"},
+        precision=precision,
+    )
+
+
 def space_inputs(space: "SearchSpace") -> tuple[InputSpec, ...]:
     """The one float32 input named ``input`` every built-in space's networks take."""
     return (InputSpec("input", tuple(space.input_shape), "float32"),)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 import numpy as np
 
 from devices.export.calibration import Feeds, calibration_feeds, check_numerics
-from hwprof.artifacts import Exporter, sha256_file
+from hwprof.artifacts import Exporter, file_artifact, sha256_file
 from hwprof.errors import ConfigError, ExportError, first_line
 from hwprof.hostinfo import package_version
 from hwprof.types import InputSpec, ModelArtifact
@@ -116,18 +116,8 @@ def load_onnx_artifact(path: str | Path, arch_id: str = "") -> ModelArtifact:
                 )
             dims.append(int(d.dim_value))
         inputs.append(InputSpec(inp.name, tuple(dims), onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name))
-    digest = sha256_file(path)
     quantized = any(node.op_type in INT8_OPS for node in model.graph.node)
-    return ModelArtifact(
-        path=str(path),
-        format="onnx",
-        sha256=digest,
-        size_bytes=path.stat().st_size,
-        arch_id=arch_id or f"file:{digest[:16]}",
-        inputs=tuple(inputs),
-        exporter={"source": "file"},
-        precision="int8" if quantized else "fp32",
-    )
+    return file_artifact(path, "onnx", inputs, "int8" if quantized else "fp32", arch_id)
 
 
 def ort_runner(path: str | Path) -> Callable[[Feeds], np.ndarray]:

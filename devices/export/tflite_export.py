@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from devices.export.calibration import CALIBRATION_BATCHES, calibration_feeds, check_numerics
 from devices.litert_cpu import INSTALL_HINT, first_output, interpreter_module, open_interpreter, set_inputs
-from hwprof.artifacts import Exporter, sha256_file
+from hwprof.artifacts import Exporter, file_artifact
 from hwprof.errors import DeviceUnavailable, ExportError, ModelRunError, first_line
 from hwprof.hostinfo import package_version
 from hwprof.types import InputSpec, ModelArtifact
@@ -201,17 +201,7 @@ def load_tflite_artifact(path: str | Path, arch_id: str = "") -> ModelArtifact:
         specs.append(InputSpec(str(detail["name"]), tuple(signature), dtype))
     for detail in [*interp.get_input_details(), *interp.get_output_details()]:
         quantized = quantized or bool(detail["quantization"][0])
-    digest = sha256_file(path)
-    return ModelArtifact(
-        path=str(path),
-        format="tflite",
-        sha256=digest,
-        size_bytes=path.stat().st_size,
-        arch_id=arch_id or f"file:{digest[:16]}",
-        inputs=tuple(specs),
-        exporter={"source": "file"},
-        precision="int8" if quantized else "fp32",
-    )
+    return file_artifact(path, "tflite", specs, "int8" if quantized else "fp32", arch_id)
 
 
 __all__ = [
