@@ -16,6 +16,7 @@ from hwprof.cli.common import CommandInterrupted, console, warn
 from hwprof.cli.options import parse_key_values
 from hwprof.cli.progress import ProgressDisplay
 from hwprof.errors import ConfigError, HwprofError
+from hwprof.meters import get_meter
 from hwprof.profiling import (
     ProfileInterrupted, ProfileSummary, Profiler, ProgressEvent, dedupe, parse_indices, read_arch_file,
 )
@@ -67,6 +68,8 @@ def profile(
     drift_every: int = typer.Option(50, "--drift-every", help="Re-measure a reference model every N models (0 = off)."),
     drift_threshold: float = typer.Option(0.05, "--drift-threshold", help="Warn when the reference drifts more than this fraction."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Exported-model cache (default: .hwprof-cache beside the db)."),
+    meter: Optional[str] = typer.Option(None, "--meter", help="Energy meter read around the timed runs (rapl, nvml, tegrastats, csv; see `hwprof devices`): stores energy_mj per inference."),
+    meter_set: list[str] = typer.Option([], "--meter-set", help="Meter setting KEY=VALUE (repeatable), e.g. path=power.csv for --meter csv."),
 ) -> None:
     """Measure the real latency of architectures on a device into the store (resumable).
 
@@ -87,6 +90,10 @@ def profile(
     )
     protocol.validate()
     dev = registry.get_device(device, **settings)
+    if meter is not None:  # checked now: a meter that cannot work here fails before anything is measured
+        dev.use_meter(get_meter(meter, **parse_key_values(meter_set, "--meter-set")))
+    elif meter_set:
+        raise ConfigError("--meter-set needs --meter NAME")
     sp = registry.get_space(space)
     archs = _select(sp, n, seed, archs_file, indices)
     store = Store(db)
