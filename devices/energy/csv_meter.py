@@ -9,7 +9,8 @@ Timestamps are Unix seconds or ISO 8601 (a time without a zone is taken as
 UTC); ``clock_offset_s`` is added to them to put the meter's clock on this
 machine's (meter clock + offset = host clock). The first row is a header;
 ``time_column`` and ``power_column`` name the columns (default: the first
-column for time and the first column named like watts or power for power).
+column named like a time, else the first column, and the first column named
+like watts or power).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from hwprof.errors import ConfigError
 from hwprof.meters import EnergyReading, Meter, MeterError, MeterInfo, MeterUnavailable
 
 POWER_NAMES = ("watts", "power_w", "power", "w")
+TIME_NAMES = ("timestamp", "time", "unix_time", "datetime", "t")  # else the first column
 
 
 def parse_timestamp(text: str) -> float:
@@ -55,7 +57,7 @@ def read_power_log(path: Path, time_column: str = "", power_column: str = "") ->
     if not rows:
         raise MeterError(f"the power log {path} is empty (expected a header row, then timestamp,watts rows)")
     header = [h.strip() for h in rows[0]]
-    t_col = _column(header, time_column, None, path, "time")
+    t_col = _column(header, time_column, TIME_NAMES, path, "time")
     p_col = _column(header, power_column, POWER_NAMES, path, "power")
     times: list[float] = []
     watts: list[float] = []
@@ -80,17 +82,17 @@ def read_power_log(path: Path, time_column: str = "", power_column: str = "") ->
     return [times[i] for i in order], [watts[i] for i in order]
 
 
-def _column(header: list[str], wanted: str, guesses: tuple[str, ...] | None, path: Path, what: str) -> int:
+def _column(header: list[str], wanted: str, guesses: tuple[str, ...], path: Path, what: str) -> int:
     if wanted:
         if wanted not in header:
             raise MeterError(f"the power log {path} has no column {wanted!r}; columns: {', '.join(header)}")
         return header.index(wanted)
-    if guesses is None:
-        return 0
     lowered = [h.lower() for h in header]
     for guess in guesses:
         if guess in lowered:
             return lowered.index(guess)
+    if what == "time":
+        return 0
     raise MeterError(
         f"the power log {path} has no {what} column named {' or '.join(guesses)}; columns: {', '.join(header)} "
         "(set power_column=NAME)"
