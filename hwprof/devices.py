@@ -186,7 +186,8 @@ class Device(ABC):
     def to_measurement(
         self, artifact: ModelArtifact, result: TimingResult, protocol: ProtocolSettings, host: Mapping[str, Any]
     ) -> Measurement:
-        estimates = pooled_estimates(result.samples_ms)
+        # an adapter timed elsewhere may bring statistics without samples (android-adb): no pooled estimates then
+        estimates = pooled_estimates(result.samples_ms) if result.samples_ms else {}
         return Measurement(
             arch_id=artifact.arch_id,
             artifact_sha256=artifact.sha256,
