@@ -197,3 +197,41 @@ def test_profile_with_an_unusable_meter_fails_before_measuring(tmp_path, capsys,
     assert not db.exists()  # nothing measured, no store created
     code = main(["profile", "-n", "1", "--db", str(db), "--meter-set", "path=x.csv"])
     assert code == 1 and "--meter-set needs --meter" in capsys.readouterr().err
+
+
+class ConstantPowerMeter(Meter):
+    """10 W, all the time: the energy of a window is 10 W x its length."""
+
+    name = "constant-10w"
+
+    def check(self):
+        return MeterInfo(self.name, "10 W")
+
+    def read(self):
+        import time
+
+        return time.perf_counter()
+
+    def energy_between(self, start, end):
+        return EnergyReading(10.0 * (end - start) * 1000.0, 0.0, end - start)
+
+
+@pytest.mark.slow  # exports two NB201 networks (~6 s on a loaded 2-core host)
+def test_profile_stores_energy_of_the_timed_runs(tmp_path, capsys):
+    import sqlite3
+
+    registry.register("meter", "constant-10w", ConstantPowerMeter)
+    try:
+        db = tmp_path / "h.db"
+        code = main(["profile", "-n", "2", "--seed", "1", "--db", str(db), "--meter", "constant-10w", "--min-runs", "5",
+                     "--max-runs", "20", "--max-time-s", "0.3", "--target-ci", "0.05", "--drift-every", "0",
+                     "--no-calibrate"])
+        assert code == 0, capsys.readouterr().err
+    finally:
+        registry.unregister("meter", "constant-10w")
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT energy_mj, meter, mean_ms FROM measurements").fetchall()
+    assert len(rows) == 2
+    for energy_mj, meter, mean_ms in rows:
+        # 10 W x the time of the timed loop / its runs: 10 x the mean latency plus the loop's own overhead
+        assert meter == "constant-10w" and 10.0 * mean_ms <= energy_mj < 10.0 * mean_ms * 1.5
