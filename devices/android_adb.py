@@ -40,7 +40,13 @@ from hwprof import __version__
 from hwprof.devices import Device, PreparedModel
 from hwprof.errors import ConfigError, DeviceUnavailable, ModelRunError
 from hwprof.protocol import STOP_MAX_RUNS, ProtocolSettings, TimingResult
-from hwprof.types import DeviceInfo, LatencyStats, Measurement, ModelArtifact
+from hwprof.types import (
+    DeviceInfo,
+    LatencyStats,
+    Measurement,
+    ModelArtifact,
+    coerce_numbers,
+)
 
 ADB_TIMEOUT_S = 60.0  # every adb call but the benchmark itself
 _GONE = ("device offline", "no devices/emulators found", "not found", "device unauthorized", "no devices found")
@@ -188,13 +194,8 @@ class AndroidAdbDevice(Device):
     }
 
     def validate_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
-        for key in ("num_threads", "num_runs", "warmup_runs"):
-            try:
-                settings[key] = int(settings[key])
-            except (TypeError, ValueError):
-                raise ConfigError(f"android-adb {key} must be an integer, got {settings[key]!r}") from None
-        if settings["num_threads"] < 1 or settings["num_runs"] < 1 or settings["warmup_runs"] < 0:
-            raise ConfigError("android-adb needs num_threads >= 1, num_runs >= 1 and warmup_runs >= 0")
+        coerce_numbers("android-adb", settings, {"num_threads": (int, 1), "num_runs": (int, 1), "warmup_runs": (int, 0),
+                                                 "timeout_s": (float, 0)})
         for key in ("use_xnnpack", "record_cpu_freq"):
             value = settings[key]
             if isinstance(value, str):
@@ -202,10 +203,6 @@ class AndroidAdbDevice(Device):
                     raise ConfigError(f"android-adb {key} must be true or false, got {value!r}")
                 value = value.lower() in ("true", "1")
             settings[key] = bool(value)
-        try:
-            settings["timeout_s"] = float(settings["timeout_s"])
-        except (TypeError, ValueError):
-            raise ConfigError(f"android-adb timeout_s must be a number, got {settings['timeout_s']!r}") from None
         for key in ("benchmark_binary", "remote_dir"):
             if not str(settings[key]).startswith("/"):
                 raise ConfigError(f"android-adb {key} must be an absolute path on the phone, got {settings[key]!r}")

@@ -28,6 +28,20 @@ def merge_settings(what: str, defaults: Mapping[str, Any], given: Mapping[str, A
     return merged
 
 
+def coerce_numbers(what: str, settings: dict[str, Any], spec: Mapping[str, tuple[type, float]]) -> dict[str, Any]:
+    """Convert each ``settings[key]`` to ``int`` or ``float`` and check it is >= its minimum (``spec``: key -> (type, minimum))."""
+    for key, (kind, minimum) in spec.items():
+        try:
+            value = kind(settings[key])
+        except (TypeError, ValueError):
+            expected = "an integer" if kind is int else "a number"
+            raise ConfigError(f"{what} {key} must be {expected}, got {settings[key]!r}") from None
+        if not value >= minimum:  # also refuses NaN
+            raise ConfigError(f"{what} {key} must be >= {minimum:g}, got {settings[key]!r}")
+        settings[key] = value
+    return settings
+
+
 def settings_identity(settings: Mapping[str, Any], precision: str = "fp32") -> str:
     """What makes two measurements of one architecture on one device comparable: settings and precision.
 

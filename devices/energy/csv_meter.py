@@ -25,6 +25,7 @@ from typing import Any
 from devices.energy.power_trace import integrate, wait_until_covered
 from hwprof.errors import ConfigError
 from hwprof.meters import EnergyReading, Meter, MeterError, MeterInfo, MeterUnavailable
+from hwprof.types import coerce_numbers
 
 POWER_NAMES = ("watts", "power_w", "power", "w")
 TIME_NAMES = ("timestamp", "time", "unix_time", "datetime", "t")  # else the first column
@@ -110,14 +111,7 @@ class CsvPowerMeter(Meter):
         if not settings["path"]:
             raise ConfigError("the csv meter needs the power log: path=LOG.csv (--meter-set path=LOG.csv)")
         settings["path"] = str(settings["path"])
-        try:
-            settings["clock_offset_s"] = float(settings["clock_offset_s"])
-            settings["wait_s"] = float(settings["wait_s"])
-        except (TypeError, ValueError):
-            raise ConfigError(f"csv meter clock_offset_s and wait_s must be numbers, got {settings}") from None
-        if settings["wait_s"] < 0:
-            raise ConfigError(f"csv meter wait_s must be >= 0, got {settings['wait_s']}")
-        return settings
+        return coerce_numbers("csv meter", settings, {"clock_offset_s": (float, -math.inf), "wait_s": (float, 0)})
 
     def _log(self) -> tuple[list[float], list[float]]:
         """The log on the host's clock; parsed again only when the file changed (one window after another)."""

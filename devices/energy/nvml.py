@@ -13,9 +13,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from hwprof.errors import ConfigError
 from devices.energy.counters import counter_reading
 from hwprof.meters import EnergyReading, Meter, MeterError, MeterInfo, MeterUnavailable
+from hwprof.types import coerce_numbers
 
 
 def _pynvml() -> Any:
@@ -50,14 +50,7 @@ class NvmlMeter(Meter):
     default_settings = {"index": 0, "update_ms": 100.0}
 
     def validate_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
-        try:
-            settings["index"] = int(settings["index"])
-            settings["update_ms"] = float(settings["update_ms"])
-        except (TypeError, ValueError):
-            raise ConfigError(f"nvml index must be an integer and update_ms a number, got {settings}") from None
-        if settings["index"] < 0 or settings["update_ms"] < 0:
-            raise ConfigError(f"nvml index and update_ms must be >= 0, got {settings}")
-        return settings
+        return coerce_numbers("nvml", settings, {"index": (int, 0), "update_ms": (float, 0)})
 
     def _call(self, what: str, fn: Any, *args: Any) -> Any:
         pynvml = _pynvml()

@@ -18,9 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hwprof.errors import ConfigError
 from devices.energy.counters import counter_reading
+from hwprof.errors import ConfigError
 from hwprof.meters import EnergyReading, Meter, MeterError, MeterInfo, MeterUnavailable
+from hwprof.types import coerce_numbers
 
 DEFAULT_ROOT = "/sys/class/powercap"
 _ZONE_DIR = re.compile(r"^intel-rapl(:\d+)+$")
@@ -63,13 +64,7 @@ class RaplMeter(Meter):
     def validate_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(settings["zones"], str) or not settings["zones"].strip():
             raise ConfigError(f"rapl zones must be 'package' or comma-separated zone names, got {settings['zones']!r}")
-        try:
-            settings["update_ms"] = float(settings["update_ms"])
-        except (TypeError, ValueError):
-            raise ConfigError(f"rapl update_ms must be a number, got {settings['update_ms']!r}") from None
-        if settings["update_ms"] < 0:
-            raise ConfigError(f"rapl update_ms must be >= 0, got {settings['update_ms']}")
-        return settings
+        return coerce_numbers("rapl", settings, {"update_ms": (float, 0)})
 
     def _zones(self) -> list[_Zone]:
         root = Path(self.settings["root"])

@@ -22,8 +22,8 @@ import time
 from typing import Any, Mapping
 
 from devices.energy.power_trace import integrate, wait_until_covered
-from hwprof.errors import ConfigError
 from hwprof.meters import EnergyReading, Meter, MeterError, MeterInfo, MeterUnavailable
+from hwprof.types import coerce_numbers
 
 TOTAL_RAILS = ("VDD_IN", "POM_5V_IN")  # the board's input power, in the order they are looked for
 # A rail: an upper-case name, then current/average in mW, with or without the unit (not "RAM 2008/3956MB").
@@ -60,14 +60,7 @@ class TegrastatsMeter(Meter):
     default_settings = {"command": "tegrastats", "interval_ms": 20, "rail": "auto", "wait_s": 5.0}
 
     def validate_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
-        try:
-            settings["interval_ms"] = int(settings["interval_ms"])
-            settings["wait_s"] = float(settings["wait_s"])
-        except (TypeError, ValueError):
-            raise ConfigError(f"tegrastats interval_ms must be an integer and wait_s a number, got {settings}") from None
-        if settings["interval_ms"] < 1 or settings["wait_s"] <= 0:
-            raise ConfigError(f"tegrastats interval_ms must be >= 1 and wait_s > 0, got {settings}")
-        return settings
+        return coerce_numbers("tegrastats", settings, {"interval_ms": (int, 1), "wait_s": (float, 0)})
 
     def _command(self) -> list[str]:
         exe = shutil.which(self.settings["command"])

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from devices.android_adb import AndroidAdbDevice, count_cpus, parse_adb_devices, parse_benchmark_output, parse_getprop
+from devices.android_adb import (
+    AndroidAdbDevice,
+    count_cpus,
+    parse_adb_devices,
+    parse_benchmark_output,
+    parse_getprop,
+)
 from hwprof.errors import ConfigError, DeviceUnavailable, ModelRunError
 from hwprof.types import InputSpec, Measurement, ModelArtifact
 
@@ -235,7 +241,7 @@ def test_adb_calls_time_out(phone, tmp_path):
 
 
 def test_settings_are_validated():
-    with pytest.raises(ConfigError, match="num_threads >= 1"):
+    with pytest.raises(ConfigError, match="num_threads must be >= 1, got 0"):
         AndroidAdbDevice(num_threads=0)
     with pytest.raises(ConfigError, match="use_xnnpack must be true or false"):
         AndroidAdbDevice(use_xnnpack="maybe")

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from hwprof import registry
 from hwprof.cli.main import main
 from hwprof.devices import Device, PreparedModel
-from hwprof.meters import EnergyReading, Meter, MeterInfo, MeterUnavailable, get_meter, meter_status
+from hwprof.meters import (
+    EnergyReading,
+    Meter,
+    MeterInfo,
+    MeterUnavailable,
+    get_meter,
+    meter_status,
+)
 from hwprof.protocol import MeasurementInterrupted, ProtocolSettings
 from hwprof.types import DeviceInfo, InputSpec, Measurement, ModelArtifact
 from hwprof.worker import WorkRequest, run_in_process
