@@ -187,6 +187,7 @@ class AndroidAdbDevice(Device):
     name = "android-adb"
     description = "Android phone over adb (TFLite benchmark_model)"
     supported_formats = ("tflite",)
+    supported_precisions = ("fp32", "int8")  # benchmark_model runs quantized .tflite models as they are
     default_settings = {
         "serial": "", "adb": "adb", "benchmark_binary": "/data/local/tmp/benchmark_model",
         "remote_dir": "/data/local/tmp/hwprof", "num_threads": 4, "use_xnnpack": True, "num_runs": 50,

@@ -7,64 +7,26 @@ deployment would use). Every setting is recorded with each measurement.
 
 from __future__ import annotations
 
-import contextlib
-import os
-from typing import Any, ContextManager, Iterator
+from typing import Any, ContextManager
 
 import numpy as np
 
+from devices.cpu_settings import local_device_info, parse_affinity, parse_bool, pinned_to, validate_cpu_settings
+from devices.export.calibration import random_feeds
 from hwprof.devices import Device, PreparedModel
 from hwprof.errors import ConfigError, DeviceUnavailable, ModelRunError, first_line
-from hwprof.hostinfo import cpu_model, package_version
+from hwprof.hostinfo import package_version
 from hwprof.types import DeviceInfo, ModelArtifact
 
 _OPT_LEVELS = ("disable", "basic", "extended", "all")
 _EXEC_MODES = ("sequential", "parallel")
 
 
-def parse_affinity(value: Any) -> tuple[int, ...] | None:
-    """Core ids from '0,2-3', 0, (0, '2-3') or [0, 2, 3]; None/'' -> None (no pinning)."""
-    if value is None or value == "" or value == () or value == []:
-        return None
-    parts = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
-    cores: set[int] = set()
-    for part in parts:
-        try:
-            if isinstance(part, bool):
-                raise ValueError
-            if isinstance(part, int):
-                cores.add(part)
-                continue
-            text = str(part).strip()
-            if "-" in text.lstrip("-"):
-                lo, hi = text.split("-", 1)
-                if int(hi) < int(lo):
-                    raise ValueError
-                cores.update(range(int(lo), int(hi) + 1))
-            elif text:
-                cores.add(int(text))
-        except ValueError:
-            raise ConfigError(f"cpu_affinity must look like '0' or '0,2-3', got {value!r}") from None
-    if any(c < 0 for c in cores):
-        raise ConfigError(f"cpu_affinity core ids must be >= 0, got {value!r}")
-    return tuple(sorted(cores))
-
-
-def parse_bool(name: str, value: Any) -> bool:
-    """True/False, 1/0 or the words true/false/yes/no/on/off; anything else is a ConfigError."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
-        return value.strip().lower() in ("true", "yes", "on", "1")
-    raise ConfigError(f"{name} must be true or false, got {value!r}")
-
-
 class OrtCpuDevice(Device):
     name = "ort-cpu"
     description = "ONNX Runtime, CPU execution provider, on this machine"
     supported_formats = ("onnx",)
+    supported_precisions = ("fp32", "int8")  # int8: QDQ models from the onnx-int8 exporter, run by ORT's integer kernels
     default_settings = {
         "intra_op_threads": 1,
         "inter_op_threads": 1,
@@ -76,13 +38,7 @@ class OrtCpuDevice(Device):
     }
 
     def validate_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
-        for key in ("intra_op_threads", "inter_op_threads"):
-            try:
-                settings[key] = int(settings[key])
-            except (TypeError, ValueError):
-                raise ConfigError(f"{key} must be an integer, got {settings[key]!r}") from None
-            if settings[key] < 0:
-                raise ConfigError(f"{key} must be >= 0 (0 = runtime default), got {settings[key]}")
+        validate_cpu_settings(settings, ("intra_op_threads", "inter_op_threads"))
         if settings["graph_optimization_level"] not in _OPT_LEVELS:
             raise ConfigError(
                 f"graph_optimization_level must be one of {', '.join(_OPT_LEVELS)}, got {settings['graph_optimization_level']!r}"
@@ -90,17 +46,6 @@ class OrtCpuDevice(Device):
         if settings["execution_mode"] not in _EXEC_MODES:
             raise ConfigError(f"execution_mode must be one of {', '.join(_EXEC_MODES)}, got {settings['execution_mode']!r}")
         settings["allow_spinning"] = parse_bool("allow_spinning", settings["allow_spinning"])
-        affinity = parse_affinity(settings["cpu_affinity"])
-        if affinity is not None and hasattr(os, "sched_getaffinity"):
-            allowed = os.sched_getaffinity(0)
-            bad = [c for c in affinity if c not in allowed]
-            if bad:
-                raise ConfigError(f"cpu_affinity cores {bad} are not available here (allowed: {sorted(allowed)})")
-        settings["cpu_affinity"] = list(affinity) if affinity is not None else None
-        try:
-            settings["input_seed"] = int(settings["input_seed"])
-        except (TypeError, ValueError):
-            raise ConfigError(f"input_seed must be an integer, got {settings['input_seed']!r}") from None
         return settings
 
     def runtime_packages(self) -> tuple[str, ...]:
@@ -119,17 +64,7 @@ class OrtCpuDevice(Device):
         providers = ort.get_available_providers()
         if "CPUExecutionProvider" not in providers:
             raise DeviceUnavailable(f"ort-cpu: CPUExecutionProvider missing from onnxruntime (have {providers})")
-        if self.settings["cpu_affinity"] is not None and not hasattr(os, "sched_setaffinity"):
-            raise DeviceUnavailable("ort-cpu: cpu_affinity needs os.sched_setaffinity (Linux)")
-        return DeviceInfo(
-            name=self.name,
-            runtime="onnxruntime",
-            runtime_version=ort.__version__,
-            cpu_model=cpu_model(),
-            cores_logical=os.cpu_count() or 0,
-            settings=dict(self.settings),
-            extra={"providers": list(providers), "onnx": package_version("onnx")},
-        )
+        return local_device_info(self, "onnxruntime", ort.__version__, {"providers": list(providers), "onnx": package_version("onnx")})
 
     def session_options(self):
         """SessionOptions carrying this device's settings (callers may add e.g. profiling)."""
@@ -153,11 +88,7 @@ class OrtCpuDevice(Device):
         return so
 
     def make_inputs(self, artifact: ModelArtifact) -> dict[str, np.ndarray]:
-        rng = np.random.default_rng(self.settings["input_seed"])
-        return {
-            spec.name: rng.standard_normal(spec.shape).astype(spec.dtype)
-            for spec in artifact.inputs
-        }
+        return random_feeds(artifact.inputs, 1, self.settings["input_seed"])[0]
 
     def open_session(self, artifact: ModelArtifact, sess_options: Any = None):
         """An InferenceSession for the artifact; ModelRunError naming the file when it is rejected."""
@@ -190,19 +121,9 @@ class OrtCpuDevice(Device):
     def measuring(self) -> ContextManager[None]:
         return self.pinned()
 
-    @contextlib.contextmanager
-    def pinned(self) -> Iterator[None]:
+    def pinned(self) -> ContextManager[None]:
         """Apply the cpu_affinity setting for the duration of the block, then restore the previous one."""
-        cores = self.settings["cpu_affinity"]
-        if cores is None or not hasattr(os, "sched_setaffinity"):
-            yield
-            return
-        saved = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, set(cores))
-        try:
-            yield
-        finally:
-            os.sched_setaffinity(0, saved)
+        return pinned_to(self.settings["cpu_affinity"])
 
     def kernel_profiler(self) -> Any:
         """A ``devices.ort_profile.KernelProfiler``: per-kernel timings and the executed graph under these settings.
@@ -212,3 +133,6 @@ class OrtCpuDevice(Device):
         from devices.ort_profile import KernelProfiler
 
         return KernelProfiler(self)
+
+
+__all__ = ["OrtCpuDevice", "parse_affinity", "parse_bool"]  # the parsers live in devices.cpu_settings

@@ -42,6 +42,7 @@ class Device(ABC):
 
     name: ClassVar[str] = ""
     supported_formats: ClassVar[tuple[str, ...]] = ()
+    supported_precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     default_settings: ClassVar[Mapping[str, Any]] = {}
     description: ClassVar[str] = ""
 
@@ -166,11 +167,19 @@ class Device(ABC):
             pass
         return MeasurementInterrupted(partial)
 
+    def check_precision(self, precision: str) -> None:
+        """ConfigError unless this device measures models of ``precision``: refuse before exporting anything."""
+        if precision not in self.supported_precisions:
+            raise ConfigError(
+                f"device {self.name!r} measures {', '.join(self.supported_precisions)} models, not {precision!r}"
+            )
+
     def _check_format(self, artifact: ModelArtifact) -> None:
         if artifact.format not in self.supported_formats:
             raise ConfigError(
                 f"device {self.name!r} runs {', '.join(self.supported_formats)}, not {artifact.format!r}"
             )
+        self.check_precision(artifact.precision)
 
     def time(self, fn: Callable[[], object], protocol: ProtocolSettings, observer: Any = None) -> TimingResult:
         """Hook for adapters that time differently (e.g. on-device timers); default: host clock.

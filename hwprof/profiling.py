@@ -142,7 +142,9 @@ class Profiler:
         self.references = references
         self.info, _ = self.runner.describe()
         self.device_id = store.upsert_device(self.info)
-        self.settings_hash = settings_identity(device.settings, precision)
+        # the settings as the worker validated them (a remote adapter normalises its own)
+        self.settings = dict(self.info.settings)
+        self.settings_hash = settings_identity(self.settings, precision)
         self._run_id: int | None = None
         self.notes: list[str] = []  # what starting the run found (stale runs, runs of other hosts): for the summary
         for path in self.cache.remove_stale_temp_files():
@@ -171,7 +173,7 @@ class Profiler:
         notes: list[str] = []
         with self.store.transaction():
             for run in self.store.runs(status="running", device=self.device.name):
-                if stable_hash(dict(run.settings)) != self.settings_hash:
+                if stable_hash(dict(run.settings)) != stable_hash(self.settings):
                     continue
                 pid = run.host.get("driver_pid", run.host.get("pid"))
                 hostname = run.host.get("driver_hostname", run.host.get("hostname"))
@@ -191,7 +193,7 @@ class Profiler:
                         "from here: if it is still measuring on this machine, the two runs disturb each other"
                     )
             run_id = self.store.start_run(
-                self.device_id, dict(self.device.settings), self.protocol.to_json(), host, self.command
+                self.device_id, dict(self.settings), self.protocol.to_json(), host, self.command
             )
         return run_id, notes
 

@@ -5,8 +5,11 @@ small deterministic set of inputs, and every exported file is checked against
 the torch module it came from before it enters the artifact cache:
 
 - fp32: the largest absolute difference of the outputs (logits) over
-  ``CHECK_BATCHES`` random inputs must be at most ``FP32_TOLERANCE``, or the
-  export fails (:class:`~hwprof.errors.ExportError`);
+  ``CHECK_BATCHES`` random inputs must be at most ``FP32_TOLERANCE`` times
+  the logits' scale (their largest magnitude, at least 1), or the export fails
+  (:class:`~hwprof.errors.ExportError`). The scale matters: untrained NB201
+  networks reach logits of 2,000, where one float32 step is 2.4e-4 and
+  torch's own fp32 result differs from its fp64 one by 2.6e-4;
 - int8: quantization changes the numbers by design, so the check reports the
   top-1 agreement with the fp32 torch outputs over the same inputs (and the
   largest absolute difference) instead of failing.
@@ -76,6 +79,7 @@ def compare_outputs(reference: Sequence[np.ndarray], candidate: Sequence[np.ndar
     if len(reference) != len(candidate):
         raise ExportError(f"{what}: numerics check got {len(candidate)} outputs for {len(reference)} inputs")
     max_abs = 0.0
+    scale = 1.0  # the largest reference magnitude, at least 1: fp32 rounding grows with it
     agree = 0
     total = 0
     for ref, got in zip(reference, candidate):
@@ -86,6 +90,7 @@ def compare_outputs(reference: Sequence[np.ndarray], candidate: Sequence[np.ndar
         if not np.all(np.isfinite(got)):
             raise ExportError(f"{what}: the exported model produced non-finite outputs")
         max_abs = max(max_abs, float(np.max(np.abs(got - ref))) if ref.size else 0.0)
+        scale = max(scale, float(np.max(np.abs(ref))) if ref.size else 0.0)
         rows_ref = ref.reshape(ref.shape[0], -1) if ref.ndim > 1 else ref.reshape(1, -1)
         rows_got = got.reshape(rows_ref.shape)
         agree += int(np.sum(np.argmax(rows_ref, axis=1) == np.argmax(rows_got, axis=1)))
@@ -97,10 +102,13 @@ def compare_outputs(reference: Sequence[np.ndarray], candidate: Sequence[np.ndar
         "top1_agreement": agree / total if total else 1.0,
     }
     if precision == "fp32":
-        report["tolerance"] = FP32_TOLERANCE
-        if not max_abs <= FP32_TOLERANCE:
+        tolerance = FP32_TOLERANCE * scale
+        report["tolerance"] = tolerance
+        report["output_scale"] = scale
+        if not max_abs <= tolerance:
             raise ExportError(
-                f"{what}: outputs differ from the torch model by up to {max_abs:.3g} (fp32 tolerance {FP32_TOLERANCE:g})"
+                f"{what}: outputs differ from the torch model by up to {max_abs:.3g} "
+                f"(fp32 tolerance {FP32_TOLERANCE:g} x output scale {scale:.3g} = {tolerance:.3g})"
             )
     return report
 

@@ -28,6 +28,21 @@ MAX_UNSTABLE_SHOWN = 5  # a noisy machine flags hundreds; the store keeps every 
 # The name hwprof/cli/predict_cmd.py imports for its --param; the one parser is hwprof.cli.options.parse_key_values.
 
 
+def resolve_device(name: str, settings: dict, config: Optional[Path] = None):
+    """(device, runner): a device configured in hwprof.toml (measured over SSH) or a registered local adapter."""
+    from hwprof.config import remote_targets
+
+    targets = remote_targets(config)
+    if name in targets:
+        from dataclasses import replace
+
+        from hwprof.remote import RemoteDevice, SshRunner
+
+        target = replace(targets[name], settings={**targets[name].settings, **settings})
+        return RemoteDevice(target), SshRunner(target)
+    return registry.get_device(name, **settings), None
+
+
 def devices() -> None:
     """List device adapters and whether each is usable here (and why not)."""
     table = Table(title="hwprof devices")
@@ -68,6 +83,8 @@ def profile(
     drift_every: int = typer.Option(50, "--drift-every", help="Re-measure a reference model every N models (0 = off)."),
     drift_threshold: float = typer.Option(0.05, "--drift-threshold", help="Warn when the reference drifts more than this fraction."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Exported-model cache (default: .hwprof-cache beside the db)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Project file with remote devices (default: $HWPROF_CONFIG or ./hwprof.toml)."),
+    precision: str = typer.Option("fp32", "--precision", help="Precision of the exported models: fp32 or int8 (post-training static quantization; devices that support it, see `hwprof devices`)."),
     meter: Optional[str] = typer.Option(None, "--meter", help="Energy meter read around the timed runs (rapl, nvml, tegrastats, csv; see `hwprof devices`): stores energy_mj per inference."),
     meter_set: list[str] = typer.Option([], "--meter-set", help="Meter setting KEY=VALUE (repeatable), e.g. path=power.csv for --meter csv."),
 ) -> None:
@@ -89,8 +106,14 @@ def profile(
         max_rounds=max(max_rounds, rounds), visit_runs=visit_runs,
     )
     protocol.validate()
-    dev = registry.get_device(device, **settings)
+    dev, runner = resolve_device(device, settings, config)
+    dev.check_precision(precision)  # refused before anything is exported, measured or stored
     if meter is not None:  # checked now: a meter that cannot work here fails before anything is measured
+        if runner is not None:
+            raise ConfigError(
+                f"--meter reads a meter on the machine that runs the model; {device!r} is measured remotely, "
+                "and remote workers do not take a meter from the command line yet"
+            )
         dev.use_meter(get_meter(meter, **parse_key_values(meter_set, "--meter-set")))
     elif meter_set:
         raise ConfigError("--meter-set needs --meter NAME")
@@ -101,10 +124,10 @@ def profile(
         profiler = Profiler(
             dev, sp, store, protocol=protocol, cache_dir=cache_dir,
             command=shlex.join(["hwprof", *sys.argv[1:]]), drift_every=drift_every, drift_threshold_rel=drift_threshold,
-            interleave=interleave, calibrate=calibrate, references=references,
+            interleave=interleave, calibrate=calibrate, references=references, runner=runner, precision=precision,
         )
         console.print(
-            f"profiling {len(archs)} {space} architectures on [bold]{device}[/bold] "
+            f"profiling {len(archs)} {space} architectures ({precision}) on [bold]{device}[/bold] "
             f"({profiler.info.cpu_model}, {profiler.info.runtime} {profiler.info.runtime_version}) -> {db}"
         )
         try:

@@ -3,7 +3,7 @@ import json
 import onnx
 import pytest
 
-from devices.export import OnnxExporter, export_onnx, load_onnx_artifact
+from devices.export import OnnxExporter, OnnxInt8Exporter, export_onnx, load_onnx_artifact
 from hwprof import registry
 from hwprof.artifacts import ArtifactCache, exporter_for, get_exporter, sha256_file
 from hwprof.errors import ConfigError, ExportError
@@ -38,8 +38,9 @@ def test_onnx_exporter_is_registered_by_format():
     assert get_exporter("onnx", opset=13).config()["opset"] == 13
     with pytest.raises(ConfigError, match="no registered exporter writes tflite"):
         exporter_for(("tflite",))
-    with pytest.raises(ConfigError, match="at precision 'int8'"):
-        exporter_for(("onnx",), "int8")
+    assert isinstance(exporter_for(("onnx",), "int8"), OnnxInt8Exporter)
+    with pytest.raises(ConfigError, match="no registered exporter writes pt2 at precision 'int8'"):
+        exporter_for(("pt2",), "int8")
     with pytest.raises(ConfigError, match="precision must be one of"):
         exporter_for(("onnx",), "fp8")
 
