@@ -242,3 +242,16 @@ def test_profile_stores_energy_of_the_timed_runs(tmp_path, capsys):
     for energy_mj, meter, mean_ms in rows:
         # 10 W x the time of the timed loop / its runs: 10 x the mean latency plus the loop's own overhead
         assert meter == "constant-10w" and 10.0 * mean_ms <= energy_mj < 10.0 * mean_ms * 1.5
+
+
+def test_profile_refuses_a_meter_for_a_remote_device(tmp_path, capsys):
+    key = tmp_path / "id"
+    key.write_text("not used: refused before connecting")
+    config = tmp_path / "hwprof.toml"
+    config.write_text(f'[devices.lab]\ntype = "ssh"\nhost = "127.0.0.1"\nport = 2222\nkey = "{key}"\n'
+                      f'device = "ort-cpu"\nknown_hosts = "{tmp_path / "kh"}"\n')
+    db = tmp_path / "h.db"
+    code = main(["profile", "-n", "1", "--db", str(db), "--device", "lab", "--config", str(config), "--meter", "rapl"])
+    err = capsys.readouterr().err
+    assert code == 1 and "'lab' is measured remotely" in err and len(err.strip().splitlines()) == 1
+    assert not db.exists()
