@@ -193,7 +193,8 @@ def adapt(
     db: Optional[Path] = typer.Option(None, "--db", help="Store with measurements of the new device (K are used, the rest test)."),
     device: Optional[str] = typer.Option(None, "--device", "-d", help="The new device (its name in --db; a label with --samples)."),
     samples: Optional[Path] = typer.Option(None, "--samples", help="CSV rows arch,latency_ms measured on the new device."),
-    k: int = typer.Option(10, "-k", help="Number of measured architectures to adapt from (or to suggest)."),
+    k: Optional[int] = typer.Option(None, "-k", help="Measured architectures to adapt from (default: 10 of a --db, all of --samples; "
+                                    "fewer than given: chosen by --select, the rest held out), or to suggest (default 10)."),
     sources_csv: Optional[Path] = typer.Option(None, "--sources-csv", help="Source devices as a benchmark CSV (e.g. nb201.csv.gz)."),
     source_devices: Optional[str] = typer.Option(None, "--source-devices", help="Comma-separated source devices (default: all but the new one)."),
     sources_db: Optional[Path] = typer.Option(None, "--sources-db", help="Source devices from a store."),
@@ -207,10 +208,16 @@ def adapt(
     select: str = typer.Option("farthest", "--select", help="How to choose the K architectures: farthest, kmeans++, quantile, random."),
     pool: Optional[Path] = typer.Option(None, "--pool", help="--suggest: choose among these architectures of the source table."),
     seed: int = typer.Option(0, "--seed"),
+    live: Optional[bool] = typer.Option(None, "--live/--as-given", help="Describe architectures to the sources by what hwprof's "
+                                        "export computes (dead operations dropped); default: --live for --db, --as-given for --samples."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Pretrained-model cache (default: .hwprof-cache beside "
+                                             "--db/--samples, else in the working directory)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Save the adapted predictor to DIR (--suggest: the list to FILE)."),
 ) -> None:
     """Few-shot latency predictor for a new device from K measurements and many source devices."""
+    from predictors.training import default_cache_dir
     from predictors.transfer.workflow import (
+        DEFAULT_K,
         AdaptOptions,
         SourceSpec,
         adapt_device,
@@ -219,12 +226,17 @@ def adapt(
 
     if suggest and (db is not None or samples is not None):
         raise ConfigError("--suggest chooses what to measure; it takes no --db or --samples")
-    options = None if suggest else AdaptOptions(device=device, db=db, samples=samples, k=k, space=space, select=select, seed=seed)
+    options = None if suggest else AdaptOptions(device=device, db=db, samples=samples, k=k, space=space, select=select, seed=seed,
+                                                live=live)  # fmt: skip
     spec = SourceSpec(csv=sources_csv, db=sources_db, model=sources_model, devices=parse_device_list(source_devices, "--source-devices"),
-                      method=method, params=parse_key_values(param, "--param"), features=features)  # fmt: skip
+                      method=method, params=parse_key_values(param, "--param"), features=features,
+                      cache_dir=cache_dir if cache_dir is not None else default_cache_dir(db if db is not None else samples))  # fmt: skip
     if suggest:
+        k = k if k is not None else DEFAULT_K
         spec = spec.for_suggesting(k)
     sources = open_sources(spec, new_device=device, space=space)
+    if options is not None and options.live_archs:
+        sources = sources.live_equivalent()
     for note in sources.notes:
         warn(note)
     if save_sources is not None or options is None:  # else adapt_device pretrains once the new device's data is checked
