@@ -328,13 +328,21 @@ class Suggestion:
 
 
 def _pool_rows(sources: Sources, pool: Sequence[str] | None, where: str) -> list[int] | None:
-    if pool is None:
+    if pool is None or sources.table is None:  # a saved model: its references are checked against the pool
         return None
     rows = sources.rows_of(pool)
     missing = [a for a in pool if a not in rows]
     if missing:
         raise DataError(f"{len(missing)} architecture(s) of {where} are not in the source table (e.g. {missing[0]!r})")
     return sorted(set(rows.values()))
+
+
+def restricted_to_pool(sources: Sources, pool: Sequence[str] | None, pool_name: str = "the pool") -> Sources:
+    """Sources whose method, when it pretrains reference architectures (``embedding``), takes them from ``pool``."""
+    pool_rows = _pool_rows(sources, pool, pool_name)
+    if pool_rows is not None and sources.model is None and get_transfer_method(sources.method).uses_references:
+        return sources.with_params(reference_pool=pool_rows)
+    return sources
 
 
 def suggest(
@@ -354,9 +362,7 @@ def suggest(
     """
     check_k(k)
     pool_rows = _pool_rows(sources, pool, pool_name)
-    if pool_rows is not None and sources.model is None and get_transfer_method(sources.method).uses_references:
-        sources = sources.with_params(reference_pool=pool_rows)
-    sources = sources.pretrained(seed=seed)
+    sources = restricted_to_pool(sources, pool, pool_name).pretrained(seed=seed)
     assert sources.model is not None
     has_refs = bool(sources.model.reference_archs)
     if has_refs and pool is not None:
@@ -517,6 +523,7 @@ def adapt_device(options: AdaptOptions, sources: Sources, *, progress: PhaseProg
             "samples": archs,
             "select": "given" if fit_data is data else options.select,
             "live_equivalent": options.live_archs,
+            "choice": getattr(adapted, "transfer_choice_", None),
             "source_weights": weights,
         },
     }
