@@ -117,7 +117,7 @@ class AutoCombination(_CombinationModel):
 
     method = "auto"
     min_samples = 2
-    MIN_LOO = 4
+    MIN_LOO = 8  # at K = 5 the leave-one-out choice was worse than nnls on the public devices (docs/predictors.md)
     PARAMS = ("alpha", "bank_alpha")
 
     def __init__(self, bank: SourceBank, alpha: float = 0.1, column_mean: Any = None, column_std: Any = None) -> None:

@@ -13,15 +13,14 @@ from predictors.transfer import SourceLatencies, workflow
 from predictors.transfer.workflow import AdaptOptions, SourceSpec, adapt_device, open_sources, suggest
 from tests.predictors.conftest import write_table
 
-DEVICES = ("titanx_1", "titanx_32", "silver_4114", "pixel3")
 FAST_EMBEDDING = {"steps": 20, "mix_devices": 2, "embedding_steps": 5}
 
 
 @pytest.fixture(scope="module")
-def table(tmp_path_factory, nb201_rows):
-    archs, lat = nb201_rows
+def source_table(tmp_path_factory, nb201_rows):
+    """A source CSV of four NB201 devices; the new device (titanx_1) is dropped from it by adapt."""
     path = tmp_path_factory.mktemp("src") / "t.csv"
-    write_table(path, archs, {d: lat[d] for d in DEVICES})
+    write_table(path, nb201_rows[0], {d: nb201_rows[1][d] for d in ("titanx_1", "titanx_32", "silver_4114", "pixel3")})
     return path
 
 
@@ -39,10 +38,10 @@ def _cli(capsys, *argv):
 # --- -k with --samples -----------------------------------------------------------------------------
 
 
-def test_k_with_a_samples_file_adapts_from_k_of_them_and_holds_out_the_rest(table, tmp_path, nb201_rows):
+def test_k_with_a_samples_file_adapts_from_k_of_them_and_holds_out_the_rest(source_table, tmp_path, nb201_rows):
     archs, lat = nb201_rows
     path = _samples(tmp_path / "s.csv", archs[:20], lat["titanx_1"][:20])
-    sources = open_sources(SourceSpec(csv=table), new_device="titanx_1")
+    sources = open_sources(SourceSpec(csv=source_table), new_device="titanx_1")
     result = adapt_device(AdaptOptions(device="titanx_1", samples=path, k=5), sources)
     assert len(result.fit_data) == 5 and len(result.test_data) == 15 and result.held_out.n == 15
     assert set(result.fit_data.archs) | set(result.test_data.archs) == set(archs[:20])
@@ -55,10 +54,10 @@ def test_k_with_a_samples_file_adapts_from_k_of_them_and_holds_out_the_rest(tabl
         adapt_device(AdaptOptions(device="titanx_1", samples=path, k=21), sources)
 
 
-def test_cli_k_with_samples_says_how_many_it_used(table, tmp_path, capsys, nb201_rows):
+def test_cli_k_with_samples_says_how_many_it_used(source_table, tmp_path, capsys, nb201_rows):
     archs, lat = nb201_rows
     path = _samples(tmp_path / "s.csv", archs[:20], lat["titanx_1"][:20])
-    code, out, err = _cli(capsys, "adapt", "--samples", path, "-k", 5, "--device", "titanx_1", "--sources-csv", table)
+    code, out, err = _cli(capsys, "adapt", "--samples", path, "-k", 5, "--device", "titanx_1", "--sources-csv", source_table)
     assert code == 0, err
     assert "5 of the 20 samples" in " ".join(err.split()) and "auto from 5 samples" in out and "held out" in out
 
@@ -66,22 +65,22 @@ def test_cli_k_with_samples_says_how_many_it_used(table, tmp_path, capsys, nb201
 # --- a header other than arch,latency_ms ---------------------------------------------------------------
 
 
-def test_a_samples_header_other_than_arch_latency_ms_is_refused(table, tmp_path, capsys, nb201_rows):
+def test_a_samples_header_other_than_arch_latency_ms_is_refused(source_table, tmp_path, capsys, nb201_rows):
     archs, lat = nb201_rows
     path = _samples(tmp_path / "s.csv", archs[:10], lat["titanx_1"][:10], header="arch,lat_ms")
-    code, out, err = _cli(capsys, "adapt", "--samples", path, "--device", "titanx_1", "--sources-csv", table)
+    code, out, err = _cli(capsys, "adapt", "--samples", path, "--device", "titanx_1", "--sources-csv", source_table)
     assert code == 1 and "'arch,latency_ms'" in err and "'arch,lat_ms'" in err and "Traceback" not in err
 
 
 # --- FBNet samples, NB201 sources ------------------------------------------------------------------------
 
 
-def test_samples_of_another_space_are_a_space_mismatch(table, tmp_path, capsys):
+def test_samples_of_another_space_are_a_space_mismatch(source_table, tmp_path, capsys):
     from nas.tabular import load_fbnet
 
     fb = load_fbnet()
     path = _samples(tmp_path / "fb.csv", fb.archs[:10], np.full(10, 3.0))
-    code, out, err = _cli(capsys, "adapt", "--samples", path, "--device", "x", "--sources-csv", table)
+    code, out, err = _cli(capsys, "adapt", "--samples", path, "--device", "x", "--sources-csv", source_table)
     assert code == 1 and "space mismatch" in err and "'fbnet'" in err and "'nb201'" in err
     assert "node(s) separated by" not in err  # not the NB201 parser's complaint
 
@@ -89,10 +88,10 @@ def test_samples_of_another_space_are_a_space_mismatch(table, tmp_path, capsys):
 # --- --suggest --method embedding --pool -------------------------------------------------------------------
 
 
-def test_embedding_suggestions_come_from_the_pool(table, tmp_path, nb201_rows):
+def test_embedding_suggestions_come_from_the_pool(source_table, tmp_path, nb201_rows):
     archs, _ = nb201_rows
     pool = list(archs[100:130])
-    sources = open_sources(SourceSpec(csv=table, method="embedding", params={**FAST_EMBEDDING, "n_refs": 4}), new_device="titanx_1")
+    sources = open_sources(SourceSpec(csv=source_table, method="embedding", params={**FAST_EMBEDDING, "n_refs": 4}), new_device="titanx_1")
     chosen = suggest(sources, 4, pool=pool)
     assert len(chosen.archs) == 4 and set(chosen.archs) <= set(pool) and chosen.how == "the model's reference architectures"
     saved = tmp_path / "emb"
@@ -101,11 +100,11 @@ def test_embedding_suggestions_come_from_the_pool(table, tmp_path, nb201_rows):
         suggest(open_sources(SourceSpec(model=saved)), 4, pool=pool[:5])
 
 
-def test_cli_suggest_embedding_with_a_pool_stays_in_it(table, tmp_path, capsys, nb201_rows):
+def test_cli_suggest_embedding_with_a_pool_stays_in_it(source_table, tmp_path, capsys, nb201_rows):
     archs, _ = nb201_rows
     pool_file = tmp_path / "pool.txt"
     pool_file.write_text("".join(a + "\n" for a in archs[200:230]))
-    code, out, err = _cli(capsys, "adapt", "--sources-csv", table, "--source-devices", "titanx_32,silver_4114,pixel3",
+    code, out, err = _cli(capsys, "adapt", "--sources-csv", source_table, "--source-devices", "titanx_32,silver_4114,pixel3",
                           "--method", "embedding", "--param", "steps=20", "--param", "mix_devices=2", "--suggest", "-k", 4,
                           "--pool", pool_file, "-o", tmp_path / "m.txt", "--cache-dir", tmp_path / "cache")
     assert code == 0, err
@@ -115,9 +114,9 @@ def test_cli_suggest_embedding_with_a_pool_stays_in_it(table, tmp_path, capsys, 
 # --- the pretrained-model cache ---------------------------------------------------------------------------
 
 
-def test_pretraining_is_cached_by_content_and_a_corrupt_entry_is_rebuilt(table, tmp_path, monkeypatch):
+def test_pretraining_is_cached_by_content_and_a_corrupt_entry_is_rebuilt(source_table, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
-    spec = SourceSpec(csv=table, method="embedding", params=FAST_EMBEDDING, cache_dir=cache)
+    spec = SourceSpec(csv=source_table, method="embedding", params=FAST_EMBEDDING, cache_dir=cache)
     first = open_sources(spec, new_device="titanx_1").pretrained()
     entries = list((cache / workflow.CACHE_SUBDIR).iterdir())
     assert len(entries) == 1 and (entries[0] / "transfer.json").is_file()
@@ -172,8 +171,8 @@ def test_live_sources_take_the_latencies_of_the_live_architecture():
     dead = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|"
     live = "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
     other = "|skip_connect~0|+|none~0|none~1|+|skip_connect~0|none~1|skip_connect~2|"
-    table = SourceLatencies((dead, live, other), ("a", "b"), np.array([[9.0, 8.0], [1.0, 2.0], [3.0, 4.0]]))
-    mapped, changed = table.live_equivalent("nb201")
+    latencies = SourceLatencies((dead, live, other), ("a", "b"), np.array([[9.0, 8.0], [1.0, 2.0], [3.0, 4.0]]))
+    mapped, changed = latencies.live_equivalent("nb201")
     assert changed == 1 and mapped.latency_ms.tolist() == [[1.0, 2.0], [1.0, 2.0], [3.0, 4.0]]
     assert AdaptOptions(device="d", db="x.db").live_archs and not AdaptOptions(samples="s.csv").live_archs
     assert AdaptOptions(samples="s.csv", live=True).live_archs

@@ -37,15 +37,17 @@ def test_auto_is_the_default_and_picks_ridge_for_a_device_unlike_every_source(ta
     assert np.corrcoef(nnls, y)[0, 1] < np.corrcoef(pred, y)[0, 1]
 
 
-def test_auto_keeps_nnls_for_a_plain_mixture_and_below_four_samples(table):
+def test_auto_keeps_nnls_for_a_plain_mixture_and_below_eight_samples(table):
     model = transfer.pretrain("auto", _sources(table, ("1080ti_1", "titanxp_256", "pixel3")))
     S = model.bank.predict_archs(table.archs[:600])
     y = 0.7 * S[:, 0] + 0.2 * S[:, 2] + 0.3
     rows = np.arange(0, 600, 60)
     name, w, b, errors = model.choose(S[rows], y[rows])
     assert name == "nnls" and np.allclose(S[rows] @ w + b, y[rows], rtol=1e-6)
-    name, *_ = model.choose(S[rows[:3]], y[rows[:3]])
-    assert name == "nnls"
+    unlike = 2.0 * S[:, 1] - 1.0 * S[:, 0] + 5.0  # ridge wins this one from 8 samples on (first test)
+    assert model.choose(S[rows[:8]], unlike[rows[:8]])[0] == "ridge-standardized"
+    name, _, _, errors = model.choose(S[rows[:7]], unlike[rows[:7]])
+    assert name == "nnls" and errors == {"nnls": 0.0}
 
 
 def test_auto_saves_its_scaling(table, tmp_path):
