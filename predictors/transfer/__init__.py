@@ -49,11 +49,6 @@ from predictors.transfer.sources import SourceBank, SourceLatencies, standardize
 
 DEFAULT_METHOD = "auto"
 
-# The default path ships with the package itself: registered here as well as (for a fresh install) by entry point,
-# so an installation whose metadata predates it still finds it.
-if "auto" not in registry.names("transfer"):
-    registry.register("transfer", "auto", "predictors.transfer.combination:AutoCombination")
-
 __all__ = [
     "DEFAULT_METHOD",
     "AutoCombination",
