@@ -89,10 +89,20 @@ def test_pick_agrees_with_the_front_and_argmax_is_the_plain_hypernetwork(model):
     assert [list(e.choices) for e in model.front(emb, lat, n_rays=6, decode=ARGMAX)] == logits.argmax(-1).tolist()
 
 
-@pytest.mark.parametrize("bad", [dict(samples=-1), dict(samples=1.5), dict(temperature=0), dict(temperature=float("nan")),
+@pytest.mark.parametrize("bad", [dict(samples=-1), dict(samples=1.5), dict(temperature=0), dict(temperature=float("nan")), dict(radius=0),
                                  dict(seed=-2)])
 def test_bad_decode_settings_are_refused(bad):
     with pytest.raises(ConfigError, match="decode"):
         DecodeSettings(**bad)
     with pytest.raises(ConfigError, match="unknown decoding 'best'"):
         decode_settings("best")
+
+
+def test_neighbours_differ_in_one_to_radius_layers(model):
+    sel = model.selector()
+    start = np.array([0, 1, 2, 3, 4, 0])
+    for radius, count in ((1, 24), (2, 24 + 15 * 16), (3, 24 + 15 * 16 + 20 * 64)):
+        nbrs = sel.neighbours(start, radius)
+        changed = (nbrs != start).sum(axis=1)
+        assert len(nbrs) == count == len(np.unique(nbrs, axis=0))
+        assert changed.min() == 1 and changed.max() == radius
