@@ -51,8 +51,8 @@ def one_edge_changes(choices):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_the_accuracy_end_is_a_network_no_one_edge_change_improves(model, device):
-    """The preference-1.0 pick: the argmax of a hypernetwork can stop at a network one edge away from a better one
-    (the issue's 92.3 % one-convolution network); the decoded answer cannot."""
+    """The preference-1.0 pick: a hypernetwork's argmax can be a network that one changed edge improves under its own
+    training objective (fails with the argmax answer of the previous code); the decoded answer cannot."""
     emb, _ = model.embedding(device=device)
     picked = list(model.pick(emb, 1.0).choices)
     mine = training_loss(model, device, [1.0, 0.0], [picked])[0]

@@ -7,8 +7,8 @@ distribution along the surrogates' gradient and, once it has collapsed
 (entropy bonus off, low temperature), it stays on whatever network it holds
 then. Measured on the benchmark's split with the default training: the
 preference-1.0 argmax is 0.76-2.08 points below the most accurate network on
-every device for seeds 0-2, and on seed 2 no change of one edge improves it
-under the surrogates (docs/modnas.md).
+every device for seeds 0-2, although the surrogates rank networks a few edges
+away higher (docs/modnas.md).
 
 ``DecodeSettings`` with ``samples > 0`` or ``local_search`` adds a final
 decode-and-select step scored by the training objective itself: the same
