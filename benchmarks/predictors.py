@@ -10,6 +10,18 @@ Parts (all on one CPU thread; run under ``nice -n 19``):
   titanx_32, titanx_256, gold_6240; the 17 other devices are the sources;
   K = 10 from networks 0-899; Spearman on 900-1899 without the top and bottom
   10% of latency; 5 seeds) for every method of ``predictors.transfer``;
+- ``lodo``: leave-one-device-out over every device of both tables (each device
+  in turn is the new device, the others the sources), K = 5/10/20 from
+  networks 0-899 (random, HELP's draw, and suggested by farthest-point
+  sampling, the default path), Spearman on 900-1899 without the top and
+  bottom 10% of latency, 5 seeds; every method of ``--lodo-methods`` plus
+  the one-hot ``linear`` baseline on the same K;
+- ``own``: few-shot to this machine's own ort-cpu measurements
+  (``benchmarks/data/ort-cpu-nb201.csv``, made once with ``hwprof profile``)
+  with the 21 bundled NB201 devices as sources: K = 5/10/20 from a training
+  part, Spearman on held-out networks, 10 seeds; architectures as given vs
+  live-equivalent; against a one-hot ``linear`` model on the same K and
+  ``gbdt`` on 100;
 - ``speed``: seconds to predict 10,000 networks (architecture specs -> ms);
 - ``db``: on a store of our own measurements (``--db``), a 4:1 train/test split
   (400/100 for 500 networks) of the ort-cpu rows for every predictor, on the raw
@@ -37,6 +49,9 @@ DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "predictors.json"
 VALIDATION = ("titanx_1", "titanx_32", "titanx_256", "gold_6240")
 N_TRAIN = 1000
+OWN_SAMPLES = ROOT / "benchmarks" / "data" / "ort-cpu-nb201.csv"
+LODO_KS = (5, 10, 20)
+LODO_METHODS = ("auto", "nnls", "ridge")
 
 
 def _setup() -> None:
@@ -174,6 +189,156 @@ def fewshot(tables: dict[str, Any], quick: bool, k: int = 10) -> dict[str, Any]:
             "methods": results}
 
 
+def _help_rho(y_test: np.ndarray, pred: np.ndarray) -> float:
+    """HELP's test metric: Spearman without the top and bottom 10% of the measured latency."""
+    from scipy import stats
+
+    keep = _trimmed(y_test)
+    return float(stats.spearmanr(y_test[keep], pred[keep])[0])
+
+
+def _onehot_baseline(space: str) -> tuple[Any, Callable[[], Any]]:
+    """The no-transfer reference: closed-form ridge (``linear``) on the one-hot encoding of the same K samples."""
+    from predictors.features.encoding import ArchFeaturizer
+    from predictors.linear import LinearPredictor
+
+    return ArchFeaturizer(space, "onehot"), lambda: LinearPredictor(alpha=1.0)
+
+
+def lodo(tables: dict[str, Any], quick: bool, methods: list[str]) -> dict[str, Any]:
+    """Leave-one-device-out over every device of each table; K = 5/10/20; random and suggested samples; 5 seeds."""
+    from predictors import transfer
+
+    out: dict[str, Any] = {"ks": list(LODO_KS), "methods": methods + ["onehot-linear"], "default": transfer.DEFAULT_METHOD,
+                           "pool": "networks 0-899", "test": "networks 900-1899 without top/bottom 10% of latency",
+                           "sample_choice": {"random": "seeded random draw from the pool (HELP)",
+                                             "suggested": "farthest-point sampling over the source devices (hwprof adapt --suggest)"}}
+    seeds = range(2 if quick else 5)
+    for space, table in tables.items():
+        devices = table.devices[:3] if quick else table.devices
+        archs = list(table.archs)
+        pool, test = np.arange(900), np.arange(900, 1900)
+        test_archs = [archs[i] for i in test]
+        onehot, make_linear = _onehot_baseline(space)
+        X_onehot = onehot.transform(archs)
+        rho: dict[str, dict[str, dict[str, list[float]]]] = {}
+        choices: dict[str, dict[str, int]] = {}
+        t0 = time.perf_counter()
+        for dev in devices:
+            y = np.asarray(table.latency_ms[dev], dtype=np.float64)
+            sources = transfer.SourceLatencies.from_columns(archs, table.latency_ms, exclude=[dev])
+            models = {m: transfer.pretrain(m, sources, seed=0) for m in methods}
+            X_test = {m: models[m].featurizer.transform(test_archs) for m in methods}
+            for k in LODO_KS:
+                for mode in ("random", "suggested"):
+                    for seed in seeds:
+                        rows = transfer.suggest_samples(k, sources.latency_ms, seed, pool=pool,
+                                                        method="random" if mode == "random" else "farthest")
+                        picked, ys = [archs[i] for i in rows], y[rows]
+                        for m, model in models.items():
+                            adapted = model.adapt(picked, ys)
+                            rho.setdefault(f"{m}/{mode}/k{k}", {}).setdefault(dev, []).append(
+                                _help_rho(y[test], adapted.predict(X_test[m])))
+                            choice = getattr(adapted, "transfer_choice_", None)
+                            if choice and k == 10 and mode == "suggested":
+                                choices.setdefault(dev, {}).setdefault(choice["chosen"], 0)
+                                choices[dev][choice["chosen"]] += 1
+                        base = make_linear().fit(X_onehot[rows], ys)
+                        rho.setdefault(f"onehot-linear/{mode}/k{k}", {}).setdefault(dev, []).append(
+                            _help_rho(y[test], base.predict(X_onehot[test])))
+            line = "  ".join(f"{m} {np.mean(rho[f'{m}/suggested/k10'][dev]):.3f}" for m in [*methods, "onehot-linear"])
+            print(f"  {space} {dev:14s} K=10 suggested: {line}", flush=True)
+        summary = {}
+        for key, per_dev in rho.items():
+            means = {d: float(np.mean(v)) for d, v in per_dev.items()}
+            worst = min(means, key=means.get)
+            summary[key] = {"mean": float(np.mean(list(means.values()))), "min": means[worst], "min_device": worst,
+                            "per_device": means}
+        out[space] = {"devices": list(devices), "seeds": len(list(seeds)), "summary": summary,
+                      "per_seed": rho, "auto_choice_k10_suggested": choices, "seconds": round(time.perf_counter() - t0, 1)}
+        print(f"  {space}: mean / min over {len(devices)} devices (min device)")
+        for key in sorted(summary):
+            r = summary[key]
+            print(f"    {key:32s} {r['mean']:.3f} / {r['min']:.3f} ({r['min_device']})", flush=True)
+    return out
+
+
+def own_device(quick: bool, samples_path: Path = OWN_SAMPLES) -> dict[str, Any]:
+    """Few-shot to this machine's own ort-cpu profiles with the 21 bundled NB201 devices as sources."""
+    if not samples_path.is_file():
+        print(f"  skipped: {samples_path} not found", flush=True)
+        return {"skipped": f"{samples_path} not found"}
+    from scipy import stats
+
+    from nas.tabular import load_nb201
+    from predictors import transfer
+    from predictors.data import read_latency_samples
+    from predictors.features.encoding import ArchFeaturizer
+    from predictors.gbdt import GBDTPredictor
+
+    own = read_latency_samples(samples_path)
+    archs, y = list(own.archs), own.latency_ms
+    table = load_nb201()
+    given = transfer.SourceLatencies.from_columns(table.archs, table.latency_ms)
+    live, changed = given.live_equivalent("nb201")
+    changed_own = sum(a != b for a, b in zip(archs, _live_specs(archs)))
+    row_of = {a: i for i, a in enumerate(table.archs)}
+    n_test = max(10, len(archs) // 3)
+    onehot, make_linear = _onehot_baseline("nb201")
+    X_onehot = onehot.transform(archs)
+    feats = ArchFeaturizer("nb201", "onehot+counts")
+    X_feats = feats.transform(archs)
+    methods = ["auto", "nnls", "ridge"]
+    models = {(m, view): transfer.pretrain(m, src, seed=0) for m in methods for view, src in (("as-given", given), ("live", live))}
+    seeds = range(3 if quick else 10)
+    rho: dict[str, list[float]] = {}
+
+    def record(key: str, pred: np.ndarray, test: np.ndarray) -> None:
+        rho.setdefault(key, []).append(float(stats.spearmanr(y[test], pred)[0]))
+
+    for seed in seeds:
+        order = np.random.default_rng(seed).permutation(len(archs))
+        test, train = order[:n_test], order[n_test:]
+        for k in LODO_KS:
+            # The default path: K suggested among the user's measured networks (farthest over the sources' table).
+            for view, src in (("as-given", given), ("live", live)):
+                picked_rows = transfer.suggest_samples(k, src.latency_ms, seed, pool=[row_of[archs[i]] for i in train])
+                by_row = {row_of[archs[i]]: i for i in train}
+                fit = np.array([by_row[int(r)] for r in picked_rows])
+                for m in methods:
+                    adapted = models[(m, view)].adapt([archs[i] for i in fit], y[fit])
+                    record(f"{m}/{view}/k{k}", adapted.predict(X_feats[test]), test)
+                if view == "live":
+                    record(f"onehot-linear/k{k}", make_linear().fit(X_onehot[fit], y[fit]).predict(X_onehot[test]), test)
+            # Analysis, not a shipped path: the sources' *measured* latencies of the live-equivalent architecture (exact,
+            # no additive bank), combined by nnls (ms) or ridge on standardized log latency (the issue's quick check).
+            for view, src in (("as-given", given), ("live", live)):
+                S = src.latency_ms[[row_of[a] for a in archs]]
+                fit = train[transfer.suggest_samples(k, S[train], seed)]
+                w, b = transfer.combination_weights(S[fit], y[fit], nonnegative=True, alpha=0.0)
+                record(f"lookup-nnls/{view}/k{k}", S[test] @ w + b, test)
+                Z = (np.log(S) - np.log(src.latency_ms).mean(0)) / np.log(src.latency_ms).std(0)
+                w, b = transfer.combination_weights(Z[fit], np.log(y[fit]), nonnegative=False, alpha=1.0)
+                record(f"lookup-ridge-log/{view}/k{k}", Z[test] @ w + b, test)
+        n_gbdt = min(100, len(train))
+        gbdt = GBDTPredictor().fit(X_feats[train[:n_gbdt]], y[train[:n_gbdt]])
+        record(f"gbdt/n{n_gbdt}", gbdt.predict(X_feats[test]), test)
+    summary = {key: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)} for key, v in rho.items()}
+    for key in sorted(summary):
+        print(f"  {key:24s} Spearman {summary[key]['mean']:.3f} +- {summary[key]['std']:.3f}", flush=True)
+    return {"samples": str(samples_path), "n_networks": len(archs), "n_test": n_test,
+            "seeds": len(list(seeds)), "table_rows_changed_by_live": changed, "own_networks_changed_by_live": changed_own,
+            "summary": summary, "per_seed": rho}
+
+
+def _live_specs(archs: list[str]) -> list[str]:
+    from hwprof import registry
+    from hwprof.types import Architecture
+
+    space = registry.get_space("nb201")
+    return [space.live_equivalent(Architecture("nb201", a)).spec for a in archs]
+
+
 def speed(tables: dict[str, Any], quick: bool) -> dict[str, Any]:
     """Seconds to predict 10,000 architecture specs (featurization included), median of 3."""
     from predictors.features.encoding import ArchFeaturizer
@@ -244,7 +409,9 @@ def _summary(acc: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 3 devices, short training, 2 seeds")
-    parser.add_argument("--parts", default="accuracy,fewshot,speed,db", help="comma-separated parts to run")
+    parser.add_argument("--parts", default="accuracy,fewshot,lodo,own,speed,db", help="comma-separated parts to run")
+    parser.add_argument("--lodo-methods", default=",".join(LODO_METHODS),
+                        help="lodo: comma-separated few-shot methods (embedding and finetune pretrain once per device)")
     parser.add_argument("--spaces", default="nb201,fbnet", help="accuracy part: comma-separated tables (nb201, fbnet)")
     parser.add_argument("--db", type=Path, default=None, help="store with our own ort-cpu measurements")
     parser.add_argument("--data", type=Path, default=DATA, help="folder with nb201.csv.gz and fbnet.csv.gz")
@@ -261,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown --spaces {unknown}; known: {', '.join(tables)}")
     for part, fn in (("accuracy", lambda: {**result.get("accuracy", {}), **accuracy(tables, args.quick, spaces)}), ("fewshot", lambda: fewshot(tables, args.quick)),
+                     ("lodo", lambda: lodo(tables, args.quick, [m.strip() for m in args.lodo_methods.split(",") if m.strip()])),
+                     ("own", lambda: own_device(args.quick)),
                      ("speed", lambda: speed(tables, args.quick)), ("db", lambda: own_measurements(args.db, args.quick))):
         if part in parts:
             print(f"[{part}]", flush=True)

@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     indices = sorted(int(i) for i in rng.choice(15625, size=args.n, replace=False))
     extra = args.profile_args.split()
     burners: list[multiprocessing.Process] = []
+    load_at_start = host_metadata(()).get("loadavg")
     with tempfile.TemporaryDirectory(prefix="hwprof-bench-") as tmp:
         tmp = Path(tmp)
         cache, db = tmp / "cache", tmp / "bench.db"
@@ -232,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"n_networks": args.n, "pairs": args.pairs, "seed": args.seed, "indices": indices,
                      "profile_args": extra, "naive": "20 warm-ups + 200 timed session.run, median, ort-cpu session options"},
         "host": host_metadata(("onnxruntime",)),
+        "load_average_at_start": load_at_start,
         "load_average_at_end": load_at_end,
         "primary": primary,
         "estimators": estimators,

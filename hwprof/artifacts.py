@@ -181,7 +181,9 @@ class ArtifactCache:
             os.close(fd)
             if os.path.exists(tmp_name):
                 os.unlink(tmp_name)
-        described = {"exporter": exporter.name, **exporter.config(), "seed": seed, "key": key}
+        # the registered name stays under "exporter" (an option of the same name is kept as "exporter_setting")
+        options = {("exporter_setting" if k == "exporter" else k): v for k, v in exporter.config().items()}
+        described = {"exporter": exporter.name, **options, "seed": seed, "key": key}
         if report:
             described["numerics"] = dict(report)
         artifact = ModelArtifact(

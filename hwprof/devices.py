@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, ContextManager, Mapping, Sequence
 
 from hwprof import __version__
-from hwprof.errors import ConfigError
+from hwprof.errors import ConfigError, HwprofError
 from hwprof.estimators import pooled_estimates, primary_of
 from hwprof.hostinfo import host_metadata
 from hwprof.protocol import MeasurementInterrupted, ProtocolSettings, TimingResult, run_interleaved, run_protocol
-from hwprof.types import DeviceInfo, Measurement, ModelArtifact
+from hwprof.meters import EnergyRecorder, Meter
+from hwprof.types import DeviceInfo, Measurement, ModelArtifact, merge_settings
 
 
 @dataclass
@@ -46,15 +47,20 @@ class Device(ABC):
     description: ClassVar[str] = ""
 
     def __init__(self, **settings: Any) -> None:
-        unknown = sorted(set(settings) - set(self.default_settings))
-        if unknown:
-            raise ConfigError(
-                f"device {self.name!r} has no setting(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(self.default_settings)) or 'none'}"
-            )
-        merged = dict(self.default_settings)
-        merged.update({k: v for k, v in settings.items() if v is not None})
-        self.settings: dict[str, Any] = self.validate_settings(merged)
+        self.settings: dict[str, Any] = self.validate_settings(
+            merge_settings(f"device {self.name!r}", self.default_settings, settings)
+        )
+        self.meter: Meter | None = None  # see use_meter
+
+    def use_meter(self, meter: Meter | None) -> None:
+        """Measure energy with ``meter`` (checked here) in every later measurement; None detaches it.
+
+        The meter is read around each visit's timed loop, so energy_mj covers
+        the same repetitions as the latency (see :mod:`hwprof.meters`).
+        """
+        if meter is not None:
+            meter.check()
+        self.meter = meter
 
     def validate_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         """Normalise and check settings; raise ConfigError. Default: accept as is."""
@@ -92,15 +98,17 @@ class Device(ABC):
         protocol = protocol or ProtocolSettings()
         protocol.validate()
         self._check_format(artifact)
-        with self.measuring():
+        recorder, observe = self._recorder(1)
+        with self.measuring(), self._metering():
             handle = self.prepare(artifact)
             try:
-                result = self.time(handle.run, protocol)
+                result = self.time(handle.run, protocol, **observe)
             except MeasurementInterrupted as exc:
-                raise self._interrupted([artifact], exc, protocol) from exc
+                raise self._interrupted([artifact], exc, protocol, recorder) from exc
             finally:
                 self.release(handle)
-        return self.to_measurement(artifact, result, protocol, self.host_metadata())
+            (m,) = self._with_energy([self.to_measurement(artifact, result, protocol, self.host_metadata())], recorder, protocol)
+        return m
 
     def measure_many(self, artifacts: Sequence[ModelArtifact], protocol: ProtocolSettings | None = None) -> list[Measurement]:
         """Measure several artifacts together, interleaved in ``protocol.rounds`` rounds.
@@ -116,27 +124,48 @@ class Device(ABC):
         for artifact in artifacts:
             self._check_format(artifact)
         handles: list[PreparedModel] = []
-        with self.measuring():
+        recorder, observe = self._recorder(len(artifacts))
+        with self.measuring(), self._metering():
             try:
                 for artifact in artifacts:
                     handles.append(self.prepare(artifact))
-                results = self.time_many([h.run for h in handles], protocol)
+                results = self.time_many([h.run for h in handles], protocol, **observe)
             except MeasurementInterrupted as exc:
-                raise self._interrupted(artifacts, exc, protocol) from exc
+                raise self._interrupted(artifacts, exc, protocol, recorder) from exc
             finally:
                 for handle in handles:
                     self.release(handle)
-        host = self.host_metadata()
-        return [self.to_measurement(a, r, protocol, host) for a, r in zip(artifacts, results)]
+            host = self.host_metadata()
+            return self._with_energy(
+                [self.to_measurement(a, r, protocol, host) for a, r in zip(artifacts, results)], recorder, protocol
+            )
+
+    def _recorder(self, n_models: int) -> tuple[EnergyRecorder | None, dict[str, Any]]:
+        """The attached meter's recorder and the keyword that hands it to ``time``/``time_many`` (none without a meter)."""
+        if self.meter is None:
+            return None, {}
+        recorder = EnergyRecorder(self.meter, n_models)
+        return recorder, {"observer": recorder}
+
+    def _metering(self) -> ContextManager[Any]:
+        return self.meter.session() if self.meter is not None else contextlib.nullcontext()
+
+    @staticmethod
+    def _with_energy(measurements: list[Any], recorder: EnergyRecorder | None, protocol: ProtocolSettings) -> list[Any]:
+        return measurements if recorder is None else recorder.annotate(measurements, protocol.confidence)
 
     def _interrupted(
-        self, artifacts: Sequence[ModelArtifact], exc: MeasurementInterrupted, protocol: ProtocolSettings
+        self, artifacts: Sequence[ModelArtifact], exc: MeasurementInterrupted, protocol: ProtocolSettings,
+        recorder: EnergyRecorder | None = None,
     ) -> MeasurementInterrupted:
         """The protocol's partial TimingResults as Measurements of ``artifacts`` (None stays None)."""
         host = self.host_metadata()
-        return MeasurementInterrupted(
-            [None if r is None else self.to_measurement(a, r, protocol, host) for a, r in zip(artifacts, exc.partial)]
-        )
+        partial = [None if r is None else self.to_measurement(a, r, protocol, host) for a, r in zip(artifacts, exc.partial)]
+        try:
+            partial = self._with_energy(partial, recorder, protocol)
+        except HwprofError:  # the latencies are kept even when the meter cannot say what the cut-short visits used
+            pass
+        return MeasurementInterrupted(partial)
 
     def check_precision(self, precision: str) -> None:
         """ConfigError unless this device measures models of ``precision``: refuse before exporting anything."""
@@ -152,18 +181,22 @@ class Device(ABC):
             )
         self.check_precision(artifact.precision)
 
-    def time(self, fn: Callable[[], object], protocol: ProtocolSettings) -> TimingResult:
-        """Hook for adapters that time differently (e.g. on-device timers); default: host clock."""
-        return run_protocol(fn, protocol)
+    def time(self, fn: Callable[[], object], protocol: ProtocolSettings, observer: Any = None) -> TimingResult:
+        """Hook for adapters that time differently (e.g. on-device timers); default: host clock.
 
-    def time_many(self, fns: Sequence[Callable[[], object]], protocol: ProtocolSettings) -> list[TimingResult]:
+        ``observer`` (given only when a meter is attached) is told of every visit's timed loop.
+        """
+        return run_protocol(fn, protocol, observer=observer)
+
+    def time_many(self, fns: Sequence[Callable[[], object]], protocol: ProtocolSettings, observer: Any = None) -> list[TimingResult]:
         """Interleaved counterpart of ``time``; default: host clock."""
-        return run_interleaved(fns, protocol)
+        return run_interleaved(fns, protocol, observer=observer)
 
     def to_measurement(
         self, artifact: ModelArtifact, result: TimingResult, protocol: ProtocolSettings, host: Mapping[str, Any]
     ) -> Measurement:
-        estimates = pooled_estimates(result.samples_ms)
+        # an adapter timed elsewhere may bring statistics without samples (android-adb): no pooled estimates then
+        estimates = pooled_estimates(result.samples_ms) if result.samples_ms else {}
         return Measurement(
             arch_id=artifact.arch_id,
             artifact_sha256=artifact.sha256,

@@ -121,6 +121,7 @@ class Profiler:
         self.protocol.validate()
         self.cache = ArtifactCache(cache_dir if cache_dir is not None else store.path.parent / ".hwprof-cache")
         self.precision = precision
+        device.check_precision(precision)  # the device's own refusal, before any exporter is looked for
         self.exporter = exporter_for(device.supported_formats, precision)
         self.runner = runner if runner is not None else InProcessRunner(device)
         self.command = command

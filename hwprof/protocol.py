@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from statistics import NormalDist
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -244,10 +244,24 @@ def _ci_target_met(samples_ms: list[float], settings: ProtocolSettings, z: float
     return _rel_ci(samples_ms, settings, z) <= settings.target_rel_ci
 
 
+class VisitObserver(Protocol):
+    """Told when a model's timed loop of one visit starts and ends (warm-up excluded).
+
+    An energy meter (``hwprof.meters.EnergyRecorder``) reads its counters
+    there, so energy covers exactly the repetitions that were timed. A visit
+    cut short (an error, Ctrl-C) gets no ``visit_ended``.
+    """
+
+    def visit_started(self, model: int) -> None: ...
+
+    def visit_ended(self, model: int, n_runs: int) -> None: ...
+
+
 def run_protocol(
     fn: Callable[[], object],
     settings: ProtocolSettings = ProtocolSettings(),
     clock: Callable[[], float] = time.perf_counter,
+    observer: VisitObserver | None = None,
 ) -> TimingResult:
     """Warm up, then time ``fn()`` until the median's CI is tight enough or a budget runs out.
 
@@ -261,7 +275,7 @@ def run_protocol(
     With ``settings.rounds > 1`` the measured phase is split into that many
     visits (each with its own warm-up), as in :func:`run_interleaved`.
     """
-    return run_interleaved([fn], settings, clock)[0]
+    return run_interleaved([fn], settings, clock, observer)[0]
 
 
 @dataclass
@@ -278,6 +292,7 @@ class _Track:
     measured_s: float = 0.0
     visits: int = 0  # visits begun (counted once warmed up)
     visits_done: int = 0  # visits finished (an interrupt may cut the last one short)
+    index: int = 0  # position among the models measured together (what a VisitObserver is told)
     stop_reason: str | None = None
 
     def kept_on_interrupt(self, settings: ProtocolSettings) -> bool:
@@ -316,7 +331,7 @@ def _warm_up(track: _Track, settings: ProtocolSettings, timed_call_ms: Callable[
 
 
 def _visit(track: _Track, settings: ProtocolSettings, z: float, clock: Callable[[], float],
-           timed_call_ms: Callable[[Callable[[], object]], float]) -> None:
+           timed_call_ms: Callable[[Callable[[], object]], float], observer: VisitObserver | None = None) -> None:
     """Warm up, then time one visit; decide after it whether the model is done.
 
     With ``rounds == 1`` the visit is the whole measurement (pyperf-style: one
@@ -333,6 +348,22 @@ def _visit(track: _Track, settings: ProtocolSettings, z: float, clock: Callable[
     # the caps: a fast model must not spend max_runs (or max_time_s) in one visit and miss rounds.
     run_slice = max(settings.visit_runs, settings.max_runs // settings.max_rounds)
     time_slice = min(settings.round_min_s, settings.max_time_s / settings.max_rounds)
+    if observer is not None:
+        observer.visit_started(track.index)
+    _timed_loop(track, settings, z, clock, timed_call_ms, single, run_slice, time_slice)
+    if observer is not None:
+        observer.visit_ended(track.index, track.visit_sizes[-1])
+    if track.stop_reason is None and track.visits >= settings.rounds and len(track.samples) >= settings.min_runs:
+        if _ci_target_met(track.samples, settings, z):
+            track.stop_reason = STOP_CI_TARGET
+        elif track.visits >= settings.max_rounds:
+            track.stop_reason = STOP_MAX_ROUNDS
+
+
+def _timed_loop(track: _Track, settings: ProtocolSettings, z: float, clock: Callable[[], float],
+                timed_call_ms: Callable[[Callable[[], object]], float], single: bool, run_slice: int,
+                time_slice: float) -> None:
+    """The timed runs of one visit; sets ``track.stop_reason`` when a stopping rule ends the model."""
     t_visit = clock()
     n_visit = 0
     track.visit_sizes.append(0)
@@ -354,18 +385,14 @@ def _visit(track: _Track, settings: ProtocolSettings, z: float, clock: Callable[
             track.stop_reason = STOP_MAX_TIME
             return
         if not single and n_visit >= settings.visit_runs and (clock() - t_visit >= time_slice or n_visit >= run_slice):
-            break
-    if track.visits >= settings.rounds and len(track.samples) >= settings.min_runs:
-        if _ci_target_met(track.samples, settings, z):
-            track.stop_reason = STOP_CI_TARGET
-        elif track.visits >= settings.max_rounds:
-            track.stop_reason = STOP_MAX_ROUNDS
+            return
 
 
 def run_interleaved(
     fns: Sequence[Callable[[], object]],
     settings: ProtocolSettings = ProtocolSettings(),
     clock: Callable[[], float] = time.perf_counter,
+    observer: VisitObserver | None = None,
 ) -> list[TimingResult]:
     """Measure several models together, interleaving them in rounds; one TimingResult per model.
 
@@ -386,6 +413,10 @@ def run_interleaved(
     each with ``stop_reason`` ``"interrupted"`` (the whole group was cut short,
     so even a finished model shared it with unfinished ones), None for the
     rest; a long group thus keeps its work. Uninterrupted, nothing changes.
+
+    ``observer`` (optional) is told when each visit's timed loop starts and
+    ends, with the model's index in ``fns`` (an energy meter; see
+    :class:`VisitObserver`).
     """
     settings.validate()
     z = _z(settings.confidence)
@@ -395,7 +426,7 @@ def run_interleaved(
         fn()
         return (clock() - t0) * 1000.0
 
-    tracks = [_Track(fn) for fn in fns]
+    tracks = [_Track(fn, index=i) for i, fn in enumerate(fns)]
     round_no = 0
     try:
         while True:
@@ -403,7 +434,7 @@ def run_interleaved(
             if not pending:
                 break
             for track in pending if round_no % 2 == 0 else reversed(pending):
-                _visit(track, settings, z, clock, timed_call_ms)
+                _visit(track, settings, z, clock, timed_call_ms, observer)
                 track.visits_done += 1
             round_no += 1
     except KeyboardInterrupt as exc:

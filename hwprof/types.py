@@ -7,11 +7,39 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
+from hwprof.errors import ConfigError
+
 
 def stable_hash(obj: Any, length: int = 16) -> str:
     """Hex digest of a JSON-serialisable object, independent of dict order."""
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+def merge_settings(what: str, defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """``defaults`` updated with the ``given`` values that are not None; ConfigError names unknown keys."""
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ConfigError(
+            f"{what} has no setting(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults)) or 'none'}"
+        )
+    merged = dict(defaults)
+    merged.update({k: v for k, v in given.items() if v is not None})
+    return merged
+
+
+def coerce_numbers(what: str, settings: dict[str, Any], spec: Mapping[str, tuple[type, float]]) -> dict[str, Any]:
+    """Convert each ``settings[key]`` to ``int`` or ``float`` and check it is >= its minimum (``spec``: key -> (type, minimum))."""
+    for key, (kind, minimum) in spec.items():
+        try:
+            value = kind(settings[key])
+        except (TypeError, ValueError):
+            expected = "an integer" if kind is int else "a number"
+            raise ConfigError(f"{what} {key} must be {expected}, got {settings[key]!r}") from None
+        if not value >= minimum:  # also refuses NaN
+            raise ConfigError(f"{what} {key} must be >= {minimum:g}, got {settings[key]!r}")
+        settings[key] = value
+    return settings
 
 
 def settings_identity(settings: Mapping[str, Any], precision: str = "fp32") -> str:
@@ -175,7 +203,7 @@ class Measurement:
     timestamp: str  # ISO 8601 UTC
     hwprof_version: str
     samples_ms: tuple[float, ...] = ()
-    energy_mj: float | None = None
+    energy_mj: float | None = None  # per inference, over the timed repetitions; None (never 0) without a meter
     meter: str | None = None
     stop_reason: str = ""
     # Geometric mean of the medians of the space's calibration models, measured interleaved in
@@ -188,6 +216,8 @@ class Measurement:
     # The primary latency: ``estimates[estimator]`` (the median when absent); see hwprof.estimators.
     estimator: str = "median"
     estimates: Mapping[str, float] = field(default_factory=dict)
+    # 95% uncertainty (half-width) of energy_mj: spread of its visits and the meter's resolution (hwprof.meters).
+    energy_ci_mj: float | None = None
 
     @property
     def latency_ms(self) -> float:
@@ -225,6 +255,7 @@ class Measurement:
             "visit_sizes": list(self.visit_sizes),
             "estimator": self.estimator,
             "estimates": dict(self.estimates),
+            "energy_ci_mj": self.energy_ci_mj,
         }
 
     @classmethod
@@ -252,4 +283,5 @@ class Measurement:
             visit_sizes=tuple(int(x) for x in data.get("visit_sizes", ())),
             estimator=str(data.get("estimator", "median")),
             estimates={str(k): float(v) for k, v in dict(data.get("estimates", {})).items()},
+            energy_ci_mj=opt_float(data.get("energy_ci_mj")),
         )

@@ -9,7 +9,12 @@ Request (``op`` = ``measure``)::
 
     {"version": 1, "op": "measure", "device": "ort-cpu", "device_settings": {...},
      "protocol": {...ProtocolSettings...}, "interleaved": true,
-     "artifacts": [{"path": ..., "format": "onnx", "sha256": ..., ...}]}
+     "artifacts": [{"path": ..., "format": "onnx", "sha256": ..., ...}],
+     "meter": "rapl", "meter_settings": {...}}
+
+``meter`` (optional, null by default) names an energy meter (``hwprof.meters``)
+read on the worker's machine around every timed visit: each Measurement then
+carries ``energy_mj`` per inference, ``energy_ci_mj`` and the meter's name.
 
 ``op`` = ``describe`` takes only ``device`` and ``device_settings`` and returns
 what ``Device.check()`` found plus the host metadata. Reply::
@@ -38,6 +43,7 @@ from typing import Any, Mapping, Sequence
 from hwprof import errors, registry
 from hwprof.artifacts import sha256_file
 from hwprof.errors import ConfigError, HwprofError, ModelRunError, first_line
+from hwprof.meters import get_meter
 from hwprof.protocol import MeasurementInterrupted, ProtocolSettings
 from hwprof.types import DeviceInfo, Measurement, ModelArtifact
 
@@ -55,6 +61,8 @@ class WorkRequest:
     protocol: ProtocolSettings = field(default_factory=ProtocolSettings)
     interleaved: bool = True  # several artifacts measured together in alternating rounds (Device.measure_many)
     op: str = "measure"
+    meter: str | None = None  # energy meter read where the worker runs (hwprof.meters); None: no energy
+    meter_settings: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,6 +73,8 @@ class WorkRequest:
             "protocol": self.protocol.to_json(),
             "interleaved": self.interleaved,
             "artifacts": [a.to_json() for a in self.artifacts],
+            "meter": self.meter,
+            "meter_settings": dict(self.meter_settings),
         }
 
     @classmethod
@@ -98,7 +108,13 @@ class WorkRequest:
             artifacts = tuple(ModelArtifact.from_json(a) for a in raw_artifacts)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"malformed artifact in worker request: {type(exc).__name__}: {exc}") from None
-        return cls(device, settings, artifacts, protocol, bool(data.get("interleaved", True)), op)
+        meter = data.get("meter")
+        if meter is not None and (not isinstance(meter, str) or not meter):
+            raise ConfigError(f"'meter' must be a meter name or null, got {meter!r}")
+        meter_settings = data.get("meter_settings", {})
+        if not isinstance(meter_settings, dict):
+            raise ConfigError(f"'meter_settings' must be an object, got {type(meter_settings).__name__}")
+        return cls(device, settings, artifacts, protocol, bool(data.get("interleaved", True)), op, meter, meter_settings)
 
 
 @dataclass(frozen=True)
@@ -143,6 +159,8 @@ def execute(request: WorkRequest, device: Any = None) -> WorkResult:
     if device is None:
         device = registry.get_device(request.device, **request.device_settings)
     info = device.check()
+    if request.meter is not None:  # else an adapter instance keeps the meter it was given (Device.use_meter)
+        device.use_meter(get_meter(request.meter, **request.meter_settings))
     if request.op == "describe":
         return WorkResult(info, device.host_metadata())
     for artifact in request.artifacts:

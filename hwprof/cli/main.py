@@ -170,3 +170,7 @@ def _report(exc: BaseException, label: str) -> None:
 
 def run() -> None:
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

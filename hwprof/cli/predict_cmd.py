@@ -171,10 +171,10 @@ def _display_index(spec: str, rows: dict[str, int], space_name: str) -> str:
     return "-"
 
 
-def _print_suggestion(sources: Any, k: int, seed: int, select: str, pool_file: Optional[Path], out: Optional[Path]) -> None:
+def _print_suggestion(sources: Any, k: int, seed: int, select: str, pool: Optional[list[str]], pool_file: Optional[Path],
+                      out: Optional[Path]) -> None:
     from predictors.transfer.workflow import suggest
 
-    pool = read_arch_lines(pool_file) if pool_file is not None else None
     chosen = suggest(sources, k, seed=seed, select=select, pool=pool, pool_name=str(pool_file))
     table = Table(title=f"measure these {len(chosen.archs)} architectures on the new device "
                         f"({chosen.how}, {chosen.n_source_devices} source devices)")  # fmt: skip
@@ -193,13 +193,14 @@ def adapt(
     db: Optional[Path] = typer.Option(None, "--db", help="Store with measurements of the new device (K are used, the rest test)."),
     device: Optional[str] = typer.Option(None, "--device", "-d", help="The new device (its name in --db; a label with --samples)."),
     samples: Optional[Path] = typer.Option(None, "--samples", help="CSV rows arch,latency_ms measured on the new device."),
-    k: int = typer.Option(10, "-k", help="Number of measured architectures to adapt from (or to suggest)."),
+    k: Optional[int] = typer.Option(None, "-k", help="Measured architectures to adapt from (default: 10 of a --db, all of --samples; "
+                                    "fewer than given: chosen by --select, the rest held out), or to suggest (default 10)."),
     sources_csv: Optional[Path] = typer.Option(None, "--sources-csv", help="Source devices as a benchmark CSV (e.g. nb201.csv.gz)."),
     source_devices: Optional[str] = typer.Option(None, "--source-devices", help="Comma-separated source devices (default: all but the new one)."),
     sources_db: Optional[Path] = typer.Option(None, "--sources-db", help="Source devices from a store."),
     sources_model: Optional[Path] = typer.Option(None, "--sources-model", help="A pretrained transfer model (see --save-sources)."),
     save_sources: Optional[Path] = typer.Option(None, "--save-sources", help="Save the pretrained transfer model to DIR for --sources-model."),
-    method: Optional[str] = typer.Option(None, "--method", help="Few-shot method: nnls (default), ridge, embedding, finetune."),
+    method: Optional[str] = typer.Option(None, "--method", help="Few-shot method: auto (default: nnls or standardized ridge, chosen on the samples), nnls, ridge, embedding, finetune."),
     param: list[str] = typer.Option([], "--param", help="Method setting KEY=VALUE for pretraining (repeatable), e.g. steps=2000."),
     space: Optional[str] = typer.Option(None, "--space", "-s", help="Search space (default: inferred)."),
     features: Optional[str] = typer.Option(None, "--features", help="Features of the transfer model (default onehot+counts)."),
@@ -207,24 +208,39 @@ def adapt(
     select: str = typer.Option("farthest", "--select", help="How to choose the K architectures: farthest, kmeans++, quantile, random."),
     pool: Optional[Path] = typer.Option(None, "--pool", help="--suggest: choose among these architectures of the source table."),
     seed: int = typer.Option(0, "--seed"),
+    live: Optional[bool] = typer.Option(None, "--live/--as-given", help="Describe architectures to the sources by what hwprof's "
+                                        "export computes (dead operations dropped); default: --live for --db, --as-given for --samples."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Pretrained-model cache (default: .hwprof-cache beside "
+                                             "--db/--samples, else in the working directory)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Save the adapted predictor to DIR (--suggest: the list to FILE)."),
 ) -> None:
     """Few-shot latency predictor for a new device from K measurements and many source devices."""
+    from predictors.training import default_cache_dir
     from predictors.transfer.workflow import (
+        DEFAULT_K,
         AdaptOptions,
         SourceSpec,
         adapt_device,
         open_sources,
+        restricted_to_pool,
     )
 
     if suggest and (db is not None or samples is not None):
         raise ConfigError("--suggest chooses what to measure; it takes no --db or --samples")
-    options = None if suggest else AdaptOptions(device=device, db=db, samples=samples, k=k, space=space, select=select, seed=seed)
+    options = None if suggest else AdaptOptions(device=device, db=db, samples=samples, k=k, space=space, select=select, seed=seed,
+                                                live=live)  # fmt: skip
     spec = SourceSpec(csv=sources_csv, db=sources_db, model=sources_model, devices=parse_device_list(source_devices, "--source-devices"),
-                      method=method, params=parse_key_values(param, "--param"), features=features)  # fmt: skip
+                      method=method, params=parse_key_values(param, "--param"), features=features,
+                      cache_dir=cache_dir if cache_dir is not None else default_cache_dir(db if db is not None else samples))  # fmt: skip
     if suggest:
+        k = k if k is not None else DEFAULT_K
         spec = spec.for_suggesting(k)
     sources = open_sources(spec, new_device=device, space=space)
+    if options is not None and options.live_archs:
+        sources = sources.live_equivalent()
+    pool_archs = read_arch_lines(pool) if pool is not None and options is None else None
+    if pool_archs is not None:  # an embedding model pretrained below takes its references from the pool
+        sources = restricted_to_pool(sources, pool_archs, str(pool))
     for note in sources.notes:
         warn(note)
     if save_sources is not None or options is None:  # else adapt_device pretrains once the new device's data is checked
@@ -234,7 +250,7 @@ def adapt(
         path = sources.model.save(save_sources)
         console.print(f"pretrained {sources.model.method} model ({len(sources.model.devices)} source devices) -> {path.parent}")
     if options is None:
-        _print_suggestion(sources, k, seed, select, pool, out)
+        _print_suggestion(sources, k, seed, select, pool_archs, pool, out)
         return
     with ProgressDisplay() as display:
         result = adapt_device(options, sources, progress=display.reporter)
@@ -247,6 +263,10 @@ def adapt(
         f"{result.method} from {len(result.fit_data)} samples of {result.data.device}, "
         f"{sources.n_devices} source devices ({sources.description})", rows,
     ))  # fmt: skip
+    choice = result.extra["transfer"].get("choice")
+    if choice:
+        console.print(f"auto chose {choice['chosen']} (leave-one-out relative MSE: "
+                      + ", ".join(f"{k} {v:.4f}" for k, v in choice["loo_relative_mse"].items()) + ")", highlight=False)
     top = [f"{d} {w:+.3f}" for d, w in sorted(result.source_weights.items(), key=lambda kv: -abs(kv[1]))[:5] if w != 0]
     if top:
         console.print("main sources: " + ", ".join(top), highlight=False)

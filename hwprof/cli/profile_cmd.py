@@ -16,6 +16,7 @@ from hwprof.cli.common import CommandInterrupted, console, warn
 from hwprof.cli.options import parse_key_values
 from hwprof.cli.progress import ProgressDisplay
 from hwprof.errors import ConfigError
+from hwprof.meters import get_meter
 from hwprof.profiling import (
     ProfileInterrupted, ProfileSummary, Profiler, ProgressEvent, dedupe, parse_indices, read_arch_file,
 )
@@ -91,6 +92,8 @@ def profile(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Exported-model cache (default: .hwprof-cache beside the db)."),
     config: Optional[Path] = typer.Option(None, "--config", help="Project file with remote devices (default: $HWPROF_CONFIG or ./hwprof.toml)."),
     precision: str = typer.Option("fp32", "--precision", help="Precision of the exported models: fp32 or int8 (post-training static quantization; devices that support it, see `hwprof devices`)."),
+    meter: Optional[str] = typer.Option(None, "--meter", help="Energy meter read around the timed runs (rapl, nvml, tegrastats, csv; see `hwprof devices`): stores energy_mj per inference."),
+    meter_set: list[str] = typer.Option([], "--meter-set", help="Meter setting KEY=VALUE (repeatable), e.g. path=power.csv for --meter csv."),
 ) -> None:
     """Measure the real latency of architectures on a device into the store (resumable).
 
@@ -112,6 +115,15 @@ def profile(
     protocol.validate()
     dev, runner = resolve_device(device, settings, config)
     dev.check_precision(precision)  # refused before anything is exported, measured or stored
+    if meter is not None:  # checked now: a meter that cannot work here fails before anything is measured
+        if runner is not None:
+            raise ConfigError(
+                f"--meter reads a meter on the machine that runs the model; {device!r} is measured remotely, "
+                "and remote workers do not take a meter from the command line yet"
+            )
+        dev.use_meter(get_meter(meter, **parse_key_values(meter_set, "--meter-set")))
+    elif meter_set:
+        raise ConfigError("--meter-set needs --meter NAME")
     sp = registry.get_space(space)
     archs = _select(sp, n, seed, archs_file, indices)
     store = Store(db)

@@ -25,6 +25,26 @@ EXAMPLE_SPEC = "|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_con
 NUM_ARCHS = len(OPS) ** len(EDGES)
 
 
+def live_choices(choices: Sequence[int]) -> tuple[int, ...]:
+    """The choices with every edge into a dead node set to ``none``.
+
+    A node is dead when its output reaches the cell output (node 3) through no
+    live edge; the operations computing it feed nothing, and an exported graph
+    (``build`` + ONNX) drops them. The published tables were measured on
+    networks that keep them, so the same spec names different work there.
+    """
+    ops = list(choices)
+    edge = {pair: k for k, pair in enumerate(EDGES)}
+    live = {NUM_NODES - 1}
+    for node in range(NUM_NODES - 2, 0, -1):  # 2, then 1: a node lives if a live edge leads to a live node
+        if any(ops[edge[(dst, node)]] != 0 and dst in live for dst in range(node + 1, NUM_NODES)):
+            live.add(node)
+    for k, (dst, _src) in enumerate(EDGES):
+        if dst not in live:
+            ops[k] = 0
+    return tuple(ops)
+
+
 class NB201Space(ImageSpace):
     """NAS-Bench-201: six edges of a 4-node cell, each one of five operations.
 
@@ -100,6 +120,10 @@ class NB201Space(ImageSpace):
             out.append(tuple((ops[k + src], src) for src in range(dst)))
             k += dst
         return tuple(out)
+
+    def live_equivalent(self, arch: Architecture) -> Architecture:
+        """The architecture of the work its exported network really does: edges into dead nodes set to ``none``."""
+        return self.from_choices(live_choices(self.to_choices(arch)))
 
     # --- benchmark index ----------------------------------------------------------
     def index(self, arch: Architecture) -> int:

@@ -16,7 +16,9 @@ registry, kind ``"transfer"``, entry-point group ``hwprof.transfer``, so a
 package can add its own :class:`TransferModel`):
 
 - ``ridge``: the issue's reference, ridge (alpha = 1) over the source devices' latencies;
-- ``nnls``: non-negative combination of source devices (default; no penalty to tune);
+- ``auto`` (default): per new device, ``nnls`` or ridge over standardized source
+  latencies, whichever predicts the K samples best leave-one-out;
+- ``nnls``: non-negative combination of source devices (no penalty to tune);
 - ``embedding``: a device-conditioned network on [features, device embedding],
   the embedding being the device's latencies on fixed reference architectures
   (``model.reference_archs``: measure exactly those for the best result);
@@ -39,16 +41,17 @@ from hwprof import registry
 from hwprof.errors import ConfigError, DataError, PersistenceError, UnknownNameError
 from predictors.base import Predictor, ProgressCallback
 from predictors.transfer.base import TRANSFER_FILE, TransferModel, load_state, read_transfer_metadata
-from predictors.transfer.combination import NNLSCombination, RidgeCombination, combination_weights
+from predictors.transfer.combination import AutoCombination, NNLSCombination, RidgeCombination, combination_weights
 from predictors.transfer.conditioned import DeviceConditionedModel, reference_embedding
 from predictors.transfer.finetune import FineTuneModel
 from predictors.transfer.selection import SELECTION_METHODS, suggest_samples
 from predictors.transfer.sources import SourceBank, SourceLatencies, standardized_log
 
-DEFAULT_METHOD = "nnls"
+DEFAULT_METHOD = "auto"
 
 __all__ = [
     "DEFAULT_METHOD",
+    "AutoCombination",
     "SELECTION_METHODS",
     "TRANSFER_FILE",
     "DeviceConditionedModel",

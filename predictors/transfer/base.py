@@ -54,6 +54,8 @@ class TransferModel(ABC):
     min_samples: ClassVar[int] = 2
     PARAMS: ClassVar[tuple[str, ...]] = ()  # the settings pretrain() accepts
     DEFAULTS: ClassVar[Mapping[str, Any]] = {}  # their defaults
+    # True when pretraining chooses reference architectures (from the setting ``reference_pool``, candidate rows).
+    uses_references: ClassVar[bool] = False
 
     schema: FeatureSchema
     devices: tuple[str, ...]

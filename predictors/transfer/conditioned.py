@@ -78,6 +78,7 @@ class DeviceConditionedModel(TransferModel):
 
     method = "embedding"
     min_samples = 3
+    uses_references = True
     PARAMS = (*DEFAULTS, "reference_pool")
     DEFAULTS = DEFAULTS
 

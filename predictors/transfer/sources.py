@@ -119,6 +119,40 @@ class SourceLatencies:
     def without(self, devices: Sequence[str]) -> "SourceLatencies":
         return self.select([d for d in self.devices if d not in set(devices)])
 
+    def content_sha256(self) -> str:
+        """Hash of the architectures, devices and latencies: what a pretrained model learned from."""
+        h = hashlib.sha256()
+        h.update("\n".join(self.archs).encode())
+        h.update(b"\0" + "\n".join(self.devices).encode() + b"\0")
+        h.update(np.ascontiguousarray(self.latency_ms, dtype="<f8").tobytes())
+        return h.hexdigest()
+
+    def live_equivalent(self, space: str) -> tuple["SourceLatencies", int]:
+        """Each row described by the work its exported network really does, and how many rows changed.
+
+        hwprof's exporters drop operations whose output feeds nothing (in NB201,
+        the edges into a node that reaches the output only through ``none``
+        edges); published tables were measured on networks that keep them. For
+        a device measured through hwprof, architecture ``a`` costs what the
+        sources measured for ``space.live_equivalent(a)``: this table gives
+        each row the latencies of that architecture's row (kept as measured
+        when the table lacks it). A space without ``live_equivalent`` has no
+        dead operations: the table is returned unchanged.
+        """
+        from hwprof import registry
+
+        mapper = getattr(registry.get_space(space), "live_equivalent", None)
+        if mapper is None:
+            return self, 0
+        from hwprof.types import Architecture
+
+        row = {a: i for i, a in enumerate(self.archs)}
+        target = [row.get(mapper(Architecture(space, a)).spec, i) for i, a in enumerate(self.archs)]
+        changed = int(sum(t != i for i, t in enumerate(target)))
+        if not changed:
+            return self, 0
+        return SourceLatencies(self.archs, self.devices, self.latency_ms[np.asarray(target)]), changed
+
 
 def standardized_log(latency_ms: np.ndarray) -> np.ndarray:
     """Per-column standardized log latency: devices become comparable in shape, not in scale."""

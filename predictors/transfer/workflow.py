@@ -16,12 +16,18 @@ come back as ``notes`` (library code does not print).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from hwprof import __version__ as hwprof_version
 from hwprof.errors import ConfigError, DataError, PersistenceError
 from predictors.base import Predictor
 from predictors.data import (
@@ -52,8 +58,52 @@ from predictors.transfer import (
 from predictors.transfer.base import check_samples
 
 
+CACHE_SUBDIR = "transfer"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def cached_pretraining(cache_dir: Path, key: str, train: Callable[[], TransferModel]) -> TransferModel:
+    """The model saved under ``cache_dir/transfer/key``, else ``train()`` saved there (written aside, then renamed).
+
+    An entry that does not load (corrupt, truncated, from a newer hwprof) is
+    trained again and replaced; a cache that cannot be written costs only the
+    reuse.
+    """
+    entry = Path(cache_dir) / CACHE_SUBDIR / key
+    if entry.is_dir():
+        try:
+            return load_transfer_model(entry)
+        except PersistenceError:
+            shutil.rmtree(entry, ignore_errors=True)
+    model = train()
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=entry.parent))
+        try:
+            model.save(scratch)
+            shutil.rmtree(entry, ignore_errors=True)
+            os.replace(scratch, entry)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    except (OSError, PersistenceError):
+        pass  # an unwritable cache only loses the reuse
+    return model
+
+
+DEFAULT_K = 10
+
+
 def check_k(k: int) -> int:
-    if k < 1:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ConfigError(f"-k must be a positive number of architectures, got {k}")
     return k
 
@@ -76,6 +126,7 @@ class SourceSpec:
     method: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     features: str | None = None
+    cache_dir: Path | None = None  # keep pretrained models here, keyed by the table's content (None: no cache)
 
     def for_suggesting(self, k: int) -> SourceSpec:
         """An ``embedding`` model pretrained to suggest K architectures has K references (unless ``n_refs`` is set)."""
@@ -93,7 +144,7 @@ class Sources:
 
     def __init__(self, table: SourceLatencies | None, model: TransferModel | None, space: str, description: str,
                  notes: Sequence[str] = (), *, method: str = DEFAULT_METHOD, feature_set: str = DEFAULT_FEATURE_SET,
-                 params: Mapping[str, Any] | None = None) -> None:
+                 params: Mapping[str, Any] | None = None, cache_dir: Path | None = None, live: bool = False) -> None:
         self.table = table  # None for a saved model
         self.model = model  # None until pretrained
         self.space = space
@@ -102,6 +153,8 @@ class Sources:
         self.method = model.method if model is not None else method
         self.feature_set = feature_set
         self.params = dict(params or {})
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)  # where pretrained models are kept (None: nowhere)
+        self.live = live  # the table describes architectures by their live equivalents
 
     @property
     def min_samples(self) -> int:
@@ -112,15 +165,66 @@ class Sources:
     def n_devices(self) -> int:
         return len(self.model.devices if self.model is not None else self.table.devices)  # type: ignore[union-attr]
 
+    def _replace(self, **changes: Any) -> Sources:
+        fields = {"table": self.table, "model": self.model, "space": self.space, "description": self.description,
+                  "notes": self.notes, "method": self.method, "feature_set": self.feature_set, "params": self.params,
+                  "cache_dir": self.cache_dir, "live": self.live}
+        fields.update(changes)
+        table, model, space, description = (fields.pop(k) for k in ("table", "model", "space", "description"))
+        return Sources(table, model, space, description, **fields)
+
+    def with_params(self, **params: Any) -> Sources:
+        """These (not yet pretrained) sources with more pretraining settings."""
+        return self._replace(params={**self.params, **params})
+
+    def live_equivalent(self) -> Sources:
+        """Sources that describe each architecture by the work hwprof's export of it does (dead operations dropped).
+
+        For a device measured through hwprof (``hwprof profile``); see
+        :meth:`SourceLatencies.live_equivalent`. A saved model keeps no table:
+        it is returned unchanged, with a note.
+        """
+        if self.live:
+            return self
+        if self.model is not None:
+            if self.table is None:
+                return self._replace(notes=(*self.notes, "a saved transfer model keeps no table; architectures are described to it as given"))
+            raise ConfigError("describe the sources by live-equivalent architectures before pretraining")
+        assert self.table is not None
+        table, changed = self.table.live_equivalent(self.space)
+        description = f"{self.description} (live-equivalent: {changed} rows)" if changed else self.description
+        return self._replace(table=table, description=description, live=True)
+
     def pretrained(self, *, seed: int = 0, progress: PhaseProgress | None = None) -> Sources:
-        """These sources with the method pretrained on the table (themselves when the model exists)."""
+        """These sources with the method pretrained on the table (themselves when the model exists).
+
+        With a ``cache_dir`` the pretrained model is kept there, keyed by the
+        table's content, the method, its settings, the features and the seed,
+        and reused by the next call (a corrupt entry is rebuilt).
+        """
         if self.model is not None:
             return self
         assert self.table is not None
-        report = progress(f"pretraining {self.method} on {len(self.table.devices)} source devices") if progress is not None else None
-        model = pretrain(self.method, self.table, feature_set=self.feature_set, space=self.space, seed=seed,
-                         progress=report, **self.params)
-        return Sources(self.table, model, self.space, self.description, self.notes)
+        table = self.table
+
+        def train() -> TransferModel:
+            report = progress(f"pretraining {self.method} on {len(table.devices)} source devices") if progress is not None else None
+            return pretrain(self.method, table, feature_set=self.feature_set, space=self.space, seed=seed,
+                            progress=report, **self.params)
+
+        if self.cache_dir is None:
+            model = train()
+        else:
+            model = cached_pretraining(self.cache_dir, self.cache_key(seed), train)
+        return self._replace(model=model)
+
+    def cache_key(self, seed: int) -> str:
+        """What identifies a pretraining: the table's content, method, settings, features, space, seed, hwprof version."""
+        assert self.table is not None
+        settings = json.dumps({k: _jsonable(v) for k, v in sorted(self.params.items())}, sort_keys=True)
+        text = "\n".join([self.table.content_sha256(), self.method, settings, self.feature_set, self.space, str(seed),
+                          hwprof_version])
+        return f"{self.method}-{hashlib.sha256(text.encode()).hexdigest()[:24]}"
 
     def rows_of(self, archs: Sequence[str]) -> dict[str, int]:
         """Row of each of ``archs`` in the source table (those it holds)."""
@@ -194,7 +298,8 @@ def open_sources(spec: SourceSpec, *, new_device: str | None = None, space: str 
     get_transfer_method(method)  # unknown names fail before any data is read
     table, space, where = load_source_table(spec.csv, spec.db, spec.devices, new_device, space)
     feature_set = make_featurizer(space, spec.features).feature_set
-    return Sources(table, None, space, where, method=method, feature_set=feature_set, params=spec.params)
+    return Sources(table, None, space, where, method=method, feature_set=feature_set, params=spec.params,
+                   cache_dir=spec.cache_dir)
 
 
 def load_sources(
@@ -223,13 +328,21 @@ class Suggestion:
 
 
 def _pool_rows(sources: Sources, pool: Sequence[str] | None, where: str) -> list[int] | None:
-    if pool is None:
+    if pool is None or sources.table is None:  # a saved model: its references are checked against the pool
         return None
     rows = sources.rows_of(pool)
     missing = [a for a in pool if a not in rows]
     if missing:
         raise DataError(f"{len(missing)} architecture(s) of {where} are not in the source table (e.g. {missing[0]!r})")
     return sorted(set(rows.values()))
+
+
+def restricted_to_pool(sources: Sources, pool: Sequence[str] | None, pool_name: str = "the pool") -> Sources:
+    """Sources whose method, when it pretrains reference architectures (``embedding``), takes them from ``pool``."""
+    pool_rows = _pool_rows(sources, pool, pool_name)
+    if pool_rows is not None and sources.model is None and get_transfer_method(sources.method).uses_references:
+        return sources.with_params(reference_pool=pool_rows)
+    return sources
 
 
 def suggest(
@@ -243,13 +356,23 @@ def suggest(
 ) -> Suggestion:
     """Which K architectures to measure: the model's references when it has them, else chosen over the source table.
 
-    ``pool`` restricts the choice to these architectures of the source table.
+    ``pool`` restricts the choice to these architectures of the source table:
+    an ``embedding`` model still to be pretrained takes its references from the
+    pool; a saved one whose references lie outside the pool is refused.
     """
     check_k(k)
     pool_rows = _pool_rows(sources, pool, pool_name)
-    sources = sources.pretrained(seed=seed)
+    sources = restricted_to_pool(sources, pool, pool_name).pretrained(seed=seed)
     assert sources.model is not None
     has_refs = bool(sources.model.reference_archs)
+    if has_refs and pool is not None:
+        outside = [a for a in sources.model.reference_archs if a not in set(pool)]
+        if outside:
+            raise DataError(
+                f"the pretrained {sources.model.method!r} model measures its own {len(sources.model.reference_archs)} reference "
+                f"architectures, {len(outside)} of which are not in {pool_name} (e.g. {outside[0]!r}); pretrain it with the "
+                "pool (--sources-csv/--sources-db with --pool) or drop --pool"
+            )
     if has_refs or sources.table is None:
         chosen = suggest_archs(sources.model, k)  # without references this explains that a table is needed
     else:
@@ -288,16 +411,27 @@ class AdaptOptions:
     device: str | None = None  # its name in ``db``; with ``samples`` a label (default: the file's stem)
     db: Path | None = None
     samples: Path | None = None
-    k: int = 10
+    # How many measurements adapt: a store's default is DEFAULT_K; a samples file's default is all of its rows.
+    # Fewer than measured: K are chosen (``select``, seeded) and the rest is held out for metrics.
+    k: int | None = None
     space: str | None = None
     select: str = "farthest"
     seed: int = 0
+    # Describe architectures to the sources by what hwprof's export of them computes (dead operations dropped).
+    # None: yes for a store (its measurements were made through hwprof), no for a samples file.
+    live: bool | None = None
 
     def __post_init__(self) -> None:
         if (self.db is None) == (self.samples is None):
             raise ConfigError("give the new device's measurements with exactly one of --db STORE --device NAME or --samples FILE")
         if self.db is not None and self.device is None:
             raise ConfigError("--db needs --device, the new device's name in the store")
+        if self.k is not None:
+            check_k(self.k)
+
+    @property
+    def live_archs(self) -> bool:
+        return self.db is not None if self.live is None else bool(self.live)
 
 
 @dataclass(frozen=True, eq=False)
@@ -327,9 +461,12 @@ def load_new_device(options: AdaptOptions, sources: Sources) -> LatencyData:
         data = from_store(options.db, options.device, space)
     else:
         assert options.samples is not None
-        data = read_samples(options.samples, space, options.device or options.samples.stem)
+        data = read_samples(options.samples, options.space, options.device or options.samples.stem)
     if sources.space and data.space != sources.space:
-        raise DataError(f"the new device's architectures are of space {data.space!r}, the sources' of {sources.space!r}")
+        raise DataError(
+            f"space mismatch: the new device's architectures ({data.source}) are of space {data.space!r}, "
+            f"the source devices' of {sources.space!r}; give sources of the same space"
+        )
     return check_architectures(data)  # before any pretraining, naming a bad row by its line
 
 
@@ -337,21 +474,36 @@ def adapt_device(options: AdaptOptions, sources: Sources, *, progress: PhaseProg
     """Adapt the sources' model to the new device from K of its measurements; measure it on the rest.
 
     The new device's data is read and checked before the sources are
-    pretrained (when they are not yet), so a bad file fails fast.
+    pretrained (when they are not yet), so a bad file fails fast. From a
+    samples file every row adapts unless ``options.k`` asks for fewer: then K
+    are chosen as from a store (``select``, seeded) and the others are held
+    out, which a note says.
     """
     data = load_new_device(options, sources)
-    if options.db is not None and check_k(options.k) >= len(data):
-        raise DataError(f"-k {options.k} leaves no test architectures: {data.device} has {len(data)} in {options.db}")
-    if options.db is None:
-        check_samples(data.archs, data.latency_ms, sources.min_samples, sources.method)
+    k = options.k if options.k is not None else (DEFAULT_K if options.db is not None else len(data))
+    if options.db is not None and k >= len(data):
+        raise DataError(f"-k {k} leaves no test architectures: {data.device} has {len(data)} in {options.db}")
+    if options.db is None and k > len(data):
+        raise DataError(f"-k {k} asks for more samples than {data.source} holds ({len(data)}); give -k {len(data)} or fewer")
+    check_samples(data.archs, data.latency_ms, sources.min_samples, sources.method)
+    if sources.min_samples > k:
+        raise DataError(f"few-shot method {sources.method!r} needs at least {sources.min_samples} measured architectures, -k is {k}")
+    notes: list[str] = []
+    if options.live_archs:
+        before = len(sources.notes)
+        sources = sources.live_equivalent()
+        notes.extend(sources.notes[before:])
     sources = sources.pretrained(seed=options.seed, progress=progress)
     assert sources.model is not None
-    notes: list[str] = []
     test_data = None
     fit_data = data
-    if options.db is not None:
-        chosen, notes = choose_samples(sources, data, options.k, options.seed, options.select)
+    if k < len(data):
+        chosen, more = choose_samples(sources, data, k, options.seed, options.select)
+        notes.extend(more)
         fit_data, test_data = data.subset(chosen), data.subset(np.setdiff1d(np.arange(len(data)), chosen))
+        if options.db is None:
+            notes.append(f"adapting from {k} of the {len(data)} samples in {data.source} ({options.select}, seed {options.seed}); "
+                         f"the other {len(data) - k} are held out for metrics (omit -k to adapt from all)")
     archs = list(fit_data.archs)
     y = check_latencies(archs, fit_data.latency_ms, fit_data.source)
     method = sources.model.method
@@ -369,7 +521,9 @@ def adapt_device(options: AdaptOptions, sources: Sources, *, progress: PhaseProg
             "sources": sources.description,
             "source_devices": list(sources.model.devices),
             "samples": archs,
-            "select": "given" if options.db is None else options.select,
+            "select": "given" if fit_data is data else options.select,
+            "live_equivalent": options.live_archs,
+            "choice": getattr(adapted, "transfer_choice_", None),
             "source_weights": weights,
         },
     }

@@ -97,3 +97,13 @@ def test_sha_checked_on_reuse(tmp_path, toy_exporter):
     again = cache.get_or_export(arch, lambda: toy_module(4), TOY_INPUTS, toy_exporter)
     assert again.sha256 == first.sha256 == sha256_file(model_path)
     assert InputSpec("input", (1, 3, 8, 8)) == again.inputs[0]
+
+
+def test_the_artifact_record_names_its_exporter_even_when_an_option_is_called_exporter(tmp_path):
+    """The onnx exporter has an option `exporter` (legacy/dynamo): it must not overwrite the registered name."""
+    import torch
+
+    from hwprof.artifacts import export_module
+
+    artifact = export_module(lambda: torch.nn.Linear(4, 2), (1, 4), tmp_path, "named")
+    assert artifact.exporter["exporter"] == "onnx" and artifact.exporter["exporter_setting"] == "legacy"

@@ -38,9 +38,9 @@ def _samples(tmp_path, nb201_rows, n, device="titanx_1"):
 
 def test_adapt_from_samples_drops_the_new_device_from_the_sources(table, tmp_path, nb201_rows):
     sources = open_sources(SourceSpec(csv=table), new_device="titanx_1")
-    assert sources.model is None and sources.method == "nnls" and "titanx_1" not in sources.table.devices
+    assert sources.model is None and sources.method == "auto" and "titanx_1" not in sources.table.devices
     result = adapt_device(AdaptOptions(device="titanx_1", samples=_samples(tmp_path, nb201_rows, 10)), sources)
-    assert result.method == "nnls" and result.held_out is None and result.sample_metrics.n == 10
+    assert result.method == "auto" and result.held_out is None and result.sample_metrics.n == 10
     assert result.extra["transfer"]["select"] == "given" and result.extra["transfer"]["samples"] == list(nb201_rows[0][:10])
     assert set(result.source_weights) == {"titanx_32", "silver_4114", "pixel3"}
     result.save(tmp_path / "a")

@@ -45,8 +45,8 @@ class _Positive(NNLSCombination):
 
 
 def test_transfer_methods_come_from_the_registry(nb201_rows, tmp_path):
-    assert transfer.transfer_methods() == ["embedding", "finetune", "nnls", "ridge"]
-    with pytest.raises(UnknownNameError, match="unknown few-shot method 'magic'; known: embedding, finetune, nnls, ridge"):
+    assert transfer.transfer_methods() == ["auto", "embedding", "finetune", "nnls", "ridge"]
+    with pytest.raises(UnknownNameError, match="unknown few-shot method 'magic'; known: auto, embedding, finetune, nnls, ridge"):
         transfer.get_transfer_method("magic")
     archs, lat = nb201_rows
     sources = transfer.SourceLatencies.from_columns(archs, {d: lat[d] for d in ("titanx_32", "pixel3")})

@@ -15,6 +15,7 @@ from predictors.transfer.networks import predict_network
 
 N_SOURCE = 400
 FAST = {
+    "auto": {},
     "ridge": {},
     "nnls": {},
     "finetune": {"max_epochs": 3, "hidden_sizes": (16, 16), "steps": 5},

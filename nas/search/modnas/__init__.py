@@ -7,6 +7,7 @@ architectures — with ``front`` (24 preference rays) or ``pick``.
 """
 
 from nas.search.modnas.config import ModnasConfig
+from nas.search.modnas.decode import ARGMAX, DecodeSettings, SurrogateSelector
 from nas.search.modnas.hypernet import HyperNetwork
 from nas.search.modnas.mgd import min_norm_2, min_norm_point, min_norm_weights
 from nas.search.modnas.model import FrontEntry, ModnasModel, check_preference, preference_rays
@@ -16,6 +17,8 @@ from nas.search.modnas.supernet import NB201Supernet
 from nas.search.modnas.trainer import ModnasProgress, train_modnas
 
 __all__ = [
+    "ARGMAX",
+    "DecodeSettings",
     "FrontEntry",
     "HyperNetwork",
     "ModnasConfig",
@@ -23,6 +26,7 @@ __all__ = [
     "ModnasProgress",
     "NB201Supernet",
     "ReferenceSet",
+    "SurrogateSelector",
     "TemperatureSchedule",
     "check_preference",
     "device_embedding",

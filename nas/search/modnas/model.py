@@ -20,6 +20,7 @@ import torch
 
 from hwprof.errors import ConfigError, DataError, PersistenceError, UnknownNameError
 from hwprof.types import Architecture
+from nas.search.modnas.decode import DecodeSettings, SurrogateSelector
 from nas.search.modnas.hypernet import HyperNetwork
 from nas.search.modnas.refs import ReferenceSet
 from nas.search.modnas.surrogates import AccuracySurrogate, LatencySurrogate
@@ -122,6 +123,7 @@ class ModnasModel:
         self.accuracy = accuracy.eval() if accuracy is not None else None
         self.refs = ReferenceSet.from_json(self.meta["references"])
         self.space = registry.get_space(self.meta["space"])
+        self._selector: SurrogateSelector | None = None
 
     # --- description ------------------------------------------------------------
     @property
@@ -194,32 +196,62 @@ class ModnasModel:
         with torch.no_grad():
             return self.hypernet(emb[None].expand(prefs.shape[0], -1), torch.from_numpy(prefs.astype(np.float32)))
 
-    def architectures(self, embedding: np.ndarray, preferences: np.ndarray) -> list[Architecture]:
-        """The most likely architecture per preference (row of ``preferences``)."""
-        choices = HyperNetwork.choices(self.logits(embedding, preferences))
+    def architectures(
+        self, embedding: np.ndarray, preferences: np.ndarray, decode: DecodeSettings | None = None,
+    ) -> list[Architecture]:
+        """One architecture per preference (row of ``preferences``), decoded by ``decode`` (default: ``DecodeSettings()``).
+
+        With an accuracy surrogate, the candidates the hypernetwork proposes are
+        scored as in training and the best is kept (``nas.search.modnas.decode``);
+        ``decode=ARGMAX``, or supernet mode, gives the most likely architecture.
+        """
+        decode = DecodeSettings() if decode is None else decode
+        emb = self._check_embedding(embedding)
+        prefs = np.atleast_2d(np.asarray(preferences, dtype=np.float64))
+        logits = self.logits(emb, prefs)
+        if decode.is_argmax or self.accuracy is None:
+            choices = HyperNetwork.choices(logits)
+        else:
+            choices = self.selector().decode(emb, logits, prefs, decode)
         return [self.space.from_choices([int(c) for c in row]) for row in choices]
+
+    def selector(self) -> SurrogateSelector:
+        """The surrogates' scorer of the training objective (surrogate mode only), built on first use."""
+        if self.accuracy is None:
+            raise ConfigError("a supernet-mode hypernetwork has no accuracy surrogate to select architectures by")
+        if self._selector is None:
+            cfg = self.meta["config"]
+            self._selector = SurrogateSelector(
+                self.space, self.hypernet.layer_sizes, self.accuracy, self.latency, cfg["objective_scale"],
+                cfg.get("scalarisation", "weighted_sum"),  # models trained before the option: weighted sum
+            )
+        return self._selector
 
     def front(
         self,
         embedding: np.ndarray,
         ref_latencies_ms: np.ndarray | None = None,
         n_rays: int = DEFAULT_RAYS,
+        decode: DecodeSettings | None = None,
     ) -> list[FrontEntry]:
         """One architecture per preference ray (``preference_rays(n_rays)``), with surrogate predictions."""
-        return self._entries(embedding, ref_latencies_ms, preference_rays(n_rays))
+        return self._entries(embedding, ref_latencies_ms, preference_rays(n_rays), decode)
 
     def pick(
         self,
         embedding: np.ndarray,
         preference: float | Sequence[float],
         ref_latencies_ms: np.ndarray | None = None,
+        decode: DecodeSettings | None = None,
     ) -> FrontEntry:
         pref = check_preference(preference, self.hypernet.n_objectives)
-        return self._entries(embedding, ref_latencies_ms, pref[None])[0]
+        return self._entries(embedding, ref_latencies_ms, pref[None], decode)[0]
 
-    def _entries(self, embedding: np.ndarray, ref_latencies_ms: np.ndarray | None, prefs: np.ndarray) -> list[FrontEntry]:
+    def _entries(
+        self, embedding: np.ndarray, ref_latencies_ms: np.ndarray | None, prefs: np.ndarray, decode: DecodeSettings | None,
+    ) -> list[FrontEntry]:
         emb = self._check_embedding(embedding)
-        archs = self.architectures(emb, prefs)
+        archs = self.architectures(emb, prefs, decode)
         choices = np.asarray([self.space.to_choices(a) for a in archs], dtype=np.int64)
         enc = torch.from_numpy(self.space.encode_choices(choices))
         with torch.no_grad():

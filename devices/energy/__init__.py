@@ -1,0 +1,1 @@
+"""Energy meters (the ``hwprof.meters`` contract): RAPL, NVML, Jetson tegrastats, an external meter's CSV log."""
