@@ -94,4 +94,24 @@ def devices_for_format(fmt: str) -> list[str]:
     return out
 
 
-__all__ = ["DeviceStatus", "ExporterStatus", "device_statuses", "devices_for_format", "exporter_statuses"]
+def default_device_for(fmt: str) -> str:
+    """The device ``hwprof measure`` uses for a file of ``fmt``: the first registered one usable here.
+
+    Falls back to the first that runs ``fmt`` at all (its error then says why it cannot run here);
+    ConfigError when none runs ``fmt``.
+    """
+    from hwprof.errors import ConfigError
+
+    candidates = devices_for_format(fmt)
+    if not candidates:
+        raise ConfigError(f"no registered device runs {fmt} files (see `hwprof devices`)")
+    for name in candidates:
+        try:
+            registry.get_device(name).check()
+        except HwprofError:
+            continue
+        return name
+    return candidates[0]
+
+
+__all__ = ["DeviceStatus", "ExporterStatus", "default_device_for", "device_statuses", "devices_for_format", "exporter_statuses"]

@@ -220,7 +220,7 @@ def _print_summary(summary: ProfileSummary, device: str) -> None:
 
 def measure(
     model: Path = typer.Argument(..., help="An .onnx or .tflite file with static input shapes."),
-    device: Optional[str] = typer.Option(None, "--device", "-d", help="Device adapter (default: the first registered one that runs the file's format)."),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="Device adapter (default: the first registered one usable here that runs the file's format)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads (device setting intra_op_threads)."),
     set_: list[str] = typer.Option([], "--set", help="Device setting KEY=VALUE (repeatable)."),
     target_ci: float = typer.Option(0.01, "--target-ci"),
@@ -229,7 +229,7 @@ def measure(
     """Measure one ONNX or TFLite file (not stored): median, spread and CI of its latency."""
     from devices.export.model_files import load_model_file
     from hwprof import worker
-    from hwprof.catalog import devices_for_format
+    from hwprof.catalog import default_device_for
 
     settings = parse_key_values(set_, "--set")
     if threads is not None:
@@ -237,11 +237,7 @@ def measure(
     protocol = ProtocolSettings(target_rel_ci=target_ci, max_time_s=max_time_s)
     protocol.validate()
     artifact = load_model_file(model)
-    if device is None:
-        candidates = devices_for_format(artifact.format)
-        if not candidates:
-            raise ConfigError(f"no registered device runs {artifact.format} files (see `hwprof devices`)")
-        device = candidates[0]
+    device = device or default_device_for(artifact.format)
     (m,) = worker.measure(device, [artifact], protocol, settings, interleaved=False)
     s = m.stats
     table = Table(title=f"{model.name} on {device} ({artifact.format}, {artifact.precision})")
