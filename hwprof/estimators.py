@@ -9,14 +9,14 @@ host's speed shifting between minutes and processes; a *paired* estimator
 divides each visit of a model by the calibration models' visits in the same
 round (they were timed seconds apart), takes the median of those ratios over
 the rounds, and scales it back to milliseconds by the calibration models'
-pooled estimate of the same group (``paired_<q>``) or, to compare latencies
-measured in other minutes and processes, of the store's first calibrated group
-(``calibrated_paired_<q>``, the primary).
+pooled estimate of the same group (``paired_<q>``).
 
 Every estimate is computed for every measurement and stored
 (``Measurement.estimates``); ``PRIMARY`` is the one ``latency_ms`` means —
-chosen by the side-by-side benchmark in ``benchmarks/profiling.py`` (see
-docs/profiling.md for the evidence).
+chosen by the side-by-side benchmark in ``benchmarks/profiling.py`` on a quiet
+and a loaded host: the pooled minimum (see docs/profiling.md for the evidence;
+pairing and per-group calibration added the calibration networks' own noise
+and did worse on both hosts).
 """
 
 from __future__ import annotations
@@ -30,11 +30,9 @@ import numpy as np
 QUANTILES: Mapping[str, float] = {"median": 0.5, "p25": 0.25, "p10": 0.10, "min": 0.0}
 PAIRED_PREFIX = "paired_"  # paired_<name>: per-round ratio to the calibration models, of the <name> of each visit
 REFERENCE_PREFIX = "reference_"  # reference_<name>: the calibration models' level in <name> (not a latency of the model)
-CALIBRATED_PREFIX = "calibrated_"  # calibrated_paired_<name>: the paired ratio times the store's first calibration level
-PRIMARY = "calibrated_paired_p10"
-PRIMARY_BASE = PRIMARY.removeprefix(CALIBRATED_PREFIX).removeprefix(PAIRED_PREFIX)  # "p10"
-PRIMARY_QUANTILE = QUANTILES[PRIMARY_BASE]
-FALLBACK = PRIMARY_BASE  # the primary's unpaired counterpart: used where no calibration models were measured alongside
+PRIMARY = "min"  # chosen by benchmarks/profiling.py on a quiet and a loaded host (docs/profiling.md)
+STOP_QUANTILE = 0.10  # the stopping rule tracks the CI of this low quantile: the lower tail the minimum belongs to
+FALLBACK = PRIMARY
 
 
 def quantile(samples: Sequence[float] | np.ndarray, q: float) -> float:
@@ -113,43 +111,29 @@ def group_estimates(
     return out, level
 
 
-def calibrate_primary(estimates: dict[str, float], level: Mapping[str, float], baseline: float | None) -> float:
-    """Add the primary (the paired ratio times ``baseline``) to ``estimates``; returns the baseline used.
-
-    ``baseline`` is the calibration level of the store's first calibrated group
-    for this device, settings and space (None: this group is the first, its
-    level becomes the baseline). Latencies measured in different minutes and
-    processes are so expressed in one machine state, the first group's.
-    """
-    base = level[PRIMARY_BASE] if baseline is None else baseline
-    paired = estimates.get(PAIRED_PREFIX + PRIMARY_BASE)
-    if paired is not None:
-        estimates[PRIMARY] = paired * base / level[PRIMARY_BASE]
-    return base
-
-
 def primary_of(estimates: Mapping[str, float]) -> str:
-    """The estimator ``latency_ms`` uses for a measurement with these estimates: the primary, else its fallback."""
-    if PRIMARY in estimates:
-        return PRIMARY
-    return FALLBACK if FALLBACK in estimates else "median"
+    """The estimator ``latency_ms`` uses for a measurement with these estimates (the median when none was computed)."""
+    return PRIMARY if PRIMARY in estimates else "median"
+
+
+def reference_of(estimator: str, level: Mapping[str, float] | None) -> float | None:
+    """The calibration models' level in ``estimator`` (a pooled one), stored as the row's ``reference_ms``."""
+    return None if level is None else level.get(estimator)
 
 
 __all__ = [
     "FALLBACK",
-    "CALIBRATED_PREFIX",
     "PAIRED_PREFIX",
-    "PRIMARY_BASE",
+    "STOP_QUANTILE",
     "REFERENCE_PREFIX",
     "PRIMARY",
-    "PRIMARY_QUANTILE",
     "QUANTILES",
     "geometric_mean",
     "group_estimates",
     "paired_ratio",
     "pooled_estimates",
-    "calibrate_primary",
     "primary_of",
+    "reference_of",
     "quantile",
     "split_visits",
     "visit_values",

@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Sequence
 from hwprof.artifacts import DEFAULT_PRECISION, WEIGHT_SEED, ArtifactCache, exporter_for, space_inputs
 from hwprof.devices import Device
 from hwprof.errors import ConfigError, RunInProgress, StoreBusy
-from hwprof.estimators import PRIMARY, calibrate_primary, group_estimates, primary_of
+from hwprof.estimators import group_estimates, primary_of, reference_of
 from hwprof.liveness import driver_identity, driver_state
 from hwprof.protocol import (
     STOP_INTERRUPTED,
@@ -292,10 +292,11 @@ class Profiler:
         """``measurements`` with every estimate of the group (None entries stay; see :mod:`hwprof.estimators`).
 
         With calibration models in the group (all of them measured), each
-        measurement gets the paired estimates and the primary, the paired ratio
-        expressed in the store's first calibrated group's machine state, whose
-        calibration level becomes ``reference_ms``. Without them (or in an
-        interrupted group that lost one), the pooled estimates only.
+        measurement also gets the paired estimates and, as ``reference_ms``, the
+        calibration models' level in its primary estimator: one number for how
+        fast the machine ran while the group was measured (the store's
+        ``corrected_ms``). Without them (or in an interrupted group that lost
+        one), the pooled estimates only.
         """
         by_id = {a.arch_id: m for a, m in zip(group, measurements)}
         if refs and all(by_id.get(r.arch_id) is not None for r in refs):
@@ -312,18 +313,11 @@ class Profiler:
             [measurements[i].visit_sizes for i in present],
             [index[i] for i in ref_pos],
         )
-        reference = None
-        if level is not None:
-            baseline = self.store.calibration_baseline(self.device_id, self.settings_hash, self.space.name, PRIMARY)
-            for est in estimates:
-                reference = calibrate_primary(est, level, baseline)
         out = list(measurements)
         for i in present:
             est = estimates[index[i]]
             estimator = primary_of(est)
-            out[i] = replace(
-                measurements[i], estimates=est, estimator=estimator, reference_ms=reference if estimator == PRIMARY else None
-            )
+            out[i] = replace(measurements[i], estimates=est, estimator=estimator, reference_ms=reference_of(estimator, level))
         return out
 
     def _store_kept(

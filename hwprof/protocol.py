@@ -19,7 +19,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from hwprof.errors import ConfigError, DataError, NotFittedError
-from hwprof.estimators import PRIMARY_QUANTILE, quantile, visit_values
+from hwprof.estimators import STOP_QUANTILE, quantile, visit_values
 from hwprof.types import LatencyStats
 
 logger = logging.getLogger("hwprof")
@@ -49,8 +49,8 @@ class ProtocolSettings:
     max_time_s: float = 10.0
     check_every: int = 5
     confidence: float = 0.95
-    # The quantile whose CI the stopping rule tracks (the primary estimator's, see hwprof.estimators).
-    stop_quantile: float = PRIMARY_QUANTILE
+    # The quantile whose CI the stopping rule tracks: the lower tail the primary (the minimum) belongs to.
+    stop_quantile: float = STOP_QUANTILE
     # Flagged unstable when the tracked quantile's CI half-width, or the robust spread of its
     # per-visit values (1.4826 MAD / median), exceeds this fraction of the estimate.
     unstable_rel: float = 0.05

@@ -16,7 +16,7 @@ from hwprof.estimators import (
     pooled_estimates,
     primary_of,
     quantile,
-    calibrate_primary,
+    reference_of,
     split_visits,
     visit_values,
 )
@@ -58,14 +58,10 @@ def test_group_estimates_pair_each_visit_with_the_references_and_record_their_le
     assert level["median"] == pytest.approx(1.15)
     assert est[0]["paired_median"] == pytest.approx(2.0 * 1.15)  # ratio 2 times the group's level
     assert est[0]["reference_p10"] == pytest.approx(level["p10"])
-    assert primary_of(est[0]) == FALLBACK  # paired, but not yet expressed in the store's baseline state
-    # the store's first group ran 10% faster: the primary is the paired ratio in that machine state
-    assert calibrate_primary(est[0], level, baseline=0.9 * level["p10"]) == pytest.approx(0.9 * level["p10"])
-    assert primary_of(est[0]) == PRIMARY and est[0][PRIMARY] == pytest.approx(est[0]["paired_p10"] * 0.9)
-    assert calibrate_primary(est[1], level, baseline=None) == level["p10"]  # the first group sets the baseline
+    assert primary_of(est[0]) == PRIMARY == "min" and reference_of(PRIMARY, level) == pytest.approx(level["min"])
     alone, none = group_estimates(samples, sizes, references=[])
     assert none is None and "paired_median" not in alone[0] and primary_of(alone[0]) == FALLBACK
-    assert primary_of({}) == "median"
+    assert primary_of({}) == "median" and reference_of("min", None) is None
 
 
 def spiky_stream(seed: int, base_ms: float = 2.0) -> itertools.cycle:
@@ -150,7 +146,7 @@ def test_the_profiler_stores_the_paired_primary_with_its_calibration_level(tmp_p
     assert len(rows) == 3
     for r in rows:
         assert r.estimator == PRIMARY and r.latency_ms == pytest.approx(r.estimates[PRIMARY])
-        assert r.reference_ms == pytest.approx(r.estimates["reference_p10"])  # the first group: its level is the baseline
+        assert r.reference_ms == pytest.approx(r.estimates["reference_min"])
         assert {"median", "p10", "min", "paired_median", "paired_min"} <= set(r.estimates)
         # the first group is the store's baseline: calibrated and raw agree
         assert r.corrected_ms == pytest.approx(r.latency_ms)
@@ -160,8 +156,8 @@ def test_the_profiler_stores_the_paired_primary_with_its_calibration_level(tmp_p
     store.close()
 
 
-def test_a_later_group_is_expressed_in_the_first_groups_machine_state(tmp_path, toy_space):
-    """The same networks profiled again on a machine now 50% slower: the primary stays where it was."""
+def test_a_later_group_is_calibrated_to_the_first_groups_machine_state(tmp_path, toy_space):
+    """The same networks profiled again on a machine now 50% slower: the calibrated latency stays where it was."""
     from dataclasses import replace
 
     from hwprof.profiling import Profiler
@@ -195,12 +191,12 @@ def test_a_later_group_is_expressed_in_the_first_groups_machine_state(tmp_path, 
         p = Profiler(Slower(slowdown, drift_per_model=0.1), toy_space, store, protocol=protocol, cache_dir=tmp_path / "c",
                      drift_every=0, interleave=6, calibrate=True, references=1)
         p.profile(archs, again=True)
-        latencies.append({r.spec: r.latency_ms() for r in store.latency_records()})
+        latencies.append({r.spec: r.latency_ms(corrected=True) for r in store.latency_records()})
         p.close()
     store = Store(tmp_path / "s.db")
     first, second = latencies
-    assert second == pytest.approx(first)  # the median would read 1.5x
+    assert second == pytest.approx(first)  # the raw primary reads 1.5x
     rows = store.measurements()
-    assert [r.median_ms for r in rows[-3:]] == pytest.approx([1.5 * r.median_ms for r in rows[:3]])
-    assert {r.reference_ms for r in rows} == {rows[0].reference_ms}  # one baseline for the store
+    assert [r.latency_ms for r in rows[-3:]] == pytest.approx([1.5 * r.latency_ms for r in rows[:3]])
+    assert [r.reference_ms for r in rows[-3:]] == pytest.approx([1.5 * r.reference_ms for r in rows[:3]])
     store.close()
