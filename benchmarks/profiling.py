@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import subprocess
@@ -47,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from hwprof.estimators import PAIRED_PREFIX, PRIMARY, QUANTILES  # noqa: E402
 from hwprof.hostinfo import host_metadata  # noqa: E402
+from hwprof.protocol import ProtocolSettings, instability  # noqa: E402
 from hwprof.store import Store  # noqa: E402
 
 CLI = "from hwprof.cli.main import run; run()"
@@ -227,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     stop_reasons = [dict(sorted({s: sum(r.stop_reason == s for r in p["rows"]) for s in {r.stop_reason for r in p["rows"]}}.items())) for p in hw]
     runs = [float(np.mean([r.n_runs for r in p["rows"]])) for p in hw]
     primary = "calibrated_" + PRIMARY if PRIMARY.startswith(PAIRED_PREFIX) else PRIMARY
+    # What the unstable flag tests, per network: the p10's relative CI and the spread between visits;
+    # the share of networks a threshold would flag, so the threshold is chosen on quiet and loaded hosts.
+    default_protocol = ProtocolSettings()
+    instab = [[instability(r.samples_ms, r.visit_sizes, default_protocol) for r in p["rows"]] for p in hw]
+    flag_rates = {f"{t:g}": [float(np.mean([(math.isfinite(c) and c > t) or s > t for c, s in run])) for run in instab]
+                  for t in (0.05, 0.075, 0.10, 0.15)}
     result = {
         "benchmark": "profiling",
         "host_state": f"loaded ({args.load} CPU-burning processes of our own)" if args.load else "quiet",
@@ -241,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_per_network_s": {"hwprof": hw_wall, "naive": naive_wall, "cold_hwprof": cold["wall_s"] / args.n,
                                "ratio_median": float(np.median(hw_wall) / np.median(naive_wall))},
         "unstable_per_run": unstable,
+        "unstable_flag_rate_by_threshold": flag_rates,
         "stop_reasons_per_run": stop_reasons,
         "mean_runs_per_network": runs,
     }
@@ -259,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wall per network: hwprof {np.median(hw_wall):.3f} s, naive {np.median(naive_wall):.3f} s "
           f"(ratio {result['wall_per_network_s']['ratio_median']:.2f}); unstable per run {unstable}; "
           f"mean runs per network {[round(r) for r in runs]}")
+    print(f"unstable share by threshold (per run): {flag_rates}")
     print(f"stop reasons per run: {stop_reasons}; load average at the end {load_at_end}; wrote {out_path}")
     return 0
 
