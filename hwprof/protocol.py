@@ -53,7 +53,7 @@ class ProtocolSettings:
     stop_quantile: float = STOP_QUANTILE
     # Flagged unstable when the tracked quantile's CI half-width, or the robust spread of its
     # per-visit values (1.4826 MAD / median), exceeds this fraction of the estimate.
-    unstable_rel: float = 0.05
+    unstable_rel: float = 0.10
     # Interleaving (several models measured together, see run_interleaved): each model is
     # visited at least ``rounds`` and at most ``max_rounds`` times, in alternating order; a
     # revisit warms up with ``revisit_warmup`` calls (the first visit adaptively) and times

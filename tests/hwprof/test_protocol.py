@@ -90,7 +90,7 @@ def test_very_noisy_stream_hits_max_runs_and_is_flagged_unstable():
     assert result.stop_reason == "max_runs"
     assert result.stats.n_runs == 300
     assert result.unstable
-    assert any(w.startswith("unstable: CI half-width ") and w.endswith("(flagged above 5%)") for w in result.warnings)
+    assert any(w.startswith("unstable: CI half-width ") and w.endswith("(flagged above 10%)") for w in result.warnings)
     assert any("CI target not met" in w for w in result.warnings)
 
 
