@@ -43,11 +43,16 @@ def resolve_device(name: str, settings: dict, config: Optional[Path] = None):
     return registry.get_device(name, **settings), None
 
 
-def devices() -> None:
-    """List device adapters: formats, precisions, whether each is usable here (and why not, with what to install)."""
+def devices(
+    config: Optional[Path] = typer.Option(None, "--config", help="Project file with remote devices (default: $HWPROF_CONFIG or ./hwprof.toml)."),
+) -> None:
+    """List device adapters (formats, precisions, usable here or why not), configured remote devices and energy meters."""
     from rich.markup import escape
 
     from hwprof.catalog import device_statuses
+    from hwprof.config import remote_targets
+    from hwprof.meters import meter_status
+    from hwprof.remote import remote_status
 
     table = Table(title="hwprof devices")
     for col in ("device", "formats", "precisions", "usable", "details"):
@@ -64,6 +69,21 @@ def devices() -> None:
             usable = "[yellow]measure files only[/yellow]"
         table.add_row(st.name, ", ".join(st.formats), ", ".join(st.precisions), usable, escape("; ".join(notes)))
     console.print(table)
+    targets = remote_targets(config)
+    if targets:
+        remote = Table(title="remote devices (hwprof.toml)")
+        for col in ("device", "where", "adapter", "usable", "details"):
+            remote.add_column(col)
+        for name, t in targets.items():
+            ok, why = remote_status(t)
+            remote.add_row(name, f"{t.destination}:{t.port}", t.device, "[green]yes[/green]" if ok else "[red]no[/red]", escape(why))
+        console.print(remote)
+    meters = Table(title="energy meters (hwprof profile --meter NAME)")
+    for col in ("meter", "usable", "details"):
+        meters.add_column(col)
+    for name, ok, why in meter_status():
+        meters.add_row(name, "[green]yes[/green]" if ok else "[red]no[/red]", escape(why))
+    console.print(meters)
 
 
 def profile(

@@ -169,3 +169,15 @@ def test_remote_trust_and_list_commands(sshd, tmp_path, capsys):
     assert known.is_file() and "accepted" in capsys.readouterr().out
     assert main(["remote", "list", "--config", str(config)]) == 0
     assert "yes" in capsys.readouterr().out
+
+
+def test_hwprof_devices_lists_remote_devices_and_meters(sshd, tmp_path, capsys):
+    from hwprof.cli.main import main
+
+    config = tmp_path / "hwprof.toml"
+    config.write_text(f'[devices.gone]\ntype = "ssh"\nhost = "127.0.0.1"\nport = {_free_port()}\ndevice = "ort-cpu"\n'
+                      f'known_hosts = "{tmp_path / "kh"}"\n')
+    assert main(["devices", "--config", str(config)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "remote devices" in out and "gone" in out and "unreachable" in out
+    assert "energy meters" in out and "rapl" in out
