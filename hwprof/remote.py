@@ -184,12 +184,16 @@ class SshRunner(Runner):
         return f"{self.target.remote_cache.rstrip('/')}/{sha256}{suffix}"
 
     def _missing(self, wanted: dict[str, str]) -> set[str]:
-        """Of ``{sha256: remote path}``, the ones the host does not hold with exactly those bytes."""
+        """Of ``{sha256: remote path}``, the ones the host does not hold with exactly those bytes.
+
+        The same call creates the folders the missing ones will be copied into.
+        """
         code = (
             "import hashlib, json, os, sys\n"
             "missing = []\n"
             "for sha, path in json.load(sys.stdin).items():\n"
             "    path = os.path.expanduser(path)\n"
+            "    os.makedirs(os.path.dirname(path), exist_ok=True)\n"
             "    try:\n"
             "        h = hashlib.sha256()\n"
             "        with open(path, 'rb') as f:\n"
@@ -206,9 +210,7 @@ class SshRunner(Runner):
 
     def _upload(self, local: str, remote: str) -> None:
         """scp to a temporary name beside the target, then rename: a cut transfer never looks complete."""
-        folder = remote.rsplit("/", 1)[0]
-        tmp = f"{remote}.{os.getpid()}.tmp"
-        self._python(f"import os; os.makedirs(os.path.expanduser({folder!r}), exist_ok=True)")
+        tmp = f"{remote}.{os.getpid()}.tmp"  # its folder was made by _missing
         remote_tmp = tmp.replace("~/", "", 1) if tmp.startswith("~/") else tmp  # scp paths are relative to home
         cmd = ["scp", "-q", *self.target.ssh_options(), "-P", str(self.target.port), local,
                f"{self.target.destination}:{remote_tmp}"]  # fmt: skip
