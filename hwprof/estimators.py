@@ -32,7 +32,6 @@ PAIRED_PREFIX = "paired_"  # paired_<name>: per-round ratio to the calibration m
 REFERENCE_PREFIX = "reference_"  # reference_<name>: the calibration models' level in <name> (not a latency of the model)
 PRIMARY = "min"  # chosen by benchmarks/profiling.py on a quiet and a loaded host (docs/profiling.md)
 STOP_QUANTILE = 0.10  # the stopping rule tracks the CI of this low quantile: the lower tail the minimum belongs to
-FALLBACK = PRIMARY
 
 
 def quantile(samples: Sequence[float] | np.ndarray, q: float) -> float:
@@ -97,13 +96,13 @@ def group_estimates(
     if not references:
         return pooled, None
     level = {name: geometric_mean([pooled[i][name] for i in references]) for name in QUANTILES}
+    # the calibration models' per-visit values, once per estimator (every model of the group is paired with them)
+    ref_visits = {q: [visit_values(samples[i], visit_sizes[i], q) for i in references] for q in QUANTILES.values()}
     out = []
     for s, sizes, est in zip(samples, visit_sizes, pooled):
         est = dict(est)
         for name, q in QUANTILES.items():
-            model = visit_values(s, sizes, q)
-            refs = [visit_values(samples[i], visit_sizes[i], q) for i in references]
-            ratio = paired_ratio(model, refs)
+            ratio = paired_ratio(visit_values(s, sizes, q), ref_visits[q])
             if ratio is not None:
                 est[PAIRED_PREFIX + name] = ratio * level[name]
             est[REFERENCE_PREFIX + name] = level[name]
@@ -122,7 +121,6 @@ def reference_of(estimator: str, level: Mapping[str, float] | None) -> float | N
 
 
 __all__ = [
-    "FALLBACK",
     "PAIRED_PREFIX",
     "STOP_QUANTILE",
     "REFERENCE_PREFIX",

@@ -38,8 +38,7 @@ from hwprof.protocol import (
     DriftMonitor,
     MeasurementInterrupted,
     ProtocolSettings,
-    describe_instability,
-    instability,
+    instability_note,
 )
 from hwprof.registry import get_device, get_space
 from hwprof.runners import InProcessRunner, Runner
@@ -380,9 +379,8 @@ class Profiler:
             summary.n_unstable += int(m.unstable)
             summary.latencies_ms.append(m.latency_ms)
             if m.unstable:
-                summary.unstable_warnings.append(
-                    f"{arch.spec}: unstable measurement ({describe_instability(*instability(m.samples_ms, m.visit_sizes, self.protocol), self.protocol)})"
-                )
+                note = instability_note(m.samples_ms, m.visit_sizes, self.protocol)
+                summary.unstable_warnings.append(f"{arch.spec}: unstable measurement ({note})")
 
         def flush(group: list[Architecture]) -> None:
             try:

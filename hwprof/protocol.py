@@ -263,17 +263,17 @@ def run_protocol(
     clock: Callable[[], float] = time.perf_counter,
     observer: VisitObserver | None = None,
 ) -> TimingResult:
-    """Warm up, then time ``fn()`` until the median's CI is tight enough or a budget runs out.
+    """Warm up, then time ``fn()`` until the tracked quantile's CI is tight enough or a budget runs out.
 
     Warm-up ends once the median of the last ``warmup_window`` calls is within
     ``warmup_rel_tol`` of the window before (at least ``min_warmup`` calls, at
     most ``max_warmup``). Measured runs stop when the CI half-width of the
-    median is at most ``target_rel_ci`` times the median (checked every
-    ``check_every`` runs from ``min_runs`` on), at ``max_runs``, or once
+    ``stop_quantile`` quantile is at most ``target_rel_ci`` times it (checked
+    every ``check_every`` runs from ``min_runs`` on), at ``max_runs``, or once
     ``max_time_s`` of measured-phase time has passed on ``clock``. Exceptions
     raised by ``fn`` propagate: the adapter knows how to describe them.
-    With ``settings.rounds > 1`` the measured phase is split into that many
-    visits (each with its own warm-up), as in :func:`run_interleaved`.
+    With ``settings.rounds > 1`` the measured phase is split into ``rounds`` to
+    ``max_rounds`` visits, as in :func:`run_interleaved`.
     """
     return run_interleaved([fn], settings, clock, observer)[0]
 
@@ -498,6 +498,11 @@ def describe_instability(rel_ci: float, spread: float, settings: ProtocolSetting
         f"CI half-width {rel_ci:.1%} of the {settings.stop_quantile:g} quantile, spread between visits {spread:.1%} "
         f"(flagged above {settings.unstable_rel:.0%})"
     )
+
+
+def instability_note(samples_ms: Sequence[float], visit_sizes: Sequence[int], settings: ProtocolSettings) -> str:
+    """Why a stored measurement was flagged unstable, from its samples (the protocol's own wording)."""
+    return describe_instability(*instability(samples_ms, visit_sizes, settings), settings)
 
 
 def rounds_spread(samples_ms: Sequence[float], visit_sizes: Sequence[int], q: float) -> float:

@@ -20,7 +20,7 @@ from hwprof.meters import get_meter
 from hwprof.profiling import (
     ProfileInterrupted, ProfileSummary, Profiler, ProgressEvent, dedupe, parse_indices, read_arch_file,
 )
-from hwprof.protocol import ProtocolSettings, describe_instability, instability
+from hwprof.protocol import ProtocolSettings, instability_note
 from hwprof.store import Store
 
 
@@ -269,7 +269,7 @@ def measure(
     )
     console.print(table)
     if m.unstable:
-        warn(f"unstable measurement ({describe_instability(*instability(m.samples_ms, m.visit_sizes, protocol), protocol)})")
+        warn(f"unstable measurement ({instability_note(m.samples_ms, m.visit_sizes, protocol)})")
 
 
 def register(app: typer.Typer) -> None:

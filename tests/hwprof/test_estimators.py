@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from hwprof.estimators import (
-    FALLBACK,
     PRIMARY,
     group_estimates,
     paired_ratio,
@@ -60,7 +59,7 @@ def test_group_estimates_pair_each_visit_with_the_references_and_record_their_le
     assert est[0]["reference_p10"] == pytest.approx(level["p10"])
     assert primary_of(est[0]) == PRIMARY == "min" and reference_of(PRIMARY, level) == pytest.approx(level["min"])
     alone, none = group_estimates(samples, sizes, references=[])
-    assert none is None and "paired_median" not in alone[0] and primary_of(alone[0]) == FALLBACK
+    assert none is None and "paired_median" not in alone[0] and primary_of(alone[0]) == PRIMARY
     assert primary_of({}) == "median" and reference_of("min", None) is None
 
 
