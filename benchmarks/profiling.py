@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     unstable = [int(sum(bool(r.unstable) for r in p["rows"])) for p in hw]
     stop_reasons = [dict(sorted({s: sum(r.stop_reason == s for r in p["rows"]) for s in {r.stop_reason for r in p["rows"]}}.items())) for p in hw]
     runs = [float(np.mean([r.n_runs for r in p["rows"]])) for p in hw]
-    primary = "calibrated_" + PRIMARY if PRIMARY.startswith(PAIRED_PREFIX) else PRIMARY
+    primary = PRIMARY
     # What the unstable flag tests, per network: the p10's relative CI and the spread between visits;
     # the share of networks a threshold would flag, so the threshold is chosen on quiet and loaded hosts.
     default_protocol = ProtocolSettings()

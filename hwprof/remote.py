@@ -262,13 +262,10 @@ class SshRunner(Runner):
         return self._renamed(parse_reply(reply))
 
     def _renamed(self, result: WorkResult) -> WorkResult:
-        name = self.target.name
-        info = result.device_info
-        info = DeviceInfo(name=name, runtime=info.runtime, runtime_version=info.runtime_version, cpu_model=info.cpu_model,
-                          cores_logical=info.cores_logical, settings=info.settings,
-                          extra={**info.extra, "adapter": info.name, "ssh": f"{self.target.destination}:{self.target.port}"})
-        measurements = tuple(replace(m, device=name) for m in result.measurements)
-        return WorkResult(info, result.host, measurements)
+        name, info = self.target.name, result.device_info
+        where = f"{self.target.destination}:{self.target.port}"
+        info = replace(info, name=name, extra={**info.extra, "adapter": info.name, "ssh": where})
+        return WorkResult(info, result.host, tuple(replace(m, device=name) for m in result.measurements))
 
 
 def trust_host(target: SshTarget, accept: bool, scan_timeout_s: int = CONNECT_TIMEOUT_S) -> list[str]:
