@@ -102,7 +102,7 @@ def profile(
     max_runs: int = typer.Option(1000, "--max-runs"),
     max_time_s: float = typer.Option(10.0, "--max-time-s", help="Cap on timed runs per model (seconds)."),
     rounds: int = typer.Option(5, "--rounds", help="Visit each model at least this many times, interleaved with its group (1 = one block per model, pyperf-style)."),
-    max_rounds: int = typer.Option(10, "--max-rounds", help="Visit a model at most this many times while its estimate is not stable."),
+    max_rounds: Optional[int] = typer.Option(None, "--max-rounds", help="Visit a model at most this many times while its estimate is not stable [default: 10, or --rounds when higher]."),
     visit_runs: int = typer.Option(20, "--visit-runs", help="Timed runs per visit (interleaved)."),
     interleave: int = typer.Option(50, "--interleave", help="Models measured together, in alternating rounds."),
     calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Also time the space's calibration models in every group and store calibrated latencies (needs --rounds > 1)."),
@@ -130,7 +130,8 @@ def profile(
         raise ConfigError(f"-n must be >= 1, got {n}")
     protocol = ProtocolSettings(
         target_rel_ci=target_ci, min_runs=min_runs, max_runs=max_runs, max_time_s=max_time_s, rounds=rounds,
-        max_rounds=max(max_rounds, rounds), visit_runs=visit_runs,
+        # an explicit --max-rounds below --rounds is refused by validate(); only the default follows --rounds up
+        max_rounds=max(ProtocolSettings.max_rounds, rounds) if max_rounds is None else max_rounds, visit_runs=visit_runs,
     )
     protocol.validate()
     dev, runner = resolve_device(device, settings, config)

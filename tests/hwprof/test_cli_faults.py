@@ -186,6 +186,7 @@ def test_a_signalled_profile_marks_its_run_interrupted_and_keeps_its_rows(tmp_pa
         (["--drift-every", "-5"], "drift_every must be an integer >= 0"),
         (["--drift-threshold", "-1"], "drift_threshold_rel must be a number > 0"),
         (["--drift-threshold", "0"], "drift_threshold_rel must be a number > 0"),
+        (["--rounds", "5", "--max-rounds", "3"], "max_rounds must be >= rounds (5), got 3"),
     ],
 )
 def test_bad_profile_options_are_refused_before_any_run(tmp_path, capsys, argv, needle):
