@@ -96,32 +96,49 @@ def availability(rt: Runtime) -> str:
     return ""
 
 
-def export_all(runtimes: list[Runtime], spaces: dict[str, list], cache: Path) -> tuple[dict, dict]:
-    """Export every network once per (format, precision), timed; then again (cache hits), timed."""
-    from hwprof.artifacts import export_architecture, exporter_for
+def export_all(runtimes: list[Runtime], spaces: dict[str, list], cache: Path, sizes: dict[tuple[str, str], int]) -> tuple[dict, dict]:
+    """Export every network once per (format, precision), timed; then again (cache hits), timed.
+
+    ``sizes[(space, format)]`` caps a format to the first networks of the space's sample (slow converters).
+    ``export_s`` keeps only true conversions (the build ran): a cache already holding some files does not
+    pass its hits off as conversions.
+    """
+    from hwprof.artifacts import ArtifactCache, exporter_for, space_inputs
+    from hwprof.artifacts import WEIGHT_SEED
 
     artifacts: dict[tuple[str, str, str], list[ModelArtifact]] = {}
     times: dict[str, dict[str, list[float]]] = {}
+    store = ArtifactCache(cache)
     for rt in runtimes:
         device = registry.get_device(rt.device, **rt.settings)
         exporter = exporter_for(device.supported_formats, rt.precision)
-        for space_name, (space, archs) in spaces.items():
+        for space_name, (space, sample) in spaces.items():
             key = (space_name, exporter.format, rt.precision)
             if key in artifacts:
                 continue
+            archs = sample[: sizes.get((space_name, exporter.format), len(sample))]
             cold, warm, got = [], [], []
             for arch in archs:
+                built = []
+
+                def build(arch=arch, built=built):
+                    built.append(True)
+                    return space.build(arch, seed=WEIGHT_SEED)
+
                 t0 = time.perf_counter()
-                got.append(export_architecture(space, arch, cache, exporter.format, rt.precision, exporter=exporter))
-                cold.append(time.perf_counter() - t0)
-            for arch in archs:
+                got.append(store.get_or_export(arch, build, space_inputs(space), exporter, rt.precision, WEIGHT_SEED))
+                if built:
+                    cold.append(time.perf_counter() - t0)
+            for arch, first in zip(archs, got):
                 t0 = time.perf_counter()
-                again = export_architecture(space, arch, cache, exporter.format, rt.precision, exporter=exporter)
+                again = store.get_or_export(arch, lambda: space.build(arch, seed=WEIGHT_SEED), space_inputs(space), exporter,
+                                            rt.precision, WEIGHT_SEED)
                 warm.append(time.perf_counter() - t0)
-                assert again.sha256 == got[len(warm) - 1].sha256
+                assert again.sha256 == first.sha256
             artifacts[key] = got
             times[f"{space_name}/{exporter.name}/{rt.precision}"] = {"export_s": cold, "cache_hit_s": warm}
-            print(f"  exported {len(got)} {space_name} {exporter.format} {rt.precision}: median {np.median(cold):.1f} s, "
+            conv = f"median {np.median(cold):.1f} s" if cold else "all cached"
+            print(f"  exported {len(got)} {space_name} {exporter.format} {rt.precision}: {len(cold)} converted ({conv}), "
                   f"cache hit {np.median(warm) * 1000:.0f} ms", flush=True)
     return artifacts, times
 
@@ -193,6 +210,10 @@ def main() -> None:
     ap.add_argument("--nb201", type=int, default=100)
     ap.add_argument("--fbnet", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tflite-nb201", type=int, default=None,
+                    help="LiteRT runtimes: only the first N networks of the NB201 sample (default: all; TFLite conversion "
+                         "takes 7-40 s a network on this VM)")
+    ap.add_argument("--tflite-fbnet", type=int, default=None, help="LiteRT runtimes: the first N of the FBNet sample")
     ap.add_argument("--k", type=int, default=K_SHOT, help="measured networks of the target runtime in the transfer study")
     ap.add_argument("--cache-dir", type=Path, default=None, help="export cache (default: a fresh temporary folder)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "runtimes.json")
@@ -223,11 +244,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hwprof-runtimes-") as tmp:
         cache = args.cache_dir or Path(tmp) / "cache"
         print(f"exporting into {cache}")
-        artifacts, export_times = export_all(usable, spaces, cache)
+        sizes = {(name, "tflite"): n for name, n in (("nb201", args.tflite_nb201), ("fbnet", args.tflite_fbnet)) if n is not None}
+        artifacts, export_times = export_all(usable, spaces, cache, sizes)
         cold_file = cache / COLD_TIMES
         if args.export_only:
             if not args.cache_dir:
                 ap.error("--export-only needs --cache-dir (a temporary cache would be deleted)")
+            earlier = _earlier_cold_run(cold_file, args)  # an interrupted earlier --export-only run's conversions
+            for key, v in (earlier or {}).get("export_times", {}).items():
+                if key in export_times:
+                    export_times[key]["export_s"] = v["export_s"] + export_times[key]["export_s"]
             cold_file.write_text(json.dumps({"config": {"nb201": args.nb201, "fbnet": args.fbnet, "seed": args.seed},
                                              "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
                                              "host": host_metadata(("litert-torch", "onnxruntime")), "export_times": export_times}))
@@ -269,13 +295,16 @@ def main() -> None:
                              "top1_agreement_min": float(np.min(agree)) if agree else None, "checked": len(agree)}
     labels = [rt.label for rt in usable]
     result: dict[str, Any] = {
-        "config": {"nb201": args.nb201, "fbnet": args.fbnet, "seed": args.seed, "protocol": PROTOCOL.to_json(),
+        "config": {"nb201": args.nb201, "fbnet": args.fbnet, "seed": args.seed,
+                   "tflite_nb201": args.tflite_nb201, "tflite_fbnet": args.tflite_fbnet, "protocol": PROTOCOL.to_json(),
                    "k_shot": args.k, "transfer_splits": TRANSFER_SPLITS},
         "runtimes": {rt.label: {"device": rt.device, "precision": rt.precision, "settings": rt.settings} for rt in usable},
         "skipped": skipped,
         "host": host_metadata(("ai-edge-litert", "litert-torch", "onnxruntime")),
-        "export": {k: {"export_s_median": float(np.median(v["export_s"])), "export_s_p90": float(np.percentile(v["export_s"], 90)),
-                       "cache_hit_ms_median": float(np.median(v["cache_hit_s"]) * 1000), "n": len(v["export_s"])}
+        "export": {k: {"export_s_median": float(np.median(v["export_s"])) if v["export_s"] else None,
+                       "export_s_p90": float(np.percentile(v["export_s"], 90)) if v["export_s"] else None,
+                       "cache_hit_ms_median": float(np.median(v["cache_hit_s"]) * 1000), "n_converted": len(v["export_s"]),
+                       "n": len(v["cache_hit_s"])}
                    for k, v in export_times.items()},
         "numerics": numerics,
         "spaces": {},
@@ -286,9 +315,12 @@ def main() -> None:
     for space_name in spaces:
         lat1 = {lb: np.asarray(passes[0][lb][space_name]) for lb in labels}
         lat2 = {lb: np.asarray(passes[1][lb][space_name]) for lb in labels}
+        # a runtime capped to the first networks of the sample (--tflite-*) is compared on the common prefix
+        pair = lambda a, b: (lat1[a][: min(len(lat1[a]), len(lat1[b]))], lat1[b][: min(len(lat1[a]), len(lat1[b]))])  # noqa: E731
         sec: dict[str, Any] = {
+            "networks": {lb: int(len(lat1[lb])) for lb in labels},
             "latency_ms": {lb: summarise(lat1[lb]) for lb in labels},
-            "spearman": {a: {b: spearman(lat1[a], lat1[b]) for b in labels} for a in labels},
+            "spearman": {a: {b: spearman(*pair(a, b)) for b in labels} for a in labels},
             "reproducibility": {lb: {"spearman": spearman(lat1[lb], lat2[lb]),
                                      "median_abs_rel_diff": float(np.median(np.abs(lat2[lb] / lat1[lb] - 1)))} for lb in labels},
             "int8_speedup": {},
@@ -297,19 +329,19 @@ def main() -> None:
         }
         for fp32, int8 in (("ort-fp32", "ort-int8"), ("litert-fp32", "litert-int8")):
             if fp32 in lat1 and int8 in lat1:
-                ratio = lat1[fp32] / lat1[int8]
+                a, b = pair(fp32, int8)
+                ratio = a / b
                 sec["int8_speedup"][int8] = {"median": float(np.median(ratio)), "min": float(ratio.min()), "max": float(ratio.max())}
-        n = len(next(iter(lat1.values()))) if lat1 else 0
-        if n >= args.k + 3:  # at least 3 held-out networks to rank
-            for src in labels:
-                for dst in labels:
-                    if src != dst:
-                        sec["transfer"][f"{src}->{dst}"] = transfer(lat1[src], lat1[dst], args.k, TRANSFER_SPLITS)
+        for src in labels:
             for dst in labels:
-                others = [lb for lb in labels if lb != dst]
-                if len(others) > 1:  # all other runtimes as sources; K=0 column: the first of them
-                    stacked = np.stack([lat1[lb] for lb in others], axis=1)
-                    sec["transfer"][f"{'+'.join(others)}->{dst}"] = transfer(stacked, lat1[dst], args.k, TRANSFER_SPLITS)
+                if src != dst and min(len(lat1[src]), len(lat1[dst])) >= args.k + 3:  # >= 3 held-out networks to rank
+                    sec["transfer"][f"{src}->{dst}"] = transfer(*pair(src, dst), args.k, TRANSFER_SPLITS)
+        for dst in labels:
+            others = [lb for lb in labels if lb != dst]
+            m = min(len(lat1[lb]) for lb in labels)
+            if len(others) > 1 and m >= args.k + 3:  # all other runtimes as sources; K=0 column: the first of them
+                stacked = np.stack([lat1[lb][:m] for lb in others], axis=1)
+                sec["transfer"][f"{'+'.join(others)}->{dst}"] = transfer(stacked, lat1[dst][:m], args.k, TRANSFER_SPLITS)
         result["spaces"][space_name] = sec
     result["elapsed_s"] = time.time() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -339,7 +371,9 @@ def print_tables(result: dict[str, Any], labels: list[str], k: int) -> None:
                       f"MAPE K={k} {t[f'mape_k{k}']:.1%}")
     print("\nexport")
     for k, v in result["export"].items():
-        print(f"{k:<28} median {v['export_s_median']:.2f} s  p90 {v['export_s_p90']:.2f} s  cache hit {v['cache_hit_ms_median']:.1f} ms")
+        conv = (f"median {v['export_s_median']:.2f} s  p90 {v['export_s_p90']:.2f} s ({v['n_converted']} converted)"
+                if v["n_converted"] else "no conversion timed (all cached)")
+        print(f"{k:<28} {conv}  cache hit {v['cache_hit_ms_median']:.1f} ms")
     for k, v in result["numerics"].items():
         print(f"numerics {k:<24} {v}")
 
