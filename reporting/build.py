@@ -9,7 +9,7 @@ from typing import Callable, Mapping, Sequence
 
 from hwprof import __version__
 from hwprof.errors import ConfigError
-from reporting.inputs import ModnasInput, PredictorInput, SearchInput, StoreInput, load_input
+from reporting.inputs import ModnasInput, PredictorInput, SearchInput, StoreInput, detect_kind, load_input
 from reporting.page import ReportTable, Section, check_target, render, write_atomic
 from reporting.sections import extra_sections, modnas_section, predictor_section, search_sections, store_section
 
@@ -43,10 +43,11 @@ def build_report(
             raise ConfigError(f"extra report section {name!r} is a {type(table).__name__}; expected a ReportTable")
     check_target(out, overwrite)
     sections: list[Section] = []
-    for done, path in enumerate(inputs):
+    kinds = [detect_kind(path) for path in inputs]  # every path checked before the slow reads
+    for done, (path, kind) in enumerate(zip(inputs, kinds), 1):
+        data = load_input(path, kind)
         if on_progress is not None:
             on_progress("reading report inputs", done, len(inputs), str(path))
-        data = load_input(path)
         if isinstance(data, StoreInput):
             sections.append(store_section(data))
         elif isinstance(data, PredictorInput):
@@ -55,8 +56,6 @@ def build_report(
             sections.extend(search_sections(data))
         elif isinstance(data, ModnasInput):
             sections.append(modnas_section(data))
-    if on_progress is not None:
-        on_progress("reading report inputs", len(inputs), len(inputs), "")
     sections.extend(extra_sections(extra or {}))
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     preamble = (

@@ -143,10 +143,10 @@ def detect_kind(path: str | Path) -> str:
     raise ConfigError(f"{str(path)!r} is not a file hwprof report can read; {EXPECTED}")
 
 
-def load_input(path: str | Path) -> ReportInput:
-    """The record of one input, whatever its kind."""
+def load_input(path: str | Path, kind: str | None = None) -> ReportInput:
+    """The record of one input, whatever its kind (``kind``: what :func:`detect_kind` said, to skip asking again)."""
     path = Path(path)
-    kind = detect_kind(path)
+    kind = kind or detect_kind(path)
     if kind == "store":
         return load_store(path)
     if kind == "predictor":

@@ -242,7 +242,6 @@ def _search_section(data: SearchInput, result: Any) -> Section:
         return Section(f"Search: {result.algorithm} seed {result.seed}", tuple(blocks), subtitle=str(data.path))
     i = _cost_index(result)
     name = result.cost_names[i]
-    unit = result.cost_units[i]
     blocks.append(Note(
         f"{result.algorithm} on {result.space}: {result.n_evaluations} of {result.budget} evaluations, stopped: "
         f"{result.stop_reason}; accuracy from {result.evaluator} ({result.evaluator_unit}); "
@@ -258,7 +257,7 @@ def _search_section(data: SearchInput, result: Any) -> Section:
     )
     blocks.append(ReportTable(
         ("", "evaluation", f"{result.evaluator} ({result.evaluator_unit})", *cost_cols, "architecture"), rows,
-        note=f"the Pareto set of the feasible architectures (accuracy up, {name} {unit} down)",
+        note=f"the Pareto set of the feasible architectures (accuracy up, {name} down)",
     ))
     return Section(f"Search: {result.algorithm} seed {result.seed} ({data.path.name})", tuple(blocks), subtitle=str(data.path))
 
