@@ -12,6 +12,7 @@ from reporting.page import Block, Note, Plot, ReportTable, Section
 BAND = 0.10  # the +-10% band of the predicted-vs-measured plot (the metrics' within_10pct)
 MAX_RUNS_SHOWN = 20
 MAX_LISTED = 10
+MAX_BOX_POINTS = 2000  # beyond this a box draws only its outliers: thousands of SVG points make the page crawl
 HOST_FIELDS = (
     ("hostname", "host"), ("cpu_model", "CPU"), ("cores_logical", "logical cores"), ("cores_physical", "physical cores"),
     ("cpu_affinity", "CPU affinity"), ("scaling_governor", "frequency governor"), ("intel_pstate_no_turbo", "intel_pstate no_turbo"),
@@ -91,7 +92,8 @@ def latency_distribution(data: StoreInput) -> Any:
                   showlegend=False)  # fmt: skip
     for g in data.groups:
         fig.add_trace(go.Box(
-            y=list(g.latency_ms), name=g.label, boxpoints="all", jitter=0.4, pointpos=0, text=list(g.specs),
+            y=list(g.latency_ms), name=g.label, boxpoints="all" if len(g.latency_ms) <= MAX_BOX_POINTS else "outliers",
+            jitter=0.4, pointpos=0, text=list(g.specs),
             hovertemplate="%{text}<br>%{y:.4g} ms<extra>" + g.label + "</extra>",
         ))  # fmt: skip
     if _wide(all_ms):

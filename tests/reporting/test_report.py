@@ -238,3 +238,15 @@ def test_make_store_fixture_is_an_hwprof_store(tmp_path):
     assert isinstance(data, StoreInput) and data.summary.counts["measurements"] == N_ARCHS
     page = build_report([db], tmp_path / "r.html").read_text(encoding="utf-8")
     assert "all 1 drift checks stayed within their threshold" in page
+
+
+def test_a_large_group_draws_its_outliers_only():
+    from reporting.inputs import LatencyGroup
+    from reporting.sections import MAX_BOX_POINTS, latency_distribution
+
+    def group(n: int) -> LatencyGroup:
+        return LatencyGroup("d", "rt 1", "fp32", "min", {}, tuple(map(str, range(n))), tuple(1.0 + i for i in range(n)), 0)
+
+    data = StoreInput(None, None, (group(10), group(MAX_BOX_POINTS + 1)), (), (), {})  # type: ignore[arg-type]
+    small, large = latency_distribution(data).data
+    assert small.boxpoints == "all" and large.boxpoints == "outliers"
