@@ -5,7 +5,8 @@ after plotly.js (inlined, no CDN). A small collector, installed before
 anything else runs, records uncaught errors, rejected promises and
 ``console.error`` calls into ``#report-console-errors`` (shown only when not
 empty), and ``body[data-plots-rendered]`` says how many plots finished
-drawing, so a headless browser can check the page as a reader would see it.
+drawing (``body[data-plot-boxes]``: where each is on the page), so a headless
+browser can check the page as a reader would see it.
 """
 
 from __future__ import annotations
@@ -109,7 +110,14 @@ _DRAW = """(function () {
   var specs = JSON.parse(document.getElementById("report-figures").textContent);
   var config = {displaylogo: false, responsive: true};
   Promise.all(specs.map(function (s) { return Plotly.newPlot(s.id, s.figure.data, s.figure.layout, config); }))
-    .then(function () { document.body.setAttribute("data-plots-rendered", String(specs.length)); },
+    .then(function () {
+      var boxes = specs.map(function (s) {
+        var r = document.getElementById(s.id).getBoundingClientRect();
+        return [s.id, Math.round(r.left + window.scrollX), Math.round(r.top + window.scrollY), Math.round(r.width), Math.round(r.height)];
+      });
+      document.body.setAttribute("data-plot-boxes", JSON.stringify(boxes));
+      document.body.setAttribute("data-plots-rendered", String(specs.length));
+    },
           function (e) { window.reportError("plotting failed: " + (e && e.message ? e.message : e)); });
 })();"""
 

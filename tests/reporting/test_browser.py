@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html.parser
 import io
+import json
 import os
 import shutil
 import signal
@@ -67,6 +68,7 @@ class PlotCheck(html.parser.HTMLParser):
         self.errors_text = ""
         self.errors_count: str | None = None
         self.rendered: str | None = None
+        self.boxes: list[list] = []  # [id, x, y, width, height] of each plot on the page
         self._in_errors = False
 
     def handle_starttag(self, tag, attrs):
@@ -74,6 +76,7 @@ class PlotCheck(html.parser.HTMLParser):
         classes = (a.get("class") or "").split()
         if tag == "body":
             self.rendered = a.get("data-plots-rendered")
+            self.boxes = json.loads(a.get("data-plot-boxes") or "[]")
         if tag == "pre" and a.get("id") == "report-console-errors":
             self.errors_count, self._in_errors = a.get("data-count"), True
         plot = a.get("id") if tag == "div" and "report-plot" in classes else None
@@ -137,14 +140,20 @@ def test_the_collector_reports_script_errors_and_unrendered_plots(tmp_path):
     assert check.drawn == {"p": False}
 
 
-def test_screenshot_shows_the_plots(rendered):
+def test_screenshot_shows_every_plot(rendered):
+    """Each plot's own region of the screenshot holds a drawing: many colours, and plotly's trace colours."""
     from PIL import Image
 
     result, shot = rendered
     assert shot.is_file(), result.stderr[-2000:]
     image = Image.open(io.BytesIO(shot.read_bytes())).convert("RGB")
     assert image.size == WINDOW
-    colours = image.getcolors(maxcolors=1 << 20)
-    assert colours is not None and len(colours) > 200, "the screenshot is (nearly) blank"
-    present = {rgb for _, rgb in colours}
-    assert any(c in present for c in TRACE_RGB), "no plotly trace colour on the screen: the plots did not draw"
+    check = PlotCheck()
+    check.feed(result.dom)
+    assert len(check.boxes) == 3
+    for plot_id, x, y, w, h in check.boxes:
+        assert w > 300 and h > 300 and y + h <= WINDOW[1], f"{plot_id} at {(x, y, w, h)} is not inside the screenshot"
+        colours = image.crop((x, y, x + w, y + h)).getcolors(maxcolors=1 << 20)
+        assert colours is not None and len(colours) > 50, f"{plot_id}'s region of the screenshot is (nearly) blank"
+        present = {rgb for _, rgb in colours}
+        assert any(c in present for c in TRACE_RGB), f"no plotly trace colour in {plot_id}'s region: it did not draw"
