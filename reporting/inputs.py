@@ -232,7 +232,8 @@ def load_predictor_dir(path: Path) -> PredictorInput:
         missing = (
             "trained without a validation split, so there are no held-out predictions"
             if info.metrics is None
-            else "this directory keeps no held-out predictions (saved before hwprof kept them); retrain it to draw them"
+            else "the directory keeps no held-out predictions (only `hwprof train` writes them, and only since "
+            "hwprof kept them; an older or adapted predictor has none): retrain it to draw them"
         )
     return PredictorInput(
         path=path, name=info.name, device=info.device, space=predictor_space(info), n_train=info.n_train,
