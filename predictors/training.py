@@ -16,6 +16,9 @@ context carries and the saved metadata records).
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -47,6 +50,9 @@ from predictors.registry import get_predictor_class
 # description of a phase -> report(done, total) for it (the CLI passes ProgressDisplay.reporter).
 PhaseProgress = Callable[[str], ProgressCallback]
 CACHE_DIR_NAME = ".hwprof-cache"
+# Beside predictor.json: the held-out architectures with their measured and predicted latency (for plots).
+HELD_OUT_FILE = "held_out_predictions.json"
+HELD_OUT_FORMAT = 1
 
 
 def _reporter(progress: PhaseProgress | None, description: str) -> ProgressCallback | None:
@@ -126,10 +132,95 @@ class TrainingResult:
     train_metrics: LatencyMetrics
     held_out: LatencyMetrics | None  # None without a validation split of >= 2 architectures
     extra: Mapping[str, Any] = field(default_factory=dict)
+    held_out_predicted_ms: np.ndarray | None = None  # in ``val_idx`` order; None when ``held_out`` is
 
     def save(self, directory: str | Path) -> Path:
-        """Save the predictor with its device, held-out metrics and metadata; returns the metadata path."""
-        return save(self.predictor, directory, device=self.data.device, metrics=self.held_out, extra=self.extra)
+        """Save the predictor with its device, held-out metrics and metadata; returns the metadata path.
+
+        The held-out predictions go to ``held_out_predictions.json`` beside it (see
+        :func:`read_held_out`). A file left by an earlier predictor in the directory
+        is removed first, so an interrupted save never pairs a new model with old points.
+        """
+        held_out_path = Path(directory) / HELD_OUT_FILE
+        try:
+            held_out_path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise PersistenceError(f"cannot replace {str(held_out_path)!r}: {exc.strerror or exc}") from None
+        path = save(self.predictor, directory, device=self.data.device, metrics=self.held_out, extra=self.extra)
+        if self.held_out_predicted_ms is not None:
+            _write_held_out(held_out_path, self)
+        return path
+
+
+@dataclass(frozen=True)
+class HeldOutPredictions:
+    """The validation architectures of a saved predictor with their measured and predicted latency (ms)."""
+
+    archs: tuple[str, ...]
+    measured_ms: np.ndarray
+    predicted_ms: np.ndarray
+    device: str | None
+    data: str
+
+
+def _write_held_out(path: Path, result: TrainingResult) -> None:
+    info: PredictorInfo = result.predictor.info_
+    assert result.held_out_predicted_ms is not None
+    doc = {
+        "format_version": HELD_OUT_FORMAT,
+        # which saved predictor these points belong to: read_held_out refuses them for any other
+        "predictor": {"name": info.name, "train_sha256": info.train_hash, "created_at": info.created_at},
+        "device": result.data.device,
+        "data": result.data.source,
+        "archs": [result.data.archs[i] for i in result.val_idx],
+        "measured_ms": [float(x) for x in result.data.latency_ms[result.val_idx]],
+        "predicted_ms": [float(x) for x in result.held_out_predicted_ms],
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:
+            f.write(json.dumps(doc, allow_nan=False) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise PersistenceError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+
+
+def read_held_out(directory: str | Path, info: PredictorInfo | None = None) -> HeldOutPredictions | None:
+    """The held-out predictions saved beside a predictor, or None when it has none (older directories,
+    or trained without a validation split).
+
+    PersistenceError when the file is corrupt or belongs to another predictor than
+    the one saved there now (``info``, read from the directory when not given).
+    """
+    directory = Path(directory)
+    info = info if info is not None else read_info(directory)
+    path = directory / HELD_OUT_FILE
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        owner = doc["predictor"]
+        archs = tuple(str(a) for a in doc["archs"])
+        measured = np.asarray(doc["measured_ms"], dtype=np.float64)
+        predicted = np.asarray(doc["predicted_ms"], dtype=np.float64)
+        version = doc["format_version"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise PersistenceError(f"{path} is corrupt: {type(exc).__name__}: {exc}") from None
+    if version != HELD_OUT_FORMAT:
+        raise PersistenceError(f"{path} has format version {version!r}; this hwprof reads {HELD_OUT_FORMAT}")
+    if not (len(archs) == measured.size == predicted.size) or measured.ndim != 1 or predicted.ndim != 1:
+        raise PersistenceError(
+            f"{path} is corrupt: {len(archs)} architectures, {measured.size} measured and {predicted.size} predicted latencies"
+        )
+    if not (np.all(np.isfinite(measured)) and np.all(np.isfinite(predicted))):
+        raise PersistenceError(f"{path} is corrupt: it holds non-finite latencies")
+    mine = {"name": info.name, "train_sha256": info.train_hash, "created_at": info.created_at}
+    if not isinstance(owner, dict) or any(owner.get(k) != v for k, v in mine.items()):
+        raise PersistenceError(
+            f"{path} belongs to another predictor than the one saved in {str(directory)!r} (retrain to refresh it)"
+        )
+    return HeldOutPredictions(archs, measured, predicted, doc.get("device"), str(doc.get("data", "")))
 
 
 def train_predictor(
@@ -174,9 +265,10 @@ def train_predictor(
     report = _reporter(progress, f"training {name} on {len(train_idx)} architectures")
     predictor.fit_archs(train_archs, y_train, featurizer=featurizer, context=context, progress=report)
     train_metrics = evaluate_predictions(y_train, predictor.predict_archs(train_archs, context=context))
-    held_out = None
+    held_out = predicted_val = None
     if len(val_idx) >= 2:
-        held_out = evaluate_predictions(y_val, predictor.predict_archs(val_archs, context=context))
+        predicted_val = np.asarray(predictor.predict_archs(val_archs, context=context), dtype=np.float64)
+        held_out = evaluate_predictions(y_val, predicted_val)
     extra: dict[str, Any] = {"space": data.space}
     if featurizer is not None:
         extra["features"] = featurizer.feature_set
@@ -185,7 +277,7 @@ def train_predictor(
         extra.update(context.options)
     extra["data"] = data.source
     extra["split"] = {"seed": seed, "val_fraction": val_fraction, "n_train": int(len(train_idx)), "n_val": int(len(val_idx))}
-    return TrainingResult(predictor, data, train_idx, val_idx, train_metrics, held_out, extra)
+    return TrainingResult(predictor, data, train_idx, val_idx, train_metrics, held_out, extra, predicted_val)
 
 
 # --- applying a saved predictor ---------------------------------------------------------------------

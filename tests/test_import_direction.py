@@ -1,4 +1,4 @@
-"""Dependencies point one way (ARCHITECTURE.md): cli -> {nas, predictors, devices} -> hwprof, nas -> predictors.
+"""Dependencies point one way (ARCHITECTURE.md): cli -> reporting -> {nas, predictors, devices} -> hwprof, nas -> predictors.
 
 Walks every import statement of the first-party packages with ``ast`` (also
 those inside functions: a lazy import is still a dependency) and checks the
@@ -12,14 +12,15 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("hwprof", "devices", "predictors", "nas")
+PACKAGES = ("hwprof", "devices", "predictors", "nas", "reporting")
 
 # layer -> first-party packages it must not import
 FORBIDDEN = {
-    "hwprof": ("devices", "predictors", "nas"),  # the core (hwprof.cli excepted)
-    "devices": ("predictors", "nas"),
-    "predictors": ("nas",),
-    "nas": (),
+    "hwprof": ("devices", "predictors", "nas", "reporting"),  # the core (hwprof.cli excepted)
+    "devices": ("predictors", "nas", "reporting"),
+    "predictors": ("nas", "reporting"),
+    "nas": ("reporting",),
+    "reporting": (),  # the top layer: only hwprof.cli imports it
 }
 
 
