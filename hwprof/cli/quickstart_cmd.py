@@ -158,8 +158,7 @@ def _train(db: Path, device: str, out: Path, seed: int) -> tuple[list[Candidate]
     from predictors.advice import few_networks_warning
     from predictors.data import from_store, split_indices
     from predictors.metrics import evaluate_predictions
-    from predictors.persistence import save
-    from predictors.training import default_cache_dir, train_predictor
+    from predictors.training import TrainingResult, default_cache_dir, train_predictor
     from predictors.transfer.workflow import SourceSpec, open_sources
 
     data = from_store(db, device, "nb201")
@@ -185,12 +184,15 @@ def _train(db: Path, device: str, out: Path, seed: int) -> tuple[list[Candidate]
         sources = sources.live_equivalent().pretrained(seed=seed, progress=display.reporter)
         fit, held = data.subset(train_idx), data.subset(val_idx)
         adapted = sources.model.adapt(list(fit.archs), fit.latency_ms)
-    metrics = evaluate_predictions(held.latency_ms, adapted.predict_archs(list(held.archs)))
+    predicted = adapted.predict_archs(list(held.archs))
+    metrics = evaluate_predictions(held.latency_ms, predicted)
     target = out / "predictors" / "adapt"
     extra = {"space": "nb201", "transfer": {"method": sources.model.method, "sources": sources.description,
                                            "source_devices": list(sources.model.devices), "samples": list(fit.archs),
                                            "select": "quickstart split", "live_equivalent": True}}
-    save(adapted, target, device=device, metrics=metrics, extra=extra)
+    # saved like a trained predictor, with its held-out predictions, so the report plots it beside the others
+    TrainingResult(adapted, data, train_idx, val_idx, evaluate_predictions(fit.latency_ms, adapted.predict_archs(list(fit.archs))),
+                   metrics, extra, predicted).save(target)
     how = f"hwprof adapt --db {db} -d {device} -k {len(train_idx)} --sources-csv {table} -o {target}"
     candidates.append(Candidate("adapt", target, metrics, how))
     rows.append((f"adapt {sources.model.method} (21 devices + {len(train_idx)})", metrics))
@@ -276,18 +278,25 @@ def _verify(dev: Any, space: Any, db: Path, outcome: Any, chosen: Candidate, bou
 
 def _report(out: Path, db: Path, candidates: list[Candidate], outcome: Any, rows: list[dict[str, Any]], bound: float,
             chosen: Candidate) -> Path:
-    from reporting import build_report
+    from reporting import ReportTable, build_report
 
     target = out / "report.html"
-    sections = {
-        "chosen networks, measured": {
-            "note": f"LayerNAS with the {chosen.name} predictor as its latency cost, bound {bound} ms; "
-                    "each chosen network then measured on this machine",
-            "rows": rows,
-        }
-    }
+    predictors = ReportTable(
+        ("predictor", "trained from", "Spearman", "within ±10%", "MAPE", "used by the search"),
+        [(c.name, c.how, c.metrics.spearman, c.metrics.within_10pct, c.metrics.mape, "yes" if c is chosen else "")
+         for c in candidates],
+        note="all three measured on the same held-out networks of this machine",
+    )
+    verified = ReportTable(
+        ("network", "accuracy", "predicted ms", "measured ms", "error", "meets the bound"),
+        [(r["spec"], r["accuracy"], r["predicted_ms"], r["measured_ms"], r["rel_error"],
+          None if r["meets_bound"] is None else ("yes" if r["meets_bound"] else "no")) for r in rows],
+        note=f"LayerNAS with the {chosen.name} predictor as its latency cost under predicted latency <= {bound} ms; "
+             "each chosen network then measured on this machine",
+    )
     inputs = [db, *(c.directory for c in candidates), outcome.out]
-    return build_report(inputs, target, title="hwprof quickstart", overwrite=True, extra=sections)
+    extra = {"predictors compared on the held-out networks": predictors, "chosen networks, measured": verified}
+    return build_report(inputs, target, title="hwprof quickstart", overwrite=True, extra=extra)
 
 
 def register(app: typer.Typer) -> None:
