@@ -82,7 +82,7 @@ def _checked(root_ctx: Any, command: Any, path: tuple[str, ...], option: Any, va
     try:
         converted = option.process_value(ctx, value)
     except Exception as exc:  # click's BadParameter/UsageError (typer vendors its own click): say where
-        message = getattr(exc, "format_message", lambda: str(exc))()
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         raise ConfigError(f"{where} = {value!r}: {message}") from None
     if isinstance(converted, Path):
         return str(base / Path(value).expanduser())
