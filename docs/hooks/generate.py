@@ -123,6 +123,8 @@ def _default(param: Any) -> str:
         return "—" if not value else _code(", ".join(map(str, value)))
     if isinstance(value, bool) and getattr(param, "secondary_opts", None):
         return _code(param.opts[0] if value else param.secondary_opts[0])
+    if isinstance(value, bool):
+        return "on" if value else "off"
     return _code(value)
 
 

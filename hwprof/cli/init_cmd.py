@@ -13,7 +13,11 @@ def init(
     path: Path = typer.Argument(Path("hwprof.toml"), help="The file to write."),
     force: bool = typer.Option(False, "--force", help="Replace an existing file."),
 ) -> None:
-    """Write a commented hwprof.toml: option defaults for every command ([defaults]) and remote devices ([devices.NAME])."""
+    """Write a commented hwprof.toml: the option defaults of every command and remote devices, all commented out.
+
+    Refuses to replace an existing file unless --force; the file is written
+    atomically (a cut write never leaves half a file).
+    """
     from hwprof.config import write_template
 
     written = write_template(path, force=force)

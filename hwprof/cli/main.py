@@ -51,7 +51,7 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks and debug logs."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
     config: Optional[Path] = typer.Option(
-        None, "--config", help="Project file: option defaults ([defaults]) and remote devices (default: $HWPROF_CONFIG or ./hwprof.toml)."),
+        None, "--config", help="Project file with option defaults and remote devices (default: $HWPROF_CONFIG or ./hwprof.toml; `hwprof init` writes one)."),
 ) -> None:
     CliState.debug = debug
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
