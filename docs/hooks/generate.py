@@ -175,6 +175,8 @@ def script_for(json_path: Path) -> Path | None:
 
 def _result_section(path: Path) -> list[str]:
     data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        data = {"results": data}
     lines = [f"## {path.stem}", "", f"File: `benchmarks/results/{path.name}`.", ""]
     script = script_for(path)
     if script is not None:
@@ -196,22 +198,23 @@ def _result_section(path: Path) -> list[str]:
 
 
 def _quote(doc: str) -> list[str]:
-    """The docstring as a block quote; its indented command lines (``python ...``) stay a code block."""
+    """The docstring as a block quote; its indented command lines (``python ...``) stay a code block.
+
+    An indented code block, not a fence: Python-Markdown's fences do not work inside a block quote.
+    """
     out: list[str] = []
     in_code = False
     for line in doc.splitlines():
         if line.startswith("    ") and line.strip().startswith(("python ", "hwprof ", "nice ", "$ ")):
             if not in_code:
-                out += [">", "> ```"]
+                out.append(">")
                 in_code = True
-            out.append("> " + line[4:])
+            out.append(">     " + line.strip())
             continue
         if in_code:
-            out += ["> ```", ">"]
+            out.append(">")
             in_code = False
         out.append("> " + _escape(line) if line.strip() else ">")
-    if in_code:
-        out.append("> ```")
     return out
 
 
