@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from hwprof.cli import command_tree
-from hwprof.cli.main import app, main
 from hwprof.cli.project_defaults import build_default_map
 from hwprof.errors import ConfigError
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+from tests.hwprof.test_init import one_line, root_ctx, run
 
 
 def default_map(tmp_path, text: str) -> dict:
     import tomllib
 
-    path = tmp_path / "hwprof.toml"
-    root = command_tree.root_command(app)
-    return build_default_map(root.context_class(root, info_name="hwprof"), tomllib.loads(text)["defaults"], path)
+    return build_default_map(root_ctx(), tomllib.loads(text)["defaults"], tmp_path / "hwprof.toml")
 
 
 def test_a_default_applies_and_the_command_line_wins(tmp_path, capsys, monkeypatch):
@@ -110,8 +95,7 @@ def test_an_explicit_config_reaches_the_commands_that_read_devices(tmp_path, cap
     config.write_text('[devices.lab]\ntype = "ssh"\nhost = "127.0.0.1"\ndevice = "ort-cpu"\n')
     dm = default_map(tmp_path, "[defaults]\n")
     assert dm == {}
-    root = command_tree.root_command(app)
-    dm = build_default_map(root.context_class(root, info_name="hwprof"), {}, config, config_option=config)
+    dm = build_default_map(root_ctx(), {}, config, config_option=config)
     assert dm["profile"]["config"] == dm["devices"]["config"] == dm["remote"]["list"]["config"] == str(config)
     code, _, err = run(capsys, "--config", str(tmp_path / "nope.toml"), "show")
     assert code == 1 and "does not exist" in one_line(err)
