@@ -126,6 +126,19 @@ def export_all(runtimes: list[Runtime], spaces: dict[str, list], cache: Path) ->
     return artifacts, times
 
 
+COLD_TIMES = "export_cold_times.json"
+
+
+def _earlier_cold_run(path: Path, args: argparse.Namespace) -> dict[str, Any] | None:
+    """The cold export times an ``--export-only`` run kept in this cache for the same networks (None if none)."""
+    try:
+        kept = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    same = kept.get("config") == {"nb201": args.nb201, "fbnet": args.fbnet, "seed": args.seed}
+    return kept if same else None
+
+
 def measure_pass(plan_path: Path, out_path: Path) -> None:
     """One measurement process: every runtime of the plan, every space, interleaved; medians to ``out_path``."""
     from hwprof import worker
@@ -183,6 +196,9 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=K_SHOT, help="measured networks of the target runtime in the transfer study")
     ap.add_argument("--cache-dir", type=Path, default=None, help="export cache (default: a fresh temporary folder)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "runtimes.json")
+    ap.add_argument("--export-only", action="store_true",
+                    help="convert into --cache-dir and stop; the cold export times are kept there (export_cold_times.json) "
+                         "and reported by a later full run on the same cache (convert on a busy host, measure on a quiet one)")
     ap.add_argument("--measure-pass", nargs=2, type=Path, metavar=("PLAN", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure_pass:
@@ -208,6 +224,20 @@ def main() -> None:
         cache = args.cache_dir or Path(tmp) / "cache"
         print(f"exporting into {cache}")
         artifacts, export_times = export_all(usable, spaces, cache)
+        cold_file = cache / COLD_TIMES
+        if args.export_only:
+            if not args.cache_dir:
+                ap.error("--export-only needs --cache-dir (a temporary cache would be deleted)")
+            cold_file.write_text(json.dumps({"config": {"nb201": args.nb201, "fbnet": args.fbnet, "seed": args.seed},
+                                             "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+                                             "host": host_metadata(("litert-torch", "onnxruntime")), "export_times": export_times}))
+            print(f"export times kept in {cold_file}")
+            return
+        cold_run = _earlier_cold_run(cold_file, args)
+        if cold_run:
+            for key, v in cold_run["export_times"].items():
+                if key in export_times:
+                    export_times[key]["export_s"] = v["export_s"]
         runs = []
         for rt in usable:
             device = registry.get_device(rt.device, **rt.settings)
@@ -249,6 +279,9 @@ def main() -> None:
                    for k, v in export_times.items()},
         "numerics": numerics,
         "spaces": {},
+        "export_note": ("export_s: the cold conversions of an earlier --export-only run on the same cache "
+                        f"(started {cold_run.get('started', '?')}); cache hits: this run") if cold_run
+                       else "export_s and cache hits both measured in this run",
     }
     for space_name in spaces:
         lat1 = {lb: np.asarray(passes[0][lb][space_name]) for lb in labels}

@@ -47,8 +47,8 @@ _STAT_COLUMNS = ("median_ms", "mean_ms", "p90_ms", "std_ms", "min_ms", "max_ms",
 _TABLES = ("devices", "runs", "architectures", "artifacts", "measurements", "drift_checks")
 CSV_COLUMNS = (
     "id", "run_id", "device", "space", "spec", "arch_id", "artifact_sha256", "settings_hash", "precision",
-    "latency_ms", "estimator", *_STAT_COLUMNS, "n_warmup", "unstable", "stop_reason", "energy_mj", "meter",
-    "reference_ms", "corrected_ms", "settings_json", "cpu_model", "hostname", "created_at", "hwprof_version",
+    "latency_ms", "estimator", *_STAT_COLUMNS, "n_warmup", "unstable", "stop_reason", "energy_mj", "energy_ci_mj",
+    "meter", "reference_ms", "corrected_ms", "settings_json", "cpu_model", "hostname", "created_at", "hwprof_version",
 )  # fmt: skip
 
 
@@ -193,7 +193,12 @@ def _migrate_v4(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4]
+def _migrate_v5(conn: sqlite3.Connection) -> None:
+    """The 95% uncertainty (half-width) of ``energy_mj``; NULL for rows without a meter and for rows written before."""
+    _execute_all(conn, ("ALTER TABLE measurements ADD COLUMN energy_ci_mj REAL",))
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4, _migrate_v5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -565,6 +570,7 @@ class Store:
             "stop_reason": m.stop_reason,
             "samples_json": _dumps(list(m.samples_ms)),
             "energy_mj": m.energy_mj,
+            "energy_ci_mj": m.energy_ci_mj,
             "meter": m.meter,
             "reference_ms": m.reference_ms,
             "precision": m.precision,
@@ -799,7 +805,7 @@ _LATENCY_COLUMNS = (
 _MEASUREMENT_COLUMNS = (
     "m.id, m.run_id, m.device_id, d.name AS device, a.space, a.spec, m.arch_id, m.artifact_sha256, m.settings_hash,"
     f" m.settings_json, m.host_json, {', '.join('m.' + c for c in _STAT_COLUMNS)}, m.n_warmup, m.unstable,"
-    f" m.stop_reason, m.energy_mj, m.meter, m.reference_ms, m.created_at, m.hwprof_version, m.precision, {_PRIMARY},"
+    f" m.stop_reason, m.energy_mj, m.energy_ci_mj, m.meter, m.reference_ms, m.created_at, m.hwprof_version, m.precision, {_PRIMARY},"
     " m.estimates_json, m.visits_json"
 )
 

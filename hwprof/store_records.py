@@ -84,6 +84,7 @@ class MeasurementRecord:
     estimator: str = "median"
     estimates: Mapping[str, float] | None = None
     visit_sizes: tuple[int, ...] = ()  # parsed with the samples only
+    energy_ci_mj: float | None = None  # 95% half-width of energy_mj (schema >= 5; None without a meter)
 
     @classmethod
     def from_row(cls, row: Row, corrected_ms: float | None, with_samples: bool) -> "MeasurementRecord":
@@ -101,6 +102,7 @@ class MeasurementRecord:
             precision=row["precision"], latency_ms=row["latency_ms"], estimator=row["estimator"],
             estimates=frozen_json(row["estimates_json"]),
             visit_sizes=tuple(json.loads(row["visits_json"])) if with_samples else (),
+            energy_ci_mj=row["energy_ci_mj"],
         )  # fmt: skip
 
     @property

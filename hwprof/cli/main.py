@@ -26,7 +26,7 @@ import typer
 from rich.text import Text
 
 from hwprof import __version__
-from hwprof.cli import init_cmd, modnas_cmd, predict_cmd, profile_cmd, remote_cmd, search_cmd, store_cmd
+from hwprof.cli import init_cmd, modnas_cmd, predict_cmd, profile_cmd, quickstart_cmd, remote_cmd, search_cmd, store_cmd
 from hwprof.cli.common import CliState, CommandInterrupted, err_console
 from hwprof.errors import HwprofError, first_line
 
@@ -65,7 +65,7 @@ def _root(
         ctx.default_map = build_default_map(ctx, defaults, path, config_option=config)
 
 
-for _module in (profile_cmd, store_cmd, predict_cmd, search_cmd, modnas_cmd, remote_cmd, init_cmd):
+for _module in (quickstart_cmd, profile_cmd, store_cmd, predict_cmd, search_cmd, modnas_cmd, remote_cmd, init_cmd):
     _module.register(app)
 
 

@@ -73,6 +73,7 @@ def train(
     """Train a latency predictor on measured data, print held-out metrics, save it."""
     from predictors.data import check_data_source, load_latency_data
     from predictors.persistence import check_save_target
+    from predictors.advice import few_networks_warning
     from predictors.training import make_predictor, train_predictor
 
     check_data_source(db, csv_path, target, "hwprof train")
@@ -85,6 +86,9 @@ def train(
             cache_dir=cache_dir, options={"node_runs": node_runs}, progress=display.reporter,
         )  # fmt: skip
     rows = [("train", result.train_metrics)]
+    advice = few_networks_warning(model, len(result.train_idx), data.space)
+    if advice is not None:
+        warn(advice)
     if result.held_out is not None:
         rows.append(("validation", result.held_out))
     else:

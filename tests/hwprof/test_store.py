@@ -67,6 +67,7 @@ def measurement(
         hwprof_version=__version__,
         samples_ms=(median_ms * 0.99, median_ms, median_ms * 1.02),
         energy_mj=energy_mj,
+        energy_ci_mj=None if energy_mj is None else energy_mj * 0.04,
         meter="rapl" if energy_mj is not None else None,
         stop_reason="ci",
     )
@@ -113,7 +114,7 @@ def raw(path) -> sqlite3.Connection:
 
 
 def test_new_store_has_current_schema_in_wal_mode_with_hwprof_marks(store):
-    assert SCHEMA_VERSION == len(MIGRATIONS) == 4
+    assert SCHEMA_VERSION == len(MIGRATIONS) == 5
     assert store.schema_version == SCHEMA_VERSION
     conn = raw(store.path)
     try:
@@ -123,7 +124,7 @@ def test_new_store_has_current_schema_in_wal_mode_with_hwprof_marks(store):
         assert meta["application"] == "hwprof" and meta["created_by"] == __version__
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"devices", "runs", "architectures", "artifacts", "measurements", "drift_checks", "meta"} <= tables
-        assert [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3, 4]
+        assert [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3, 4, 5]
     finally:
         conn.close()
 
@@ -157,7 +158,7 @@ def test_measurement_round_trip_keeps_every_field(bench):
     assert row.host == HOST
     assert row.samples_ms == tuple(m.samples_ms)  # sequences come back as tuples: a record is a value
     assert bench.store.measurements()[0].samples_ms is None  # not parsed unless asked for
-    assert (row.energy_mj, row.meter) == (12.5, "rapl")
+    assert (row.energy_mj, row.energy_ci_mj, row.meter) == (12.5, 0.5, "rapl")
     assert row.created_at == m.timestamp and row.hwprof_version == __version__
     extra = raw(bench.store.path).execute("SELECT extra_json FROM architectures").fetchone()[0]
     assert extra == '{"flops": 1000}'
