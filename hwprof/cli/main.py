@@ -65,7 +65,7 @@ def _root(
         ctx.default_map = build_default_map(ctx, defaults, path, config_option=config)
 
 
-for _module in (quickstart_cmd, profile_cmd, store_cmd, predict_cmd, search_cmd, modnas_cmd, remote_cmd, init_cmd):
+for _module in (profile_cmd, store_cmd, predict_cmd, search_cmd, modnas_cmd, remote_cmd, quickstart_cmd, init_cmd):
     _module.register(app)
 
 
