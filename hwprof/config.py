@@ -1,8 +1,11 @@
-"""The project file ``hwprof.toml``: devices measured elsewhere (and, later, defaults and paths).
+"""The project file ``hwprof.toml``: devices measured elsewhere, and the defaults of the commands.
 
 Found at ``--config PATH``, else ``$HWPROF_CONFIG``, else ``./hwprof.toml``;
 absent is fine (nothing configured). Relative paths inside it are relative to
-the file's folder.
+the file's folder. Two tables: ``[devices.NAME]`` (remote devices,
+``hwprof.remote``) and ``[defaults]`` (option defaults, applied by the CLI:
+``hwprof.cli.project_defaults``); anything else is a typo and an error.
+``hwprof init`` writes a commented template.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from hwprof.errors import ConfigError
 
 CONFIG_ENV = "HWPROF_CONFIG"
 CONFIG_NAME = "hwprof.toml"
+TABLES = ("devices", "defaults")
 
 
 def config_path(explicit: str | Path | None = None) -> Path | None:
@@ -50,10 +54,25 @@ def load_config(explicit: str | Path | None = None) -> tuple[dict[str, Any], Pat
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    devices = data.get("devices", {})
-    if not isinstance(devices, dict):
-        raise ConfigError(f"{path}: [devices] must be a table of device tables")
-    return data, path
+    return check_tables(data, path), path
+
+
+def check_tables(data: dict[str, Any], path: Path | str) -> dict[str, Any]:
+    """The parsed file, once its top level holds only the known tables (a stray key is a typo, never ignored)."""
+    for key, value in data.items():
+        if key not in TABLES:
+            hint = f" (a default belongs in [defaults]: `{key} = ...` under it)" if not isinstance(value, dict) else ""
+            raise ConfigError(f"{path}: unknown {'table [' + key + ']' if isinstance(value, dict) else 'key ' + repr(key)}"
+                              f"; expected [devices.NAME] tables and a [defaults] table{hint}")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: {key} must be a table ([{key}]), got {type(value).__name__}")
+    return data
+
+
+def defaults_table(explicit: str | Path | None = None) -> tuple[dict[str, Any], Path | None]:
+    """The ``[defaults]`` table (``{}`` when absent or no file) and the file's path."""
+    data, path = load_config(explicit)
+    return data.get("defaults", {}), path
 
 
 def remote_targets(explicit: str | Path | None = None) -> dict[str, Any]:
@@ -62,3 +81,73 @@ def remote_targets(explicit: str | Path | None = None) -> dict[str, Any]:
 
     data, path = load_config(explicit)
     return targets_of(data.get("devices", {}), path.parent if path else None)
+
+
+TEMPLATE = '''\
+# hwprof.toml: the project file of hwprof (written by `hwprof init`).
+#
+# Found at `hwprof --config PATH`, else $HWPROF_CONFIG, else ./hwprof.toml.
+# Relative paths in it are relative to this file's folder. Every setting below
+# is commented out: remove the leading "# " of a line to use it. A key hwprof
+# does not know, or a value the option refuses, is a one-line error.
+
+# Defaults: the default of an option in every command that has it with a
+# default of its own. An option given on the command line always wins.
+# Keys are option names: --db is `db`, --max-latency-ms is `max_latency_ms`
+# (or "max-latency-ms"). The values shown are hwprof's own defaults.
+[defaults]
+# db = "hwprof.db"            # the measurement store (profile, show, export, search)
+# device = "ort-cpu"          # profile's device: an adapter (`hwprof devices`) or a [devices.NAME] below
+# space = "nb201"             # profile and search
+# precision = "fp32"          # fp32 | int8 (exported models; `hwprof devices` lists who supports which)
+# seed = 0                    # every command that samples or trains
+# interleave = 50             # profile: networks measured side by side in a group
+# target_ci = 0.01            # profile and measure: relative 95% CI of the p10 that ends a network's visits
+
+# One command's options, including those whose default is "not given" (train's
+# --db: with a store or --csv; the cache: beside the store). A group's command
+# is [defaults.GROUP.COMMAND], e.g. [defaults.modnas.train].
+# [defaults.profile]
+# cache_dir = ".hwprof-cache"  # exported models (default: .hwprof-cache beside the db)
+# set = ["intra_op_threads=1"] # device settings, as --set KEY=VALUE
+# [defaults.train]
+# db = "hwprof.db"
+# model = "gbdt"              # gbdt | mlp | linear | ops
+# [defaults.search]
+# algo = "layernas"
+# accuracy = "tabular:cifar10"
+# max_latency_ms = 5.0
+
+# Remote devices: a machine you do not sit at, measured over SSH (docs: remote.md).
+# `hwprof remote trust NAME` accepts its host key, `hwprof remote list` checks it
+# answers, then `hwprof profile --device NAME` measures there.
+# [devices.lab-pi]
+# type = "ssh"
+# host = "10.0.0.5"
+# port = 22                            # default 22
+# user = "pi"                          # default: your ssh default
+# key = "~/.ssh/id_ed25519"            # keys only: passwords are refused
+# python = "/home/pi/venv/bin/python"  # an interpreter with hwprof and the runtime (default python3)
+# device = "ort-cpu"                   # the adapter that runs there
+# settings = { intra_op_threads = 4 }  # its settings (checked there; --set adds to them)
+# timeout_s = 3600                     # per request (default: none)
+'''
+
+
+def write_template(path: str | Path = CONFIG_NAME, force: bool = False) -> Path:
+    """Write the commented ``hwprof.toml`` template atomically; an existing file is kept unless ``force``."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give the file to write, e.g. {path / CONFIG_NAME}")
+    if path.exists() and not force:
+        raise ConfigError(f"{path} exists; `hwprof init --force` replaces it")
+    if not path.parent.is_dir():
+        raise ConfigError(f"folder {path.parent} does not exist")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(TEMPLATE, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path

@@ -19,13 +19,16 @@ import signal
 import sqlite3
 import sys
 import threading
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, Iterator, Optional
 
 import typer
 from rich.text import Text
 
 from hwprof import __version__
-from hwprof.cli import modnas_cmd, predict_cmd, profile_cmd, quickstart_cmd, remote_cmd, report_cmd, search_cmd, store_cmd
+from hwprof.cli import (
+    init_cmd, modnas_cmd, predict_cmd, profile_cmd, quickstart_cmd, remote_cmd, report_cmd, search_cmd, store_cmd,
+)
 from hwprof.cli.common import CliState, CommandInterrupted, err_console
 from hwprof.errors import HwprofError, first_line
 
@@ -46,14 +49,25 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks and debug logs."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="Project file with option defaults and remote devices (default: $HWPROF_CONFIG or ./hwprof.toml; `hwprof init` writes one)."),
 ) -> None:
     CliState.debug = debug
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if ctx.invoked_subcommand == "init":  # it writes the file; a broken one must not stop it being rewritten
+        return
+    from hwprof.cli.project_defaults import build_default_map
+    from hwprof.config import defaults_table
+
+    defaults, path = defaults_table(config)
+    if path is not None:  # every command's option defaults come from [defaults]; the command line still wins
+        ctx.default_map = build_default_map(ctx, defaults, path, config_option=config)
 
 
-for _module in (profile_cmd, store_cmd, predict_cmd, search_cmd, modnas_cmd, remote_cmd, report_cmd, quickstart_cmd):
+for _module in (profile_cmd, store_cmd, predict_cmd, search_cmd, modnas_cmd, remote_cmd, report_cmd, quickstart_cmd, init_cmd):
     _module.register(app)
 
 
