@@ -41,6 +41,7 @@ from typing import Any, Mapping, Sequence
 
 from hwprof import registry
 from hwprof.artifacts import ArtifactCache, sha256_file
+from hwprof.devices import Device
 from hwprof.errors import ConfigError, DeviceUnavailable, HwprofError, first_line
 from hwprof.protocol import MeasurementInterrupted
 from hwprof.runners import ConcurrentRunner, GroupDone, GroupJob
@@ -407,7 +408,50 @@ class RayFleet(ConcurrentRunner):
         return self._collect(ref)
 
 
+class FleetDevice:
+    """What the profiler needs of a device measured on a fleet: its name, formats, precisions and settings.
+
+    It never measures here (:class:`RayFleet` does); the adapter the nodes run
+    is found by name here for the formats its exporter must write.
+    """
+
+    def __init__(self, fleet: RayFleet) -> None:
+        info, _ = fleet.describe()
+        adapter = registry.load("device", str(info.extra.get("adapter", info.name)))
+        self.fleet = fleet
+        self.name = fleet.device_name
+        self.supported_formats = tuple(getattr(adapter, "supported_formats", ()))
+        self.supported_precisions = tuple(getattr(adapter, "supported_precisions", ("fp32",)))
+        self.settings = dict(info.settings)
+        self.description = f"{info.extra.get('adapter', info.name)} on the Ray nodes advertising {fleet.resource}"
+
+    check_precision = Device.check_precision  # the adapter's precisions, refused here before anything is sent
+
+    def check(self) -> DeviceInfo:
+        return self.fleet.describe()[0]
+
+
+def open_fleet(device_name: str, device_settings: Mapping[str, Any], address: str | None) -> tuple[FleetDevice, RayFleet]:
+    """(device, runner) for ``Profiler(device, ..., runner=runner)``; call ``runner.close()`` when done."""
+    fleet = RayFleet(device_name, device_settings, address)
+    try:
+        return FleetDevice(fleet), fleet
+    except BaseException:
+        fleet.close()
+        raise
+
+
+def ray_start_command(devices: Sequence[NodeDevice], address: str | None, num_cpus: int = 0) -> list[str]:
+    """``ray start`` arguments that make this machine a node driving ``devices`` (``address`` None: a head node).
+
+    ``num_cpus`` 0 by default: no ordinary Ray task is placed on a device host,
+    where it would share cores with a measurement.
+    """
+    where = ["--head"] if address is None else ["--address", address]
+    return ["start", *where, "--num-cpus", str(num_cpus), "--resources", json.dumps(node_resources(devices)), "--block"]
+
+
 __all__ = [
-    "NODE_CACHE_ENV", "NODE_DEVICES_ENV", "NodeDevice", "RayFleet", "import_ray", "node_environment", "node_resources",
-    "parse_node_devices", "resource_of", "run_on_node",
+    "NODE_CACHE_ENV", "NODE_DEVICES_ENV", "FleetDevice", "NodeDevice", "RayFleet", "import_ray", "node_environment",
+    "node_resources", "open_fleet", "parse_node_devices", "ray_start_command", "resource_of", "run_on_node",
 ]

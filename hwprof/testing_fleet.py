@@ -23,19 +23,34 @@ OBJECT_STORE_BYTES = 100 * 1024 * 1024  # Ray's minimum is 75 MiB; CI containers
 class LocalFleet:
     """The running cluster: ``address`` to connect to, ``nodes`` (the head first) to remove one."""
 
-    def __init__(self, cluster: Any) -> None:
+    def __init__(self, cluster: Any, cache_root: Path) -> None:
         self.cluster = cluster
+        self.cache_root = cache_root
         self.nodes: list[Any] = []
 
     @property
     def address(self) -> str:
         return self.cluster.address
 
+    def add(self, devices: Sequence[NodeDevice]) -> int:
+        """Start one more node driving ``devices``; its index (for :meth:`kill`)."""
+        self.nodes.append(self.cluster.add_node(**node_args(len(self.nodes), devices, self.cache_root)))
+        self.cluster.wait_for_nodes()
+        return len(self.nodes) - 1
+
     def kill(self, index: int) -> None:
         """Kill node ``index`` (not the head, 0) as a host that lost power would go: no graceful shutdown."""
         if index == 0:
             raise ValueError("the head node cannot be killed without ending the cluster")
         self.cluster.remove_node(self.nodes[index], allow_graceful=False)
+
+
+def node_args(index: int, devices: Sequence[NodeDevice], cache_root: Path) -> dict[str, Any]:
+    """A node like ``hwprof worker`` makes: no CPUs for other tasks, one resource per device, its own cache."""
+    return {
+        "num_cpus": 0, "resources": node_resources(devices), "object_store_memory": OBJECT_STORE_BYTES,
+        "env_vars": node_environment(devices, cache_root / f"node{index}"),
+    }  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -48,19 +63,12 @@ def local_fleet(nodes: Sequence[Sequence[NodeDevice]], cache_root: str | Path, c
     ray = import_ray()
     from ray.cluster_utils import Cluster
 
-    def args(i: int, devices: Sequence[NodeDevice]) -> dict[str, Any]:
-        return {
-            "num_cpus": 0, "resources": node_resources(devices), "object_store_memory": OBJECT_STORE_BYTES,
-            "env_vars": node_environment(devices, Path(cache_root) / f"node{i}"),
-        }  # fmt: skip
-
-    cluster = Cluster(initialize_head=True, head_node_args={**args(0, nodes[0]), "include_dashboard": False})
-    fleet = LocalFleet(cluster)
+    cluster = Cluster(initialize_head=True, head_node_args={**node_args(0, nodes[0], Path(cache_root)), "include_dashboard": False})
+    fleet = LocalFleet(cluster, Path(cache_root))
     try:
         fleet.nodes.append(cluster.head_node)
-        for i, devices in enumerate(nodes[1:], start=1):
-            fleet.nodes.append(cluster.add_node(**args(i, devices)))
-        cluster.wait_for_nodes()
+        for devices in nodes[1:]:
+            fleet.add(devices)
         if connect:
             ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
         yield fleet

@@ -25,7 +25,7 @@ import typer
 from rich.text import Text
 
 from hwprof import __version__
-from hwprof.cli import modnas_cmd, predict_cmd, profile_cmd, remote_cmd, search_cmd, store_cmd
+from hwprof.cli import fleet_cmd, modnas_cmd, predict_cmd, profile_cmd, remote_cmd, search_cmd, store_cmd
 from hwprof.cli.common import CliState, CommandInterrupted, err_console
 from hwprof.errors import HwprofError, first_line
 
@@ -53,7 +53,7 @@ def _root(
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-for _module in (profile_cmd, store_cmd, predict_cmd, search_cmd, modnas_cmd, remote_cmd):
+for _module in (profile_cmd, store_cmd, predict_cmd, search_cmd, modnas_cmd, remote_cmd, fleet_cmd):
     _module.register(app)
 
 
