@@ -12,6 +12,12 @@ interleaved group keeps the group's models that completed their minimum
 rounds (stop reason ``interrupted``). A store locked by another process is
 waited for (``commit_wait_s``), never a reason to drop measured work.
 
+A :class:`~hwprof.runners.ConcurrentRunner` (a Ray fleet, :mod:`hwprof.fleet`)
+gets the same groups, calibration models included, all at once: each is
+exported and measured where the runner places it, and stored here as it
+comes back; resuming, interrupts and the stored rows are those of the
+sequential path.
+
 One device at a time: a latency benchmark must not share cores with another
 benchmark, so a run refuses to start while a live process profiles the same
 device with the same settings into the same store (:mod:`hwprof.liveness`).
@@ -25,7 +31,7 @@ import statistics
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from hwprof.artifacts import DEFAULT_PRECISION, ArtifactCache, exporter_for
 from hwprof.devices import Device
@@ -415,26 +421,19 @@ class Profiler:
                 if monitor is not None and drift is None and monitor.due(summary.n_measured):
                     drift = self._check_drift(monitor, summary)
                 emit(arch, m, drift if arch is group[-1] else None)
-            group.clear()
+
+        def skip(arch: Architecture) -> None:
+            summary.n_skipped += 1
+            emit(arch, None, None)
 
         status = "failed"
         try:
             if isinstance(self.runner, ConcurrentRunner):
-                self._profile_concurrently(self.runner, archs, done, group_size, summary, count, emit)
+                self._profile_concurrently(self.runner, list(self._groups(archs, done, group_size, skip)), summary, count, emit)
                 status = "completed"
                 return summary
             monitor = self._drift_monitor(len(archs) - sum(a.arch_id in done for a in archs))
-            group: list[Architecture] = []
-            for arch in archs:
-                if arch.arch_id in done:
-                    summary.n_skipped += 1
-                    emit(arch, None, None)
-                    continue
-                done.add(arch.arch_id)
-                group.append(arch)
-                if len(group) >= group_size:
-                    flush(group)
-            if group:
+            for group in self._groups(archs, done, group_size, skip):
                 flush(group)
             status = "completed"
         except KeyboardInterrupt as exc:
@@ -446,12 +445,28 @@ class Profiler:
             self._finish_run(status)
         return summary
 
+    @staticmethod
+    def _groups(
+        archs: Sequence[Architecture], done: set[str], group_size: int, skip: Callable[[Architecture], None]
+    ) -> Iterator[list[Architecture]]:
+        """The architectures not in ``done`` (added to it) in groups of ``group_size``, each as it fills; ``skip`` the rest."""
+        group: list[Architecture] = []
+        for arch in archs:
+            if arch.arch_id in done:
+                skip(arch)
+                continue
+            done.add(arch.arch_id)
+            group.append(arch)
+            if len(group) >= group_size:
+                yield group
+                group = []
+        if group:
+            yield group
+
     def _profile_concurrently(
         self,
         runner: ConcurrentRunner,
-        archs: Sequence[Architecture],
-        done: set[str],
-        group_size: int,
+        groups: Sequence[list[Architecture]],
         summary: ProfileSummary,
         count: Callable[[Architecture, Measurement], None],
         emit: Callable[[Architecture, Measurement | None, DriftCheck | None], None],
@@ -466,16 +481,6 @@ class Profiler:
         (the groups in flight are cancelled; what they kept is stored), as a
         failing group does on the sequential path; so does an interrupt.
         """
-        groups: list[list[Architecture]] = []
-        for arch in archs:
-            if arch.arch_id in done:
-                summary.n_skipped += 1
-                emit(arch, None, None)
-                continue
-            done.add(arch.arch_id)
-            if not groups or len(groups[-1]) >= group_size:
-                groups.append([])
-            groups[-1].append(arch)
         if not groups:
             return
         self._claim()  # before measuring: refused while another process measures the same
