@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -57,6 +58,7 @@ DEFAULT_NODE_CACHE = "~/.cache/hwprof/fleet"
 MAX_ATTEMPTS = 3  # tries per group in all: the first and two retries after a lost node or worker
 POLL_S = 1.0  # how often a waiting driver checks that the device is still advertised
 LOST_GRACE_S = 15.0  # no node advertising the device for this long: pending groups are given up
+CONNECT_TIMEOUT_S = 10.0  # for the head's address to answer at all
 CANCEL_GRACE_S = 10.0  # how long an interrupted driver waits for the partial replies of cancelled groups
 
 
@@ -204,6 +206,19 @@ def run_on_node(name: str, driver_settings: Mapping[str, Any], payload: Mapping[
 # --- the driver side ------------------------------------------------------------------------------
 
 
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """DeviceUnavailable unless ``HOST:PORT`` accepts a connection (Ray itself waits minutes for a silent head)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise DeviceUnavailable(
+            f"cannot reach the Ray cluster at {address}: {exc.strerror or exc} (is `ray start --head` running there?)"
+        ) from None
+
+
 @dataclass
 class _Ticket:
     number: int
@@ -255,6 +270,7 @@ class RayFleet(ConcurrentRunner):
             )
 
     def _connect(self, address: str) -> None:
+        check_reachable(address)
         try:
             self.ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -452,6 +468,6 @@ def ray_start_command(devices: Sequence[NodeDevice], address: str | None, num_cp
 
 
 __all__ = [
-    "NODE_CACHE_ENV", "NODE_DEVICES_ENV", "FleetDevice", "NodeDevice", "RayFleet", "import_ray", "node_environment",
+    "NODE_CACHE_ENV", "NODE_DEVICES_ENV", "FleetDevice", "check_reachable", "NodeDevice", "RayFleet", "import_ray", "node_environment",
     "node_resources", "open_fleet", "parse_node_devices", "ray_start_command", "resource_of", "run_on_node",
 ]

@@ -8,6 +8,7 @@ exported on the node and measured there with a short protocol.
 from __future__ import annotations
 
 import shutil
+import socket
 import sys
 import time
 
@@ -18,7 +19,7 @@ pytest.importorskip("ray", reason="Ray is not installed (pip install 'hwprof[ray
 from hwprof.artifacts import ArtifactCache, exporter_for  # noqa: E402
 from hwprof.cli.main import main  # noqa: E402
 from hwprof.errors import ConfigError, DeviceUnavailable  # noqa: E402
-from hwprof.fleet import NodeDevice, RayFleet, import_ray, open_fleet, parse_node_devices  # noqa: E402
+from hwprof.fleet import NodeDevice, RayFleet, check_reachable, import_ray, open_fleet, parse_node_devices  # noqa: E402
 from hwprof.profiling import ProfileInterrupted, Profiler  # noqa: E402
 from hwprof.protocol import ProtocolSettings  # noqa: E402
 from hwprof.registry import get_device, get_space  # noqa: E402
@@ -134,6 +135,17 @@ def test_cli_profiles_on_the_fleet_and_refuses_an_absent_device_in_one_line(flee
     assert main([*common, "--device", "nosuch"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "dev:nosuch" in err[0] and "Traceback" not in err[0]
+
+
+def test_an_address_nobody_answers_on_fails_at_once_instead_of_waiting_for_ray():
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    t0 = time.monotonic()
+    with pytest.raises(DeviceUnavailable, match=rf"cannot reach the Ray cluster at 127.0.0.1:{port}: .*ray start --head"):
+        check_reachable(f"127.0.0.1:{port}")
+    assert time.monotonic() - t0 < 5
+    check_reachable("auto")  # resolved by Ray itself
 
 
 def test_missing_ray_is_one_line_naming_the_extra(monkeypatch):
