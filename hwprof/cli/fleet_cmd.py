@@ -21,7 +21,7 @@ def worker(
     address: Optional[str] = typer.Option(None, "--address", help="The Ray cluster to join (HOST:PORT of its head)."),
     head: bool = typer.Option(False, "--head", help="Start a new cluster with this machine as its head instead of joining one."),
     set_: list[str] = typer.Option([], "--set", help="Device setting of this node, KEY=VALUE for every device or NAME.KEY=VALUE for one (repeatable), e.g. cpu_affinity=0. Placement, not identity: recorded in each row's host metadata."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Where this node keeps the models it exports [default: ~/.cache/hwprof/fleet]."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Where this node keeps the models it exports (default: ~/.cache/hwprof/fleet)."),
     num_cpus: int = typer.Option(0, "--num-cpus", help="CPUs this node offers to ordinary Ray tasks (0: none, so nothing else runs beside a measurement)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the equivalent `ray start` line and exit."),
 ) -> None:
