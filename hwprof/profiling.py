@@ -12,6 +12,12 @@ interleaved group keeps the group's models that completed their minimum
 rounds (stop reason ``interrupted``). A store locked by another process is
 waited for (``commit_wait_s``), never a reason to drop measured work.
 
+A :class:`~hwprof.runners.ConcurrentRunner` (a Ray fleet, :mod:`hwprof.fleet`)
+gets the same groups, calibration models included, all at once: each is
+exported and measured where the runner places it, and stored here as it
+comes back; resuming, interrupts and the stored rows are those of the
+sequential path.
+
 One device at a time: a latency benchmark must not share cores with another
 benchmark, so a run refuses to start while a live process profiles the same
 device with the same settings into the same store (:mod:`hwprof.liveness`).
@@ -25,11 +31,11 @@ import statistics
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from hwprof.artifacts import DEFAULT_PRECISION, WEIGHT_SEED, ArtifactCache, exporter_for, space_inputs
+from hwprof.artifacts import DEFAULT_PRECISION, ArtifactCache, exporter_for
 from hwprof.devices import Device
-from hwprof.errors import ConfigError, RunInProgress, StoreBusy
+from hwprof.errors import ConfigError, HwprofError, RunInProgress, StoreBusy, first_line
 from hwprof.estimators import group_estimates, primary_of, reference_of
 from hwprof.liveness import driver_identity, driver_state
 from hwprof.protocol import (
@@ -41,7 +47,7 @@ from hwprof.protocol import (
     instability_note,
 )
 from hwprof.registry import get_device, get_space
-from hwprof.runners import InProcessRunner, Runner
+from hwprof.runners import ConcurrentRunner, GroupDone, GroupJob, InProcessRunner, Runner
 from hwprof.spaces import SearchSpace, parse_indices, read_arch_file  # noqa: F401  (re-exported for callers of the profiler)
 from hwprof.store import Store
 from hwprof.types import Architecture, Measurement, ModelArtifact, settings_identity, stable_hash
@@ -227,9 +233,10 @@ class Profiler:
 
     def export(self, arch: Architecture) -> ModelArtifact:
         """The artifact of ``arch`` in the device's format and the profiler's precision (cached by content)."""
-        return self.cache.get_or_export(
-            arch, lambda: self.space.build(arch, seed=WEIGHT_SEED), space_inputs(self.space), self.exporter, self.precision
-        )
+        return self._job([arch]).export(self.cache)[0]
+
+    def _job(self, group: Sequence[Architecture]) -> GroupJob:
+        return GroupJob(tuple(group), self.space, self.exporter, self.precision, self.protocol)
 
     def measure(self, arch: Architecture) -> Measurement:
         """Export (cached), measure and store one architecture atomically."""
@@ -271,21 +278,39 @@ class Profiler:
         raised again with ``partial``: per architecture of ``archs``, the
         stored Measurement or None.
         """
-        group = list(archs)
-        refs = self.space.calibration_architectures(self.references) if self.calibrate else []
-        ids = {a.arch_id for a in group}
-        group += [r for r in refs if r.arch_id not in ids]
+        group, refs = self._group_of(archs)
         artifacts = [self.export(a) for a in group]
         self._claim()  # before measuring: refused while another process measures the same
         try:
             measurements = self.runner.measure(artifacts, self.protocol, interleaved=True)
         except MeasurementInterrupted as exc:
-            partial = self._calibrated(group, refs, exc.partial)
-            raise MeasurementInterrupted(self._store_kept(archs, artifacts, partial, STOP_INTERRUPTED)) from exc
+            raise MeasurementInterrupted(self._store_interrupted(archs, group, refs, artifacts, exc.partial)) from exc
+        return self._store_group(archs, group, refs, artifacts, measurements)
+
+    def _group_of(self, archs: Sequence[Architecture]) -> tuple[list[Architecture], list[Architecture]]:
+        """``archs`` with the calibration models appended (those not among them), and the calibration models."""
+        group = list(archs)
+        refs = self.space.calibration_architectures(self.references) if self.calibrate else []
+        ids = {a.arch_id for a in group}
+        group += [r for r in refs if r.arch_id not in ids]
+        return group, refs
+
+    def _store_group(
+        self, archs: Sequence[Architecture], group: Sequence[Architecture], refs: Sequence[Architecture],
+        artifacts: Sequence[ModelArtifact], measurements: Sequence[Measurement],
+    ) -> list[Measurement]:
+        """Calibrate a measured group and store its requested models; their Measurements, aligned to ``archs``."""
         measurements = self._calibrated(group, refs, measurements)[: len(archs)]
         for arch, artifact, m in zip(archs, artifacts, measurements):
             self._store_one(arch, artifact, m)
         return measurements
+
+    def _store_interrupted(
+        self, archs: Sequence[Architecture], group: Sequence[Architecture], refs: Sequence[Architecture],
+        artifacts: Sequence[ModelArtifact], partial: Sequence[Any],
+    ) -> list[Measurement | None]:
+        """Store what an interrupted group kept (stop reason ``interrupted``); aligned to ``archs``."""
+        return self._store_kept(archs, artifacts, self._calibrated(group, refs, partial), STOP_INTERRUPTED)
 
     def _calibrated(self, group: Sequence[Architecture], refs: Sequence[Architecture], measurements: Sequence[Any]) -> list[Any]:
         """``measurements`` with every estimate of the group (None entries stay; see :mod:`hwprof.estimators`).
@@ -396,22 +421,19 @@ class Profiler:
                 if monitor is not None and drift is None and monitor.due(summary.n_measured):
                     drift = self._check_drift(monitor, summary)
                 emit(arch, m, drift if arch is group[-1] else None)
-            group.clear()
+
+        def skip(arch: Architecture) -> None:
+            summary.n_skipped += 1
+            emit(arch, None, None)
 
         status = "failed"
         try:
+            if isinstance(self.runner, ConcurrentRunner):
+                self._profile_concurrently(self.runner, list(self._groups(archs, done, group_size, skip)), summary, count, emit)
+                status = "completed"
+                return summary
             monitor = self._drift_monitor(len(archs) - sum(a.arch_id in done for a in archs))
-            group: list[Architecture] = []
-            for arch in archs:
-                if arch.arch_id in done:
-                    summary.n_skipped += 1
-                    emit(arch, None, None)
-                    continue
-                done.add(arch.arch_id)
-                group.append(arch)
-                if len(group) >= group_size:
-                    flush(group)
-            if group:
+            for group in self._groups(archs, done, group_size, skip):
                 flush(group)
             status = "completed"
         except KeyboardInterrupt as exc:
@@ -422,6 +444,94 @@ class Profiler:
             summary.elapsed_s = time.monotonic() - started
             self._finish_run(status)
         return summary
+
+    @staticmethod
+    def _groups(
+        archs: Sequence[Architecture], done: set[str], group_size: int, skip: Callable[[Architecture], None]
+    ) -> Iterator[list[Architecture]]:
+        """The architectures not in ``done`` (added to it) in groups of ``group_size``, each as it fills; ``skip`` the rest."""
+        group: list[Architecture] = []
+        for arch in archs:
+            if arch.arch_id in done:
+                skip(arch)
+                continue
+            done.add(arch.arch_id)
+            group.append(arch)
+            if len(group) >= group_size:
+                yield group
+                group = []
+        if group:
+            yield group
+
+    def _profile_concurrently(
+        self,
+        runner: ConcurrentRunner,
+        groups: Sequence[list[Architecture]],
+        summary: ProfileSummary,
+        count: Callable[[Architecture, Measurement], None],
+        emit: Callable[[Architecture, Measurement | None, DriftCheck | None], None],
+    ) -> None:
+        """The groups :meth:`profile` would measure one after another, all sent to ``runner`` at once.
+
+        The same groups (same calibration models) as the sequential path; each is
+        exported and measured where the runner runs it and stored here as it
+        comes back. Drift checks compare one machine with itself over time, so
+        they do not run across several devices: each group's calibration
+        models give its ``reference_ms`` instead. A group's error stops the run
+        (the groups in flight are cancelled; what they kept is stored), as a
+        failing group does on the sequential path; so does an interrupt.
+        """
+        if not groups:
+            return
+        self._claim()  # before measuring: refused while another process measures the same
+        sent: dict[int, tuple[list[Architecture], list[Architecture], list[Architecture]]] = {}
+        for archs_of_group in groups:
+            group, refs = self._group_of(archs_of_group)
+            sent[runner.start(self._job(group))] = (archs_of_group, group, refs)
+
+        def kept(finished: GroupDone) -> None:
+            """Store what an interrupted group kept (nothing else of it)."""
+            if isinstance(finished.error, MeasurementInterrupted):
+                archs_of_group, group, refs = sent.pop(finished.ticket)
+                for arch, m in zip(archs_of_group, self._store_interrupted(
+                        archs_of_group, group, refs, finished.artifacts, finished.error.partial)):
+                    if m is not None:
+                        count(arch, m)
+                        emit(arch, m, None)
+
+        try:
+            while runner.pending:
+                finished_now = runner.wait()
+                summary.warnings.extend(runner.notes)
+                runner.notes.clear()
+                for finished in finished_now:
+                    if isinstance(finished.error, MeasurementInterrupted):  # the device host stopped it, not us
+                        kept(finished)
+                        summary.warnings.append(
+                            f"a group was interrupted on {finished.where or 'its device host'}: the networks it did "
+                            "not keep are measured by the next run of the same command"
+                        )
+                        continue
+                    if finished.error is not None:
+                        raise finished.error
+                    archs_of_group, group, refs = sent.pop(finished.ticket)
+                    assert finished.result is not None
+                    stored = self._store_group(archs_of_group, group, refs, finished.artifacts, finished.result.measurements)
+                    for arch, m in zip(archs_of_group, stored):
+                        count(arch, m)
+                        emit(arch, m, None)
+        except KeyboardInterrupt:
+            for finished in runner.cancel():
+                kept(finished)
+            raise
+        except HwprofError as exc:
+            for finished in runner.cancel():
+                kept(finished)
+            left = sum(len(v[0]) for v in sent.values())
+            raise type(exc)(
+                f"{first_line(exc)}; {summary.n_measured} measurements stored, {left} networks not measured: "
+                "run the same command again to measure the rest"
+            ) from exc
 
     def _drift_monitor(self, n_to_measure: int) -> DriftMonitor | None:
         if self.drift_every <= 0 or n_to_measure < self.drift_every:

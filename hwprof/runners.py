@@ -1,8 +1,13 @@
-"""Where the worker runs: in this process (default) or in a fresh subprocess.
+"""Where the worker runs: in this process (default), in a fresh subprocess, over SSH or on a Ray fleet.
 
-Both speak the worker's JSON (:mod:`hwprof.worker`), so what the profiler
-stores is exactly what a remote worker (SSH, Ray: the fleet issue) would send
-back: an in-process run serialises its reply and reads it back too.
+All speak the worker's JSON (:mod:`hwprof.worker`), so what the profiler
+stores is exactly what a remote worker sends back: an in-process run
+serialises its reply and reads it back too.
+
+A :class:`ConcurrentRunner` has several devices of one name behind it (a Ray
+fleet, :mod:`hwprof.fleet`): the profiler hands it whole groups
+(:class:`GroupJob`), each exported and measured where it runs, several at
+once, and stores each group as it comes back (:class:`GroupDone`).
 """
 
 from __future__ import annotations
@@ -12,12 +17,17 @@ import signal
 import subprocess
 import sys
 from abc import ABC, abstractmethod
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
 
+from hwprof.artifacts import WEIGHT_SEED, ArtifactCache, Exporter, space_inputs
 from hwprof.errors import HwprofError
 from hwprof.protocol import ProtocolSettings
-from hwprof.types import DeviceInfo, Measurement, ModelArtifact
+from hwprof.types import Architecture, DeviceInfo, Measurement, ModelArtifact
 from hwprof.worker import WorkRequest, WorkResult, parse_reply, run_in_process
+
+if TYPE_CHECKING:
+    from hwprof.spaces import SearchSpace
 
 INTERRUPT_GRACE_S = 10.0  # how long an interrupted driver waits for the worker's partial reply
 
@@ -111,3 +121,77 @@ class SubprocessRunner(Runner):
         except (subprocess.TimeoutExpired, OSError, ValueError):
             proc.kill()
             return None
+
+
+@dataclass(frozen=True)
+class GroupJob:
+    """One group to export and measure together (interleaved), with what exporting it needs anywhere.
+
+    ``archs`` is the whole group, calibration models included; the exporter
+    and space travel with the job so that a fleet node exports where it
+    measures (artifacts never cross machines).
+    """
+
+    archs: tuple[Architecture, ...]
+    space: "SearchSpace"
+    exporter: Exporter
+    precision: str
+    protocol: ProtocolSettings
+
+    def export(self, cache: ArtifactCache) -> list[ModelArtifact]:
+        """The group's artifacts from ``cache`` (exported when absent): the same files wherever it runs."""
+        inputs = space_inputs(self.space)
+        return [
+            cache.get_or_export(a, lambda a=a: self.space.build(a, seed=WEIGHT_SEED), inputs, self.exporter, self.precision)
+            for a in self.archs
+        ]
+
+
+@dataclass(frozen=True)
+class GroupDone:
+    """A finished group: its artifacts (as exported where it ran) and the worker's result, or why it has none.
+
+    ``error`` is the worker's HwprofError, an error of the runner itself (a
+    group lost on every attempt), or a MeasurementInterrupted with the
+    Measurements the interrupted group kept (``partial``); ``result`` is then None.
+    """
+
+    ticket: int
+    artifacts: tuple[ModelArtifact, ...]
+    result: WorkResult | None = None
+    error: BaseException | None = None
+    where: str = ""  # which machine ran it, for messages
+
+
+class ConcurrentRunner(Runner):
+    """Several devices of one name behind one runner: groups run at once, each exported and measured where it runs.
+
+    ``submit`` (the :class:`Runner` contract) still carries out one request on
+    one of the devices, so describing the device and single measurements work
+    as with any runner.
+    """
+
+    def __init__(self, device_name: str, device_settings: dict[str, Any]) -> None:
+        super().__init__(device_name, device_settings)
+        self.notes: list[str] = []  # what happened on the way (groups retried after a lost node): for the summary
+
+    @abstractmethod
+    def start(self, job: GroupJob) -> int:
+        """Send one group off (never blocks for it to be measured); returns its ticket."""
+
+    @property
+    @abstractmethod
+    def pending(self) -> int:
+        """Groups sent and not yet returned by :meth:`wait`."""
+
+    @abstractmethod
+    def wait(self) -> list[GroupDone]:
+        """Block until at least one group finished and return the finished ones.
+
+        Raises :class:`~hwprof.errors.DeviceUnavailable` when the pending groups
+        can never finish (no device of the name is left to run them).
+        """
+
+    @abstractmethod
+    def cancel(self) -> list[GroupDone]:
+        """Interrupt every pending group; what they kept comes back as MeasurementInterrupted errors."""

@@ -27,7 +27,8 @@ from rich.text import Text
 
 from hwprof import __version__
 from hwprof.cli import (
-    init_cmd, modnas_cmd, predict_cmd, profile_cmd, quickstart_cmd, remote_cmd, report_cmd, search_cmd, store_cmd,
+    fleet_cmd, init_cmd, modnas_cmd, predict_cmd, profile_cmd, quickstart_cmd, remote_cmd, report_cmd, search_cmd,
+    store_cmd,
 )
 from hwprof.cli.common import CliState, CommandInterrupted, err_console
 from hwprof.errors import HwprofError, first_line
@@ -67,7 +68,9 @@ def _root(
         ctx.default_map = build_default_map(ctx, defaults, path, config_option=config)
 
 
-for _module in (profile_cmd, store_cmd, predict_cmd, search_cmd, modnas_cmd, remote_cmd, report_cmd, quickstart_cmd, init_cmd):
+for _module in (
+    profile_cmd, store_cmd, predict_cmd, search_cmd, modnas_cmd, remote_cmd, fleet_cmd, report_cmd, quickstart_cmd, init_cmd,
+):
     _module.register(app)
 
 

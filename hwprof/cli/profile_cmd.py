@@ -114,6 +114,7 @@ def profile(
     precision: str = typer.Option("fp32", "--precision", help="Precision of the exported models: fp32 or int8 (post-training static quantization; devices that support it, see `hwprof devices`)."),
     meter: Optional[str] = typer.Option(None, "--meter", help="Energy meter read around the timed runs (rapl, nvml, tegrastats, csv; see `hwprof devices`): stores energy_mj per inference."),
     meter_set: list[str] = typer.Option([], "--meter-set", help="Meter setting KEY=VALUE (repeatable), e.g. path=power.csv for --meter csv."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Profile on a Ray fleet: 'auto' (the cluster this machine belongs to) or HOST:PORT; --device names the device the nodes advertise (dev:NAME, see `hwprof worker`). Groups run in parallel, one per node; no drift checks (each group's calibration models record reference_ms)."),
 ) -> None:
     """Measure the real latency of architectures on a device into the store (resumable).
 
@@ -134,36 +135,49 @@ def profile(
         max_rounds=max(ProtocolSettings.max_rounds, rounds) if max_rounds is None else max_rounds, visit_runs=visit_runs,
     )
     protocol.validate()
-    dev, runner = resolve_device(device, settings, config)
-    dev.check_precision(precision)  # refused before anything is exported, measured or stored
-    if meter is not None:  # checked now: a meter that cannot work here fails before anything is measured
-        if runner is not None:
-            raise ConfigError(
-                f"--meter reads a meter on the machine that runs the model; {device!r} is measured remotely, "
-                "and remote workers do not take a meter from the command line yet"
-            )
-        dev.use_meter(get_meter(meter, **parse_key_values(meter_set, "--meter-set")))
-    elif meter_set:
+    if meter is None and meter_set:
         raise ConfigError("--meter-set needs --meter NAME")
-    sp = registry.get_space(space)
-    archs = _select(sp, n, seed, archs_file, indices)
-    store = Store(db)
+    if ray is not None and meter is not None:
+        raise ConfigError("--meter reads a meter on the machine that runs the model; fleet nodes do not take a meter "
+                          "from the command line yet")
+    if ray is not None:
+        from hwprof.fleet import open_fleet
+
+        dev, runner = open_fleet(device, settings, ray)
+    else:
+        dev, runner = resolve_device(device, settings, config)
+    store = None
     try:
+        dev.check_precision(precision)  # refused before anything is exported, measured or stored
+        if meter is not None:  # checked now: a meter that cannot work here fails before anything is measured
+            if runner is not None:
+                raise ConfigError(
+                    f"--meter reads a meter on the machine that runs the model; {device!r} is measured remotely, "
+                    "and remote workers do not take a meter from the command line yet"
+                )
+            dev.use_meter(get_meter(meter, **parse_key_values(meter_set, "--meter-set")))
+        sp = registry.get_space(space)
+        archs = _select(sp, n, seed, archs_file, indices)
+        store = Store(db)
         profiler = Profiler(
             dev, sp, store, protocol=protocol, cache_dir=cache_dir,
             command=shlex.join(["hwprof", *sys.argv[1:]]), drift_every=drift_every, drift_threshold_rel=drift_threshold,
             interleave=interleave, calibrate=calibrate, references=references, runner=runner, precision=precision,
         )
+        fleet = f", {len(runner.nodes())} Ray node(s) advertising {runner.resource}" if hasattr(runner, "nodes") else ""
         console.print(
             f"profiling {len(archs)} {space} architectures ({precision}) on [bold]{device}[/bold] "
-            f"({profiler.info.cpu_model}, {profiler.info.runtime} {profiler.info.runtime_version}) -> {db}"
+            f"({profiler.info.cpu_model}, {profiler.info.runtime} {profiler.info.runtime_version}{fleet}) -> {db}"
         )
         try:
             summary = _run_with_progress(profiler, archs, again)
         except ProfileInterrupted as exc:
             raise CommandInterrupted(_kept_line(exc.summary, device, db)) from exc
     finally:
-        store.close()
+        if store is not None:
+            store.close()
+        if hasattr(runner, "close"):  # a fleet runner leaves the Ray session it opened
+            runner.close()
     _print_summary(summary, device)
 
 
@@ -200,6 +214,9 @@ def _run_with_progress(profiler: Profiler, archs, again: bool) -> ProfileSummary
 
         def on_progress(ev: ProgressEvent) -> None:
             med = f"median {ev.running_median_ms:.3f} ms" if ev.running_median_ms is not None else ""
+            node = ev.measurement.host.get("fleet") if ev.measurement is not None else None
+            if node:  # a fleet: which node the last group came from
+                med += f", last from node {str(node.get('node_id', ''))[:8]} ({node.get('node_ip')})"
             display.update("profiling", ev.n_done, len(archs), med)
             if ev.drift is not None and ev.drift.exceeded:
                 display.console.print(f"[yellow]drift[/yellow] reference {ev.drift.drift_rel:+.1%} after {ev.drift.n_done} models")
