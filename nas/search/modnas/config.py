@@ -25,7 +25,9 @@ MODE_DEFAULTS: dict[str, dict[str, Any]] = {
 _NOT_HASHED = ("out_dir", "checkpoint_every", "store_db")
 # Fields added after the first release, with the behaviour runs had before them: left out of the hash at that
 # value, so a run (or finished directory) made before the field existed still resumes (or is found).
-_HASHED_WHEN_NOT = {"scalarisation": "weighted_sum", "store_devices": None}
+_HASHED_WHEN_NOT = {"scalarisation": "weighted_sum"}
+# Fields added later that are written (and hashed) only when set, so a configuration without them is as before.
+_WRITTEN_WHEN_SET = ("store_devices", "store_db")
 # Fields that decide the set-up (references, embeddings, surrogates): runs that agree on them share it.
 _SETUP_FIELDS = ("mode", "space", "dataset", "table", "devices", "store_devices", "n_refs", "surrogate_hidden", "accuracy_epochs",
                  "latency_epochs", "max_table_archs", "seed")
@@ -91,6 +93,8 @@ class ModnasConfig:
     supernet_warmup_steps: int = 200
 
     def __post_init__(self) -> None:
+        if isinstance(self.store_devices, str):  # `--param store_devices=ort-cpu` names one device
+            object.__setattr__(self, "store_devices", (self.store_devices,))
         for name in ("devices", "store_devices", "dirichlet_alpha", "hidden", "surrogate_hidden"):
             v = getattr(self, name)
             if isinstance(v, list):
@@ -190,6 +194,9 @@ class ModnasConfig:
         for k, v in d.items():
             if isinstance(v, tuple):
                 d[k] = list(v)
+        for k in _WRITTEN_WHEN_SET:
+            if d[k] is None:
+                del d[k]
         return d
 
     @classmethod
@@ -212,4 +219,4 @@ class ModnasConfig:
     def setup_hash(self) -> str:
         """Identifies the set-up alone, so an ablation (another sampler, combine, step count) can reuse it."""
         d = self.to_json()
-        return stable_hash({k: d[k] for k in _SETUP_FIELDS if k not in _HASHED_WHEN_NOT or d[k] != _HASHED_WHEN_NOT[k]})
+        return stable_hash({k: d[k] for k in _SETUP_FIELDS if k in d})
