@@ -91,15 +91,6 @@ def train(
         out = train_modnas(config, progress_reporter(display.update), profile_missing=profile_missing)
     for line in training_summary(out):
         console.print(line, markup=False)
-    for name, info in _load(out).meta.get("store_devices", {}).items():
-        fit = info["fit_in_sample"]
-        console.print(
-            f"store device {name}: {info['n_networks']} measured networks ({info['precision']}, settings hash "
-            f"{info['settings_hash'][:12]}); latency surrogate on them (seen in the fit): Spearman {fit['spearman']:.3f}, "
-            f"RMSE {fit['rmse_log']:.3f} (log)", markup=False, highlight=False,
-        )
-        if info.get("note"):
-            warn(info["note"])
 
 
 def _load(directory: Path):

@@ -190,6 +190,10 @@ def test_a_store_device_trains_beside_table_devices(hypernet, model, full_db, tm
     assert info["fit_in_sample"]["n"] == len(model.refs) + EXTRA and np.isfinite(info["fit_in_sample"]["rmse_log"])
     assert np.allclose(trained.meta["train_embeddings"][DEVICE], model.refs.embedding(lat))
     assert trained.meta["run_hash"] != ModnasModel.load(hypernet).meta["run_hash"]
+    from nas.search.modnas.algorithm import training_summary
+
+    line = next(x for x in training_summary(out) if x.startswith(f"store device {DEVICE}"))
+    assert f"{len(model.refs) + EXTRA} measured networks from {full_db}" in line and "Spearman" in line
     emb, rel = trained.embedding(device=DEVICE)
     assert rel is None and len(trained.front(emb, None, 3)) == 3
 
@@ -239,6 +243,7 @@ def test_cli_trains_with_a_store_device_and_measures_its_front(model, full_db, t
     code, text, err = run(capsys, "search", "--algo", "modnas", "--space", "nb201", "--devices", "pixel3,titanx_1,gold_6240",
                           "-o", out, *tiny_params(), "--param", f"store_devices={DEVICE},", "--param", f"store_db={db}")
     assert code == 0, err
+    assert f"store device {DEVICE}: {len(model.refs) + EXTRA} measured networks" in text.replace("\n", " ")
     code, text, err = run(capsys, "modnas", "front", out, "--db", db, "--device", DEVICE, "--rays", 4, "--measure",
                           "--json", tmp_path / "f.json")
     assert code == 0, err

@@ -15,7 +15,6 @@ of the stored group so the new rows join it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -90,9 +89,13 @@ class StoreDevice:
                 "settings_hash": self.settings_hash, "n_networks": len(self.latencies_ms)}
 
 
+def _plain(value: Any) -> Any:
+    return tuple(_plain(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
 def _matches(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
-    """Every wanted key has the wanted value in ``stored`` (compared as JSON, so 1 == 1.0 and tuples == lists)."""
-    return all(k in stored and json.dumps(stored[k]) == json.dumps(v) for k, v in wanted.items())
+    """Every wanted key has the wanted value in ``stored`` (1 == 1.0; a list equals the tuple of its items)."""
+    return all(k in stored and _plain(stored[k]) == _plain(v) for k, v in wanted.items())
 
 
 def read_store_device(
