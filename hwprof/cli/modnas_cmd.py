@@ -115,13 +115,13 @@ def _device(model, device: Optional[str], ref_latencies: Optional[Path], db: Opt
     if ref_latencies is not None or device is None:
         raise ConfigError("with --db give the profiled device with --device NAME (and no --ref-latencies)")
     target = read_store_device(db, device, parse_key_values(set_, "--set"), precision)
-    if target.note:
-        warn(target.note)
     with ProgressDisplay() as display:
         emb, lat, target = store_device_embedding(
             model, target, profile_missing, on_progress=_profile_progress(display, f"profiling references on {device}"),
             command=_command(),
         )
+    if target.note:
+        warn(target.note)
     return emb, lat, target
 
 

@@ -95,7 +95,7 @@ def test_reference_latencies_come_from_the_store(model, full_db):
     assert all(e.predicted_latency_ms == pytest.approx(e.predicted_latency_rel * level) for e in front)
 
 
-def test_several_settings_are_named_and_one_can_be_chosen(model, full_db, tmp_path):
+def test_several_settings_are_named_and_one_can_be_chosen(model, hypernet, full_db, tmp_path, capsys):
     db = copy_db(full_db, tmp_path)
     two = read_store_device(db, DEVICE, {"intra_op_threads": 2})
     assert two.settings_hash is None and not two.latencies_ms  # nothing stored with 2 threads yet
@@ -103,8 +103,15 @@ def test_several_settings_are_named_and_one_can_be_chosen(model, full_db, tmp_pa
     assert two.settings["intra_op_threads"] == 2 and len(two.latencies_ms) == 2
     default = read_store_device(db, DEVICE)  # the setting with the most networks
     assert default.settings["intra_op_threads"] == 1 and len(default.latencies_ms) == len(model.refs) + EXTRA
-    assert "intra_op_threads=2" in default.note and "(2 networks)" in default.note
+    assert f"with intra_op_threads=1 ({len(model.refs) + EXTRA} networks)" in default.note and "intra_op_threads=2 (2 networks)" in default.note
+    assert "inter_op_threads" not in default.note  # only what tells the settings apart
     assert read_store_device(db, DEVICE, precision="int8").settings_hash is None
+    assert read_store_device(db, DEVICE, {"intra_op_threads": 2.0}).settings_hash == two.settings_hash
+    n = len(model.refs)
+    line = one_line_error(capsys, "modnas", "front", hypernet, "--db", db, "--device", DEVICE, "--set", "intra_op_threads=2")
+    assert f"lacks {n - 2} of the {n} reference networks" in line and "intra_op_threads=2" in line
+    code, out, err = run(capsys, "modnas", "front", hypernet, "--db", db, "--device", DEVICE, "--rays", 3)
+    assert code == 0 and "using the measurements with intra_op_threads=1" in err and "intra_op_threads=2" in err
 
 
 def test_missing_references_are_counted_in_one_line(model, hypernet, full_db, tmp_path, capsys):

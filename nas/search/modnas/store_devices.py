@@ -42,9 +42,6 @@ class SettingsGroup:
     precision: str
     n_networks: int
 
-    def describe(self) -> str:
-        return f"{_describe_settings(self.settings, self.precision)} ({self.n_networks} networks)"
-
 
 @dataclass(frozen=True)
 class StoreDevice:
@@ -67,8 +64,15 @@ class StoreDevice:
         """Which setting is used, and which other settings the store holds for the device (empty when it holds one)."""
         if not self.others:
             return ""
-        rest = "; ".join(g.describe() for g in self.others)
-        return (f"{self.device}: using settings {self.settings_text} ({len(self.latencies_ms)} networks); "
+        mine = {**self.settings, "precision": self.precision}
+        groups = [{**g.settings, "precision": g.precision} for g in self.others]
+        keys = sorted({k for g in groups for k in set(g) | set(mine) if _plain(g.get(k)) != _plain(mine.get(k))})
+
+        def short(values: Mapping[str, Any]) -> str:
+            return ", ".join(f"{k}={values.get(k)}" for k in keys)
+
+        rest = "; ".join(f"{short(g)} ({o.n_networks} networks)" for g, o in zip(groups, self.others))
+        return (f"{self.device}: using the measurements with {short(mine)} ({len(self.latencies_ms)} networks); "
                 f"{self.db} also holds {rest} (choose with --set KEY=VALUE / --precision)")
 
     def missing(self, specs: Sequence[str]) -> list[str]:
