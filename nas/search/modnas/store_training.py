@@ -77,6 +77,16 @@ def store_training_devices(
     return out
 
 
+def latency_rows(
+    space: Any, devices: Sequence[StoreTrainingDevice], embeddings: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(encodings, relative latencies, embeddings): one row per measured network of each device (``embeddings`` aligned
+    to ``devices``), the extra rows of the latency surrogate's fit."""
+    enc = [space.encode_choices(np.asarray([space.choices_from_spec(s) for s in d.specs], dtype=np.int64)) for d in devices]
+    emb = [np.repeat(np.asarray(e)[None], len(d.specs), axis=0) for d, e in zip(devices, embeddings)]
+    return np.concatenate(enc), np.concatenate([d.relative_latency for d in devices]), np.concatenate(emb)
+
+
 def in_sample_fit(latency_surrogate: Any, space: Any, device: StoreTrainingDevice, embedding: np.ndarray) -> dict[str, float]:
     """RMSE (log latency) and Spearman of the fitted surrogate on the device's own measured networks (seen in the fit)."""
     import torch

@@ -183,16 +183,13 @@ class _Setup:
         for d in self.table_devices:
             ref_lat = self.refs.latencies_from_table(table.archs, table.latency_ms[d])
             relative.append(table.latency_ms[d][self.rows] / np.exp(np.log(ref_lat).mean()))
+        n_table = len(self.table_devices)
+        store_embeddings = self.embeddings.numpy()[n_table:]
         extra = None
         if stored:
-            n_table = len(self.table_devices)
-            extra = (
-                np.concatenate([self.space.encode_choices(np.asarray([self.space.choices_from_spec(s) for s in d.specs]))
-                                for d in stored]),
-                np.concatenate([d.relative_latency for d in stored]),
-                np.concatenate([np.repeat(self.embeddings.numpy()[n_table + i][None], len(d.specs), axis=0)
-                                for i, d in enumerate(stored)]),
-            )
+            from nas.search.modnas.store_training import in_sample_fit, latency_rows
+
+            extra = latency_rows(self.space, stored, store_embeddings)
 
         def prog(phase: str) -> Callable[[int, int], None] | None:
             if on_progress is None:
@@ -200,17 +197,11 @@ class _Setup:
             return lambda done, total: on_progress(ModnasProgress(phase, done, total))
 
         self.latency, lat_report = fit_latency_surrogate(
-            self.space, enc, np.stack(relative), self.embeddings.numpy()[: len(self.table_devices)], hidden=cfg.surrogate_hidden,
+            self.space, enc, np.stack(relative), self.embeddings.numpy()[:n_table], hidden=cfg.surrogate_hidden,
             epochs=cfg.latency_epochs, seed=cfg.seed, progress=prog("latency surrogate"), extra=extra,
         )
-        if stored:
-            from nas.search.modnas.store_training import in_sample_fit
-
-            n_table = len(self.table_devices)
-            self.store_meta = {
-                d.name: {**d.to_json(), "fit_in_sample": in_sample_fit(self.latency, self.space, d, self.embeddings.numpy()[n_table + i])}
-                for i, d in enumerate(stored)
-            }
+        self.store_meta = {d.name: {**d.to_json(), "fit_in_sample": in_sample_fit(self.latency, self.space, d, e)}
+                           for d, e in zip(stored, store_embeddings)}
         self.accuracy: AccuracySurrogate | None = None
         acc_report: FitReport | None = None
         if cfg.mode == "surrogate":
