@@ -13,7 +13,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from hwprof.cli.common import console, parse_device_list
+from hwprof.cli.common import console, parse_device_list, warn
+from hwprof.cli.options import parse_key_values
 from hwprof.cli.progress import ProgressDisplay
 from hwprof.errors import ConfigError
 
@@ -24,8 +25,24 @@ app = typer.Typer(
 )
 
 DIR_ARG = typer.Argument(..., help="Directory of a trained hypernetwork (from `hwprof modnas train -o DIR`).")
-DEVICE_HELP = "Device: a training device, a column of the NB201 table, or any name together with --ref-latencies."
+DEVICE_HELP = ("Device: a training device, a column of the NB201 table, any name together with --ref-latencies, "
+               "or with --db a device profiled into that store.")
 REF_HELP = "CSV of arch,latency_ms rows with the device's latency on every reference architecture (see `hwprof modnas refs`)."
+DB_HELP = "Store with the device's measurements: its reference latencies are read from there (see --profile-missing)."
+SET_HELP = "With --db: use the stored measurements with this device setting KEY=VALUE (repeatable; default: the setting with the most networks)."
+PRECISION_HELP = "With --db: use the stored measurements of this precision (fp32, int8; default: the setting with the most networks)."
+PROFILE_MISSING_HELP = "Measure the reference networks the store lacks first (through the profiler, stored, resumable)."
+
+
+def _command() -> str:
+    import shlex
+    import sys
+
+    return shlex.join(["hwprof", *sys.argv[1:]])
+
+
+def _profile_progress(display: ProgressDisplay, phase: str):
+    return lambda done, total: display.update(phase, done, total)
 
 
 def parse_preference(text: str) -> list[float]:
@@ -51,6 +68,10 @@ def train(
     scalarisation: Optional[str] = typer.Option(
         None, "--scalarisation", help="chebyshev | weighted_sum: how a preference weighs the objectives (default: the mode's, see docs/modnas.md)."),
     seed: int = typer.Option(0, "--seed"),
+    store_devices: Optional[str] = typer.Option(
+        None, "--store-devices", help="Comma-separated devices profiled into --db, trained on beside the table's (see docs/modnas.md)."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Store that --store-devices are read from."),
+    profile_missing: bool = typer.Option(False, "--profile-missing", help="Measure the reference networks a store device lacks first (stored, resumable)."),
 ) -> None:
     """Train a hypernetwork over many devices (resumable; deterministic for a seed)."""
     from nas.search.modnas import ModnasConfig, train_modnas
@@ -58,12 +79,16 @@ def train(
 
     given = {k: v for k, v in (("steps", steps), ("combine", combine), ("sampler", sampler), ("scalarisation", scalarisation))
              if v is not None}
+    stored = parse_device_list(store_devices, "--store-devices")
+    if stored is None and (db is not None or profile_missing):
+        raise ConfigError("--db and --profile-missing apply to --store-devices; name the profiled devices there")
     config = ModnasConfig.create(
         str(out), mode, dataset=dataset, table=str(table) if table is not None else None,
-        devices=parse_device_list(devices), seed=seed, **given,
+        devices=parse_device_list(devices), seed=seed, store_devices=stored, store_db=str(db) if db is not None else None,
+        **given,
     )
     with ProgressDisplay() as display:
-        out = train_modnas(config, progress_reporter(display.update))
+        out = train_modnas(config, progress_reporter(display.update), profile_missing=profile_missing)
     for line in training_summary(out):
         console.print(line, markup=False)
 
@@ -74,10 +99,30 @@ def _load(directory: Path):
     return ModnasModel.load(directory)
 
 
-def _device(model, device: Optional[str], ref_latencies: Optional[Path]):
-    if device is None and ref_latencies is None:
-        raise ConfigError("give --device NAME (a known device) or --ref-latencies FILE (any device)")
-    return model.embedding(device=device, ref_latencies_file=ref_latencies)
+def _device(model, device: Optional[str], ref_latencies: Optional[Path], db: Optional[Path] = None,
+            set_: tuple[str, ...] = (), precision: Optional[str] = None, profile_missing: bool = False):
+    """(embedding, reference latencies or None, the store device or None)."""
+    if db is None:
+        if set_ or precision is not None or profile_missing:
+            raise ConfigError("--set, --precision and --profile-missing choose measurements in a store; give --db STORE")
+        if device is None and ref_latencies is None:
+            raise ConfigError("give --device NAME (a known device) or --ref-latencies FILE (any device)")
+        emb, lat = model.embedding(device=device, ref_latencies_file=ref_latencies)
+        return emb, lat, None
+    from nas.search.modnas.store_devices import read_store_device
+    from nas.search.modnas.store_front import store_device_embedding
+
+    if ref_latencies is not None or device is None:
+        raise ConfigError("with --db give the profiled device with --device NAME (and no --ref-latencies)")
+    target = read_store_device(db, device, parse_key_values(set_, "--set"), precision)
+    with ProgressDisplay() as display:
+        emb, lat, target = store_device_embedding(
+            model, target, profile_missing, on_progress=_profile_progress(display, f"profiling references on {device}"),
+            command=_command(),
+        )
+    if target.note:
+        warn(target.note)
+    return emb, lat, target
 
 
 def _fmt(x: Optional[float], digits: int = 4) -> str:
@@ -109,22 +154,68 @@ def front(
     ref_latencies: Optional[Path] = typer.Option(None, "--ref-latencies", help=REF_HELP),
     rays: int = typer.Option(24, "--rays", help="Number of preference rays."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the front as JSON here."),
+    db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    precision: Optional[str] = typer.Option(None, "--precision", help=PRECISION_HELP),
+    profile_missing: bool = typer.Option(False, "--profile-missing", help=PROFILE_MISSING_HELP),
+    measure: bool = typer.Option(
+        False, "--measure", help="With --db: measure the front's networks on the device (stored; already stored ones are reused) "
+        "and compare the measured front's hypervolume with the predicted one's."),
 ) -> None:
     """One architecture per preference ray for a device (zero-shot for a device given by its reference latencies)."""
     model = _load(directory)
-    emb, lat = _device(model, device, ref_latencies)
+    if measure and db is None:
+        raise ConfigError("--measure measures on a profiled device and stores the result; give --db STORE --device NAME")
+    emb, lat, target = _device(model, device, ref_latencies, db, tuple(set_), precision, profile_missing)
     entries = model.front(emb, lat, rays)
     name = device or (ref_latencies.name if ref_latencies else "")
     distinct = len({e.spec for e in entries})
     console.print(_entries_table(model, entries, f"MODNAS front for {name}: {len(entries)} rays, {distinct} distinct architectures"))
     console.print(f"accuracy objective: {model.accuracy_source}", highlight=False, soft_wrap=True)
+    if target is not None:
+        console.print(f"reference latencies: {len(lat)} networks of {name} ({target.settings_text}) in {db}",
+                      highlight=False, soft_wrap=True, markup=False)
+    check = None
+    if measure:
+        from nas.search.modnas.store_front import check_front
+
+        with ProgressDisplay() as display:
+            check = check_front(model, entries, emb, target, on_progress=_profile_progress(display, f"measuring the front on {name}"),
+                                command=_command())
+        _print_check(check)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps({
-            "device": name, "accuracy_source": model.accuracy_source, "mode": model.mode,
-            "embedding": [float(x) for x in emb], "front": [e.to_json() for e in entries],
-        }, indent=1) + "\n", encoding="utf-8")
+        data = {"device": name, "accuracy_source": model.accuracy_source, "mode": model.mode,
+                "embedding": [float(x) for x in emb], "front": [e.to_json() for e in entries]}
+        if target is not None:
+            data["store"] = target.to_json()
+        if check is not None:
+            data["check"] = check.to_json()
+        json_out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
         console.print(f"saved {json_out}")
+
+
+def _print_check(check) -> None:
+    t = Table(title=f"the front's {len(check.networks)} networks measured on {check.device} "
+                    f"({check.n_profiled} now, {len(check.networks) - check.n_profiled} already stored)")
+    for col in ("pref. accuracy", "predicted ms", "measured ms", "measured / predicted", "predicted error %", "table error %"):
+        t.add_column(col, justify="right")
+    t.add_column("architecture", overflow="fold")
+    for n in check.networks:
+        t.add_row(f"{n.preference[0]:.3f}", _fmt(n.predicted_latency_ms), _fmt(n.measured_latency_ms), f"{n.latency_ratio:.3f}",
+                  _fmt(n.predicted_error_pct), _fmt(n.table_error_pct), n.spec)
+    console.print(t)
+    (elo, ehi), (llo, lhi) = check.error_bounds_pct, check.latency_bounds_ms
+    console.print(
+        f"hypervolume: predicted {check.hv_predicted:.4f}, measured {check.hv_measured:.4f} (ratio {check.hv_ratio:.3f}); "
+        f"reference point [1, 1] after scaling error {elo:.2f}-{ehi:.2f} % and latency {llo:.4g}-{lhi:.4g} ms",
+        highlight=False, soft_wrap=True, markup=False,
+    )
+    console.print(
+        f"latency: Spearman {check.latency_spearman:.3f} between predicted and measured, median |error| "
+        f"{check.median_abs_latency_error:.1%}; predicted error from the {check.predicted_error_source}, measured error "
+        "from the NB201 table", highlight=False, soft_wrap=True, markup=False,
+    )
 
 
 @app.command("pick")
@@ -133,10 +224,14 @@ def pick(
     preference: str = typer.Option(..., "--preference", "-p", help="Accuracy weight in [0, 1] (e.g. 0.3), or 'ACC,LAT' summing to 1."),
     device: Optional[str] = typer.Option(None, "--device", "-d", help=DEVICE_HELP),
     ref_latencies: Optional[Path] = typer.Option(None, "--ref-latencies", help=REF_HELP),
+    db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    precision: Optional[str] = typer.Option(None, "--precision", help=PRECISION_HELP),
+    profile_missing: bool = typer.Option(False, "--profile-missing", help=PROFILE_MISSING_HELP),
 ) -> None:
     """The architecture for one device and one preference."""
     model = _load(directory)
-    emb, lat = _device(model, device, ref_latencies)
+    emb, lat, _ = _device(model, device, ref_latencies, db, tuple(set_), precision, profile_missing)
     e = model.pick(emb, parse_preference(preference), lat)
     console.print(e.spec, highlight=False, soft_wrap=True)
     details = [f"preference accuracy {e.preference[0]:.3f} / latency {e.preference[1]:.3f}"]

@@ -60,12 +60,23 @@ def progress_reporter(on_progress: ProgressCallback | None) -> Callable[[ModnasP
 
 
 def training_summary(out: Path) -> tuple[str, ...]:
-    """What a finished training directory holds, in two lines (where, which mode, how long; the accuracy source)."""
+    """What a finished training directory holds: where, which mode, how long; the accuracy source; per store device
+    the setting used and the latency surrogate's fit on its measured networks."""
     meta = json.loads((out / META_FILE).read_text(encoding="utf-8"))
-    return (
+    lines = [
         f"hypernetwork saved in {out} ({meta['mode']} mode, {meta['training']['wall_s']:.0f} s)",
         f"accuracy objective: {meta['accuracy_source']}",
-    )
+    ]
+    for name, info in meta.get("store_devices", {}).items():
+        fit = info["fit_in_sample"]
+        lines.append(
+            f"store device {name}: {info['n_networks']} measured networks from {info['db']} ({info['precision']}, "
+            f"settings hash {info['settings_hash']}); latency surrogate on them (seen in the fit): "
+            f"Spearman {fit['spearman']:.3f}, RMSE {fit['rmse_log']:.3f} in log latency"
+        )
+        if info.get("note"):
+            lines.append(info["note"])
+    return tuple(lines)
 
 
 def run(request: SearchRequest, on_progress: ProgressCallback | None = None) -> SearchOutcome:

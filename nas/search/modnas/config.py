@@ -22,12 +22,14 @@ MODE_DEFAULTS: dict[str, dict[str, Any]] = {
     "supernet": {"samples_per_task": 1, "tasks_per_step": 4, "scalarisation": "weighted_sum", "tau_end": 0.3},
 }
 # Fields that do not change the result: leaving them out of the hash lets a run resume after editing them.
-_NOT_HASHED = ("out_dir", "checkpoint_every")
+_NOT_HASHED = ("out_dir", "checkpoint_every", "store_db")
 # Fields added after the first release, with the behaviour runs had before them: left out of the hash at that
 # value, so a run (or finished directory) made before the field existed still resumes (or is found).
 _HASHED_WHEN_NOT = {"scalarisation": "weighted_sum"}
+# Fields added later that are written (and hashed) only when set, so a configuration without them is as before.
+_WRITTEN_WHEN_SET = ("store_devices", "store_db")
 # Fields that decide the set-up (references, embeddings, surrogates): runs that agree on them share it.
-_SETUP_FIELDS = ("mode", "space", "dataset", "table", "devices", "n_refs", "surrogate_hidden", "accuracy_epochs",
+_SETUP_FIELDS = ("mode", "space", "dataset", "table", "devices", "store_devices", "n_refs", "surrogate_hidden", "accuracy_epochs",
                  "latency_epochs", "max_table_archs", "seed")
 
 
@@ -59,6 +61,8 @@ class ModnasConfig:
     dataset: str = "cifar10"
     table: str | None = None
     devices: tuple[str, ...] | None = None
+    store_devices: tuple[str, ...] | None = None
+    store_db: str | None = None
     n_refs: int = 10
     steps: int = 5000
     tasks_per_step: int = 16
@@ -89,7 +93,9 @@ class ModnasConfig:
     supernet_warmup_steps: int = 200
 
     def __post_init__(self) -> None:
-        for name in ("devices", "dirichlet_alpha", "hidden", "surrogate_hidden"):
+        if isinstance(self.store_devices, str):  # `--param store_devices=ort-cpu` names one device
+            object.__setattr__(self, "store_devices", (self.store_devices,))
+        for name in ("devices", "store_devices", "dirichlet_alpha", "hidden", "surrogate_hidden"):
             v = getattr(self, name)
             if isinstance(v, list):
                 object.__setattr__(self, name, tuple(v))
@@ -156,6 +162,14 @@ class ModnasConfig:
             raise ConfigError(f"modnas: max_table_archs must be None or an integer >= 100, got {self.max_table_archs!r}")
         if self.devices is not None and (len(self.devices) == 0 or len(set(self.devices)) != len(self.devices)):
             raise ConfigError(f"modnas: devices must be a non-empty list of distinct names, got {self.devices!r}")
+        if self.store_devices is not None:
+            if len(self.store_devices) == 0 or len(set(self.store_devices)) != len(self.store_devices):
+                raise ConfigError(f"modnas: store_devices must be a non-empty list of distinct names, got {self.store_devices!r}")
+            if not self.store_db:
+                raise ConfigError("modnas: store_devices are read from a store; give its path (--db / store_db)")
+            both = sorted(set(self.store_devices) & set(self.devices or ()))
+            if both:
+                raise ConfigError(f"modnas: {both[0]!r} is both a table device and a store device; name it once")
 
     @classmethod
     def create(cls, out_dir: str, mode: str = "surrogate", **overrides: Any) -> "ModnasConfig":
@@ -180,6 +194,9 @@ class ModnasConfig:
         for k, v in d.items():
             if isinstance(v, tuple):
                 d[k] = list(v)
+        for k in _WRITTEN_WHEN_SET:
+            if d[k] is None:
+                del d[k]
         return d
 
     @classmethod
@@ -202,4 +219,4 @@ class ModnasConfig:
     def setup_hash(self) -> str:
         """Identifies the set-up alone, so an ablation (another sampler, combine, step count) can reuse it."""
         d = self.to_json()
-        return stable_hash({k: d[k] for k in _SETUP_FIELDS})
+        return stable_hash({k: d[k] for k in _SETUP_FIELDS if k in d})

@@ -211,12 +211,15 @@ def fit_latency_surrogate(
     holdout_fraction: float = 0.05,
     seed: int = 0,
     progress: FitProgress | None = None,
+    extra: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[LatencySurrogate, FitReport]:
     """One ``MLPPredictor`` over all devices; ``relative_latency`` is (devices, n), ``embeddings`` (devices, e).
 
     ``holdout_fraction`` of the architectures (the same on every device) are
     kept out to report RMSE (in log latency) and Spearman; the predictor
-    early-stops on its own validation split of the rest.
+    early-stops on its own validation split of the rest. ``extra`` = (encodings
+    (m, w), relative latencies (m,), embeddings (m, e)): more training rows,
+    e.g. the measured networks of a device known only by them (none held out).
     """
     from predictors.mlp import MLPPredictor
 
@@ -237,6 +240,12 @@ def fit_latency_surrogate(
         learning_rate=2e-3, weight_decay=0.0, random_state=seed,
     )
     X, y = rows(train)
+    if extra is not None:
+        x_enc, x_rel, x_emb = (np.asarray(a, dtype=np.float64) for a in extra)
+        if x_enc.ndim != 2 or x_enc.shape[1] != enc.shape[1] or x_rel.shape != (x_enc.shape[0],) or x_emb.shape != (x_enc.shape[0], E.shape[1]):
+            raise DataError(f"extra rows: expected enc (m, {enc.shape[1]}), latencies (m,), embeddings (m, {E.shape[1]}); "
+                            f"got {x_enc.shape}, {x_rel.shape}, {x_emb.shape}")
+        X, y = np.concatenate([X, np.concatenate([x_enc, x_emb], axis=1)]), np.concatenate([y, x_rel])
     predictor.fit(X, y, schema=latency_schema(space, E.shape[1]), progress=progress)
     model = LatencySurrogate(predictor, enc.shape[1], E.shape[1])
     Xh, yh = rows(hold)

@@ -113,7 +113,10 @@ def reuse_setup(source: str | Path, config: ModnasConfig) -> bool:
 class _Setup:
     """What every step needs, built once (or read back from the output directory)."""
 
-    def __init__(self, config: ModnasConfig, out: Path, on_progress: Progress | None) -> None:
+    def __init__(
+        self, config: ModnasConfig, out: Path, on_progress: Progress | None, profile_missing: bool = False,
+        profile_protocol: Any | None = None,
+    ) -> None:
         from nas.spaces.nb201 import NB201Space
         from nas.tabular import load_nb201
 
@@ -126,7 +129,10 @@ class _Setup:
         unknown = [d for d in devices if d not in table.latency_ms]
         if unknown:
             raise UnknownNameError(f"modnas: no latency column for device(s) {unknown} in the table; known: {', '.join(table.devices)}")
-        self.devices = devices
+        self.table_devices = devices
+        self.devices = devices + list(config.store_devices or ())  # store devices last
+        self.store_refs: dict[str, np.ndarray] = {}  # store device -> its reference latencies (ms)
+        self.store_meta: dict[str, Any] = {}
         self.space = NB201Space()
         archs = table.archs
         rows = np.arange(len(archs))
@@ -141,7 +147,7 @@ class _Setup:
         if setup_path.is_file():
             self._read(out, table)
         else:
-            self._build(out, table, on_progress)
+            self._build(out, table, on_progress, profile_missing, profile_protocol)
         if config.mode == "surrogate":
             assert self.accuracy is not None
             self.error = SurrogateError(self.accuracy, self.enc_all, config.objective_scale)
@@ -149,20 +155,41 @@ class _Setup:
             self._build_supernet(out)
         self.latency_obj = NormalisedLatency(self.latency, self.enc_all, self.embeddings, config.objective_scale)
 
-    def _embeddings(self, table) -> torch.Tensor:
-        return torch.from_numpy(np.stack([
-            self.refs.embedding(self.refs.latencies_from_table(table.archs, table.latency_ms[d])) for d in self.devices
-        ]))
+    def _reference_latencies(self, table, device: str) -> np.ndarray:
+        if device in self.store_refs:
+            return self.store_refs[device]
+        return self.refs.latencies_from_table(table.archs, table.latency_ms[device])
 
-    def _build(self, out: Path, table, on_progress: Progress | None) -> None:
+    def _embeddings(self, table) -> torch.Tensor:
+        return torch.from_numpy(np.stack([self.refs.embedding(self._reference_latencies(table, d)) for d in self.devices]))
+
+    def _build(
+        self, out: Path, table, on_progress: Progress | None, profile_missing: bool, profile_protocol: Any | None,
+    ) -> None:
         cfg = self.config
-        self.refs = nb201_references(table, self.devices, cfg.n_refs, cfg.seed)
+        self.refs = nb201_references(table, self.table_devices, cfg.n_refs, cfg.seed)
+        stored = []
+        if cfg.store_devices:
+            from nas.search.modnas.store_training import store_training_devices
+
+            stored = store_training_devices(
+                cfg.store_db, cfg.store_devices, self.table_devices, self.refs.specs, profile_missing, profile_protocol,
+                None if on_progress is None else (lambda phase, done, total: on_progress(ModnasProgress(phase, done, total))),
+            )
+            self.store_refs = {d.name: d.reference_latencies_ms for d in stored}
         self.embeddings = self._embeddings(table)
         enc = self.enc_all.numpy()[self.rows]
         relative = []
-        for d in self.devices:
+        for d in self.table_devices:
             ref_lat = self.refs.latencies_from_table(table.archs, table.latency_ms[d])
             relative.append(table.latency_ms[d][self.rows] / np.exp(np.log(ref_lat).mean()))
+        n_table = len(self.table_devices)
+        store_embeddings = self.embeddings.numpy()[n_table:]
+        extra = None
+        if stored:
+            from nas.search.modnas.store_training import in_sample_fit, latency_rows
+
+            extra = latency_rows(self.space, stored, store_embeddings)
 
         def prog(phase: str) -> Callable[[int, int], None] | None:
             if on_progress is None:
@@ -170,9 +197,11 @@ class _Setup:
             return lambda done, total: on_progress(ModnasProgress(phase, done, total))
 
         self.latency, lat_report = fit_latency_surrogate(
-            self.space, enc, np.stack(relative), self.embeddings.numpy(), hidden=cfg.surrogate_hidden,
-            epochs=cfg.latency_epochs, seed=cfg.seed, progress=prog("latency surrogate"),
+            self.space, enc, np.stack(relative), self.embeddings.numpy()[:n_table], hidden=cfg.surrogate_hidden,
+            epochs=cfg.latency_epochs, seed=cfg.seed, progress=prog("latency surrogate"), extra=extra,
         )
+        self.store_meta = {d.name: {**d.to_json(), "fit_in_sample": in_sample_fit(self.latency, self.space, d, e)}
+                           for d, e in zip(stored, store_embeddings)}
         self.accuracy: AccuracySurrogate | None = None
         acc_report: FitReport | None = None
         if cfg.mode == "surrogate":
@@ -187,7 +216,7 @@ class _Setup:
                         "accuracy_surrogate": acc_report.to_json() if acc_report else None}
         _atomic_write_text(out / SETUP_META, json.dumps({
             "setup_hash": cfg.setup_hash(), "references": self.refs.to_json(), "devices": self.devices,
-            "reports": self.reports,
+            "reports": self.reports, **({"store_devices": self.store_meta} if self.store_meta else {}),
         }, indent=1) + "\n")
 
     def _read(self, out: Path, table) -> None:
@@ -201,6 +230,9 @@ class _Setup:
                 )
             self.refs = ReferenceSet.from_json(meta["references"])
             self.reports = meta["reports"]
+            self.store_meta = meta.get("store_devices", {})
+            self.store_refs = {d: np.asarray(self.store_meta[d]["reference_latencies_ms"], dtype=np.float64)
+                               for d in self.config.store_devices or ()}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise PersistenceError(f"cannot read {str(out / SETUP_META)!r} ({exc}); delete the directory to start over") from None
         self.embeddings = self._embeddings(table)
@@ -410,8 +442,19 @@ def _check_out_dir(out: Path, config: ModnasConfig) -> bool:
     return True
 
 
-def train_modnas(config: ModnasConfig, on_progress: Progress | None = None) -> Path:
-    """Train (or resume, or find finished) the hypernetwork of ``config`` in ``config.out_dir``; returns that directory."""
+def train_modnas(
+    config: ModnasConfig,
+    on_progress: Progress | None = None,
+    *,
+    profile_missing: bool = False,
+    profile_protocol: Any | None = None,
+) -> Path:
+    """Train (or resume, or find finished) the hypernetwork of ``config`` in ``config.out_dir``; returns that directory.
+
+    ``profile_missing``: measure the reference networks a store device lacks
+    (``config.store_devices``) before the set-up, through hwprof's Profiler
+    (``profile_protocol``, default ``hwprof profile``'s); otherwise such a device is refused.
+    """
     out = Path(config.out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"modnas: output path {str(out)!r} exists and is not a directory")
@@ -419,7 +462,7 @@ def train_modnas(config: ModnasConfig, on_progress: Progress | None = None) -> P
         return out
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    setup = _Setup(config, out, on_progress)
+    setup = _Setup(config, out, on_progress, profile_missing, profile_protocol)
     run = _Run(config, setup)
     spent = 0.0
     if (out / CHECKPOINT_META).is_file():
@@ -476,6 +519,8 @@ def _finish(out: Path, config: ModnasConfig, setup: _Setup, run: _Run, wall_s: f
             "fit": setup.reports["accuracy_surrogate"]},
         "training": {"steps": config.steps, "wall_s": wall_s, "final": run.last},
     }
+    if setup.store_meta:  # devices read from the store: which settings, their reference latencies, the fit on them
+        meta["store_devices"] = setup.store_meta
     model = ModnasModel(meta, run.hypernet, setup.latency, setup.accuracy)
     model.save(out, {"supernet.pt": setup.supernet.state_dict()} if setup.supernet is not None else None)
     for name in (CHECKPOINT_FILE, CHECKPOINT_META):
