@@ -205,6 +205,62 @@ def _onehot_baseline(space: str) -> tuple[Any, Callable[[], Any]]:
     return ArchFeaturizer(space, "onehot"), lambda: LinearPredictor(alpha=1.0)
 
 
+class _CombinationVariants:
+    """Analysis rows of the leave-one-device-out table (not shipped): variants of ``auto`` measured and rejected,
+    and the ceilings of an additive predictor, which explain where the bank-based methods stop.
+
+    - ``nnls-rel``: ``nnls`` fitted on relative error (weights 1/y), free intercept;
+    - ``auto+rel``: ``auto``'s leave-one-out choice among ``nnls``, ``nnls-rel`` and standardized ridge (K >= 8);
+    - ``ceiling-bank-900``: least squares on the bank's standardized source latencies fitted on all 900 pool networks
+      (the best any combination of the bank does with 90x the samples);
+    - ``ceiling-additive``: ridge on the device's own 15,625 (NB201) / 5,000 (FBNet) latencies, one-hot+counts
+      (the best additive predictor of the device, trained on its test networks too).
+    """
+
+    def __init__(self, sources: Any, space: str, archs: list[str]) -> None:
+        from predictors.features.encoding import ArchFeaturizer
+        from predictors.transfer import SourceBank
+
+        self.featurizer = ArchFeaturizer(space, "onehot+counts")
+        self.X = self.featurizer.transform(archs)
+        self.B = SourceBank.fit(sources, self.featurizer, 1.0).predict(self.X)
+        self.Z = (self.B - self.B.mean(axis=0)) / np.where(self.B.std(axis=0) > 1e-12, self.B.std(axis=0), 1.0)
+
+    @staticmethod
+    def nnls_relative(A: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, float]:
+        from scipy.optimize import nnls
+
+        x, _ = nnls(np.column_stack([1 / t, -1 / t, A / t[:, None]]), np.ones(len(t)))
+        return x[2:], float(x[0] - x[1])
+
+    def predict(self, rows: np.ndarray, ys: np.ndarray, test: np.ndarray) -> dict[str, np.ndarray]:
+        from predictors.linear import ridge_fit
+        from predictors.transfer import AutoCombination, combination_weights
+        from predictors.transfer.combination import _loo_relative_error
+
+        fits = {"nnls": (self.B, lambda A, t: combination_weights(A, t, nonnegative=True, alpha=0.0)),
+                "nnls-rel": (self.B, self.nnls_relative),
+                "ridge-standardized": (self.Z, lambda A, t: ridge_fit(A, t, 0.1 * len(t)))}
+        preds = {}
+        for name, (A, fit) in fits.items():
+            w, b = fit(A[rows], ys)
+            preds[name] = A[test] @ w + b
+        if len(ys) >= AutoCombination.MIN_LOO:
+            errors = {name: _loo_relative_error(A[rows], ys, fit) for name, (A, fit) in fits.items()}
+            chosen = min(errors, key=errors.get)
+        else:
+            chosen = "nnls"
+        return {"nnls-rel": preds["nnls-rel"], "auto+rel": preds[chosen]}
+
+    def ceilings(self, y: np.ndarray, pool: np.ndarray, test: np.ndarray) -> dict[str, float]:
+        from predictors.linear import ridge_fit
+
+        w, b = ridge_fit(self.Z[pool], y[pool], 1e-6)
+        coef, intercept = ridge_fit(self.X, y, 1.0)
+        return {"ceiling-bank-900": _help_rho(y[test], self.Z[test] @ w + b),
+                "ceiling-additive": _help_rho(y[test], self.X[test] @ coef + intercept)}
+
+
 def lodo(tables: dict[str, Any], quick: bool, methods: list[str]) -> dict[str, Any]:
     """Leave-one-device-out over every device of each table; K = 5/10/20; random and suggested samples; 5 seeds."""
     from predictors import transfer
@@ -229,6 +285,9 @@ def lodo(tables: dict[str, Any], quick: bool, methods: list[str]) -> dict[str, A
             sources = transfer.SourceLatencies.from_columns(archs, table.latency_ms, exclude=[dev])
             models = {m: transfer.pretrain(m, sources, seed=0) for m in methods}
             X_test = {m: models[m].featurizer.transform(test_archs) for m in methods}
+            variants = _CombinationVariants(sources, space, archs)
+            for key, value in variants.ceilings(y, pool, test).items():
+                rho.setdefault(key, {}).setdefault(dev, []).append(value)
             for k in LODO_KS:
                 for mode in ("random", "suggested"):
                     for seed in seeds:
@@ -243,6 +302,8 @@ def lodo(tables: dict[str, Any], quick: bool, methods: list[str]) -> dict[str, A
                             if choice and k == 10 and mode == "suggested":
                                 choices.setdefault(dev, {}).setdefault(choice["chosen"], 0)
                                 choices[dev][choice["chosen"]] += 1
+                        for key, pred in variants.predict(rows, ys, test).items():
+                            rho.setdefault(f"{key}/{mode}/k{k}", {}).setdefault(dev, []).append(_help_rho(y[test], pred))
                         base = make_linear().fit(X_onehot[rows], ys)
                         rho.setdefault(f"onehot-linear/{mode}/k{k}", {}).setdefault(dev, []).append(
                             _help_rho(y[test], base.predict(X_onehot[test])))
