@@ -56,6 +56,7 @@ class LiveFeaturizer:
         self.space = self.inner.space.name
         inner = self.inner.schema
         self.schema = FeatureSchema(f"{LIVE_PREFIX}:{inner.kind}", inner.names, inner.version)
+        self._live: dict[tuple[int, ...], tuple[int, ...]] = {}  # choices -> choices of the live equivalent
 
     @classmethod
     def from_kind(cls, kind: str) -> "LiveFeaturizer":
@@ -69,8 +70,18 @@ class LiveFeaturizer:
         return f"LiveFeaturizer({self.space!r}, {self.inner.feature_set!r})"
 
     def transform(self, archs: Sequence[str | Architecture]) -> np.ndarray:
-        self.inner.choices(archs)  # a bad architecture is named by its row before it is mapped
-        return self.inner.transform(live_specs(self.space, archs))
+        space = self.inner.space
+        mapper = getattr(space, "live_equivalent", None)
+        choices = self.inner.choices(archs)  # a bad architecture is named by its row
+        if mapper is None:
+            return self.inner.from_encoding(space.encode_choices(choices))
+        live = np.empty_like(choices)
+        for i, row in enumerate(choices):
+            key = tuple(int(v) for v in row)
+            if key not in self._live:
+                self._live[key] = tuple(space.to_choices(mapper(space.from_choices(key))))
+            live[i] = self._live[key]
+        return self.inner.from_encoding(space.encode_choices(live))
 
 
 def live_predictor(predictor: Predictor, schema: FeatureSchema) -> Predictor:
