@@ -56,7 +56,7 @@ from predictors.transfer import (
     suggest_samples,
 )
 from predictors.transfer.base import check_samples
-from predictors.transfer.live import adapt_live
+from predictors.transfer.live import adapt_live, has_dead_operations
 
 
 CACHE_SUBDIR = "transfer"
@@ -189,6 +189,8 @@ class Sources:
         """
         if self.live:
             return self
+        if self.space and not has_dead_operations(self.space):  # nothing to map (FBNet): the same sources
+            return self._replace(live=True)
         return self._replace(description=f"{self.description} (architectures described by their live equivalents)", live=True)
 
     def choice_table(self) -> SourceLatencies | None:
