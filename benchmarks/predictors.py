@@ -331,7 +331,7 @@ def own_device(quick: bool, samples_path: Path = OWN_SAMPLES) -> dict[str, Any]:
     ``live-table`` (the source table's row of ``a`` re-labelled with the latencies of ``live(a)``, the
     additive bank fitted on that table: the previous default) and ``live`` (the bank fitted on the table
     as measured, the adapted predictor fitted on and predicting for ``live(a)``: what ``hwprof adapt --db``
-    does now). K suggested among the user's training networks (farthest-point over the sources' rows of
+    does now; ``embedding`` too). K suggested among the user's training networks (farthest-point over the sources' rows of
     ``live(a)``, as given for ``as-given``); Spearman on the held-out networks.
     """
     if not samples_path.is_file():
@@ -364,6 +364,8 @@ def own_device(quick: bool, samples_path: Path = OWN_SAMPLES) -> dict[str, Any]:
     methods = ["auto", "nnls", "ridge"]
     pretrained = {(m, tab): transfer.pretrain(m, src, seed=0) for m in methods for tab, src in (("given", given), ("relabelled", relabelled))}
     views = {"as-given": ("given", given, False), "live-table": ("relabelled", relabelled, False), "live": ("given", relabelled, True)}
+    # The non-additive method on the live path (pretrained once on the table as measured; about a minute).
+    embedding = transfer.pretrain("embedding", given, seed=0, **({"steps": 300} if quick else {}))
     seeds = range(3 if quick else 10)
     rho: dict[str, list[float]] = {}
     choices: dict[str, dict[str, int]] = {}
@@ -391,6 +393,7 @@ def own_device(quick: bool, samples_path: Path = OWN_SAMPLES) -> dict[str, Any]:
                         counts = choices.setdefault(f"k{k}", {})
                         counts[choice["chosen"]] = counts.get(choice["chosen"], 0) + 1
                 if view == "live":
+                    record(f"embedding/live/k{k}", adapt_live(embedding, [archs[i] for i in fit], y[fit]).predict_archs(test_archs), test)
                     record(f"onehot-linear/k{k}", make_linear().fit(X_onehot[fit], y[fit]).predict(X_onehot[test]), test)
                     record(f"onehot-linear-live/k{k}",
                            make_linear().fit(X_onehot_live[fit], y[fit]).predict(X_onehot_live[test]), test)
