@@ -205,6 +205,62 @@ def _onehot_baseline(space: str) -> tuple[Any, Callable[[], Any]]:
     return ArchFeaturizer(space, "onehot"), lambda: LinearPredictor(alpha=1.0)
 
 
+class _CombinationVariants:
+    """Analysis rows of the leave-one-device-out table (not shipped): variants of ``auto`` measured and rejected,
+    and the ceilings of an additive predictor, which explain where the bank-based methods stop.
+
+    - ``nnls-rel``: ``nnls`` fitted on relative error (weights 1/y), free intercept;
+    - ``auto+rel``: ``auto``'s leave-one-out choice among ``nnls``, ``nnls-rel`` and standardized ridge (K >= 8);
+    - ``ceiling-bank-900``: least squares on the bank's standardized source latencies fitted on all 900 pool networks
+      (the best any combination of the bank does with 90x the samples);
+    - ``ceiling-additive``: ridge on the device's own 15,625 (NB201) / 5,000 (FBNet) latencies, one-hot+counts
+      (the best additive predictor of the device, trained on its test networks too).
+    """
+
+    def __init__(self, sources: Any, space: str, archs: list[str]) -> None:
+        from predictors.features.encoding import ArchFeaturizer
+        from predictors.transfer import SourceBank
+
+        self.featurizer = ArchFeaturizer(space, "onehot+counts")
+        self.X = self.featurizer.transform(archs)
+        self.B = SourceBank.fit(sources, self.featurizer, 1.0).predict(self.X)
+        self.Z = (self.B - self.B.mean(axis=0)) / np.where(self.B.std(axis=0) > 1e-12, self.B.std(axis=0), 1.0)
+
+    @staticmethod
+    def nnls_relative(A: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, float]:
+        from scipy.optimize import nnls
+
+        x, _ = nnls(np.column_stack([1 / t, -1 / t, A / t[:, None]]), np.ones(len(t)))
+        return x[2:], float(x[0] - x[1])
+
+    def predict(self, rows: np.ndarray, ys: np.ndarray, test: np.ndarray) -> dict[str, np.ndarray]:
+        from predictors.linear import ridge_fit
+        from predictors.transfer import AutoCombination, combination_weights
+        from predictors.transfer.combination import _loo_relative_error
+
+        fits = {"nnls": (self.B, lambda A, t: combination_weights(A, t, nonnegative=True, alpha=0.0)),
+                "nnls-rel": (self.B, self.nnls_relative),
+                "ridge-standardized": (self.Z, lambda A, t: ridge_fit(A, t, 0.1 * len(t)))}
+        preds = {}
+        for name, (A, fit) in fits.items():
+            w, b = fit(A[rows], ys)
+            preds[name] = A[test] @ w + b
+        if len(ys) >= AutoCombination.MIN_LOO:
+            errors = {name: _loo_relative_error(A[rows], ys, fit) for name, (A, fit) in fits.items()}
+            chosen = min(errors, key=errors.get)
+        else:
+            chosen = "nnls"
+        return {"nnls-rel": preds["nnls-rel"], "auto+rel": preds[chosen]}
+
+    def ceilings(self, y: np.ndarray, pool: np.ndarray, test: np.ndarray) -> dict[str, float]:
+        from predictors.linear import ridge_fit
+
+        w, b = ridge_fit(self.Z[pool], y[pool], 1e-6)
+        coef, intercept = ridge_fit(self.X, y, 1.0)
+        return {"ceiling-bank-900": _help_rho(y[test], self.Z[test] @ w + b),
+                "ceiling-additive": _help_rho(y[test], self.X[test] @ coef + intercept)}
+
+
 def lodo(tables: dict[str, Any], quick: bool, methods: list[str]) -> dict[str, Any]:
     """Leave-one-device-out over every device of each table; K = 5/10/20; random and suggested samples; 5 seeds."""
     from predictors import transfer
@@ -229,6 +285,9 @@ def lodo(tables: dict[str, Any], quick: bool, methods: list[str]) -> dict[str, A
             sources = transfer.SourceLatencies.from_columns(archs, table.latency_ms, exclude=[dev])
             models = {m: transfer.pretrain(m, sources, seed=0) for m in methods}
             X_test = {m: models[m].featurizer.transform(test_archs) for m in methods}
+            variants = _CombinationVariants(sources, space, archs)
+            for key, value in variants.ceilings(y, pool, test).items():
+                rho.setdefault(key, {}).setdefault(dev, []).append(value)
             for k in LODO_KS:
                 for mode in ("random", "suggested"):
                     for seed in seeds:
@@ -243,6 +302,8 @@ def lodo(tables: dict[str, Any], quick: bool, methods: list[str]) -> dict[str, A
                             if choice and k == 10 and mode == "suggested":
                                 choices.setdefault(dev, {}).setdefault(choice["chosen"], 0)
                                 choices[dev][choice["chosen"]] += 1
+                        for key, pred in variants.predict(rows, ys, test).items():
+                            rho.setdefault(f"{key}/{mode}/k{k}", {}).setdefault(dev, []).append(_help_rho(y[test], pred))
                         base = make_linear().fit(X_onehot[rows], ys)
                         rho.setdefault(f"onehot-linear/{mode}/k{k}", {}).setdefault(dev, []).append(
                             _help_rho(y[test], base.predict(X_onehot[test])))
@@ -264,7 +325,15 @@ def lodo(tables: dict[str, Any], quick: bool, methods: list[str]) -> dict[str, A
 
 
 def own_device(quick: bool, samples_path: Path = OWN_SAMPLES) -> dict[str, Any]:
-    """Few-shot to this machine's own ort-cpu profiles with the 21 bundled NB201 devices as sources."""
+    """Few-shot to this machine's own ort-cpu profiles with the 21 bundled NB201 devices as sources.
+
+    Three ways to describe the user's networks to the sources: ``as-given`` (the spec),
+    ``live-table`` (the source table's row of ``a`` re-labelled with the latencies of ``live(a)``, the
+    additive bank fitted on that table: the previous default) and ``live`` (the bank fitted on the table
+    as measured, the adapted predictor fitted on and predicting for ``live(a)``: what ``hwprof adapt --db``
+    does now; ``embedding`` too). K suggested among the user's training networks (farthest-point over the sources' rows of
+    ``live(a)``, as given for ``as-given``); Spearman on the held-out networks.
+    """
     if not samples_path.is_file():
         print(f"  skipped: {samples_path} not found", flush=True)
         return {"skipped": f"{samples_path} not found"}
@@ -275,23 +344,31 @@ def own_device(quick: bool, samples_path: Path = OWN_SAMPLES) -> dict[str, Any]:
     from predictors.data import read_latency_samples
     from predictors.features.encoding import ArchFeaturizer
     from predictors.gbdt import GBDTPredictor
+    from predictors.linear import LinearPredictor
+    from predictors.transfer.live import LiveFeaturizer, adapt_live, live_specs
 
     own = read_latency_samples(samples_path)
     archs, y = list(own.archs), own.latency_ms
     table = load_nb201()
     given = transfer.SourceLatencies.from_columns(table.archs, table.latency_ms)
-    live, changed = given.live_equivalent("nb201")
-    changed_own = sum(a != b for a, b in zip(archs, _live_specs(archs)))
+    relabelled, changed = given.live_equivalent("nb201")
+    live_archs = live_specs("nb201", archs)
+    changed_own = sum(a != b for a, b in zip(archs, live_archs))
     row_of = {a: i for i, a in enumerate(table.archs)}
     n_test = max(10, len(archs) // 3)
     onehot, make_linear = _onehot_baseline("nb201")
     X_onehot = onehot.transform(archs)
+    X_onehot_live = LiveFeaturizer("nb201", "onehot").transform(archs)
     feats = ArchFeaturizer("nb201", "onehot+counts")
     X_feats = feats.transform(archs)
     methods = ["auto", "nnls", "ridge"]
-    models = {(m, view): transfer.pretrain(m, src, seed=0) for m in methods for view, src in (("as-given", given), ("live", live))}
+    pretrained = {(m, tab): transfer.pretrain(m, src, seed=0) for m in methods for tab, src in (("given", given), ("relabelled", relabelled))}
+    views = {"as-given": ("given", given, False), "live-table": ("relabelled", relabelled, False), "live": ("given", relabelled, True)}
+    # The non-additive method on the live path (pretrained once on the table as measured; about a minute).
+    embedding = transfer.pretrain("embedding", given, seed=0, **({"steps": 300} if quick else {}))
     seeds = range(3 if quick else 10)
     rho: dict[str, list[float]] = {}
+    choices: dict[str, dict[str, int]] = {}
 
     def record(key: str, pred: np.ndarray, test: np.ndarray) -> None:
         rho.setdefault(key, []).append(float(stats.spearmanr(y[test], pred)[0]))
@@ -299,20 +376,30 @@ def own_device(quick: bool, samples_path: Path = OWN_SAMPLES) -> dict[str, Any]:
     for seed in seeds:
         order = np.random.default_rng(seed).permutation(len(archs))
         test, train = order[:n_test], order[n_test:]
+        test_archs = [archs[i] for i in test]
         for k in LODO_KS:
-            # The default path: K suggested among the user's measured networks (farthest over the sources' table).
-            for view, src in (("as-given", given), ("live", live)):
-                picked_rows = transfer.suggest_samples(k, src.latency_ms, seed, pool=[row_of[archs[i]] for i in train])
+            for view, (tab, choice_table, live) in views.items():
+                # The default path: K suggested among the user's measured networks (farthest-point over the sources).
+                picked_rows = transfer.suggest_samples(k, choice_table.latency_ms, seed, pool=[row_of[archs[i]] for i in train])
                 by_row = {row_of[archs[i]]: i for i in train}
                 fit = np.array([by_row[int(r)] for r in picked_rows])
                 for m in methods:
-                    adapted = models[(m, view)].adapt([archs[i] for i in fit], y[fit])
-                    record(f"{m}/{view}/k{k}", adapted.predict(X_feats[test]), test)
+                    model = pretrained[(m, tab)]
+                    fit_archs = [archs[i] for i in fit]
+                    adapted = adapt_live(model, fit_archs, y[fit]) if live else model.adapt(fit_archs, y[fit])
+                    record(f"{m}/{view}/k{k}", adapted.predict_archs(test_archs), test)
+                    choice = getattr(adapted, "transfer_choice_", None)
+                    if choice and view == "live":
+                        counts = choices.setdefault(f"k{k}", {})
+                        counts[choice["chosen"]] = counts.get(choice["chosen"], 0) + 1
                 if view == "live":
+                    record(f"embedding/live/k{k}", adapt_live(embedding, [archs[i] for i in fit], y[fit]).predict_archs(test_archs), test)
                     record(f"onehot-linear/k{k}", make_linear().fit(X_onehot[fit], y[fit]).predict(X_onehot[test]), test)
-            # Analysis, not a shipped path: the sources' *measured* latencies of the live-equivalent architecture (exact,
-            # no additive bank), combined by nnls (ms) or ridge on standardized log latency (the issue's quick check).
-            for view, src in (("as-given", given), ("live", live)):
+                    record(f"onehot-linear-live/k{k}",
+                           make_linear().fit(X_onehot_live[fit], y[fit]).predict(X_onehot_live[test]), test)
+            # Analysis, not a shipped path: the sources' *measured* latencies of the live-equivalent architecture (exact
+            # lookup, no bank), combined by nnls (ms) or ridge on standardized log latency (the issue's quick check).
+            for view, src in (("as-given", given), ("live", relabelled)):
                 S = src.latency_ms[[row_of[a] for a in archs]]
                 fit = train[transfer.suggest_samples(k, S[train], seed)]
                 w, b = transfer.combination_weights(S[fit], y[fit], nonnegative=True, alpha=0.0)
@@ -323,20 +410,20 @@ def own_device(quick: bool, samples_path: Path = OWN_SAMPLES) -> dict[str, Any]:
         n_gbdt = min(100, len(train))
         gbdt = GBDTPredictor().fit(X_feats[train[:n_gbdt]], y[train[:n_gbdt]])
         record(f"gbdt/n{n_gbdt}", gbdt.predict(X_feats[test]), test)
+        X_live = LiveFeaturizer("nb201", "onehot+counts").transform(archs)
+        gbdt = GBDTPredictor().fit(X_live[train[:n_gbdt]], y[train[:n_gbdt]])
+        record(f"gbdt-live/n{n_gbdt}", gbdt.predict(X_live[test]), test)
+        lin = LinearPredictor(alpha=1.0).fit(X_live[train[:n_gbdt]], y[train[:n_gbdt]])
+        record(f"linear-live/n{n_gbdt}", lin.predict(X_live[test]), test)
     summary = {key: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)} for key, v in rho.items()}
     for key in sorted(summary):
-        print(f"  {key:24s} Spearman {summary[key]['mean']:.3f} +- {summary[key]['std']:.3f}", flush=True)
+        print(f"  {key:28s} Spearman {summary[key]['mean']:.3f} +- {summary[key]['std']:.3f}", flush=True)
+    print(f"  auto's choice (live): {choices}", flush=True)
     return {"samples": str(samples_path), "n_networks": len(archs), "n_test": n_test,
             "seeds": len(list(seeds)), "table_rows_changed_by_live": changed, "own_networks_changed_by_live": changed_own,
-            "summary": summary, "per_seed": rho}
-
-
-def _live_specs(archs: list[str]) -> list[str]:
-    from hwprof import registry
-    from hwprof.types import Architecture
-
-    space = registry.get_space("nb201")
-    return [space.live_equivalent(Architecture("nb201", a)).spec for a in archs]
+            "views": {"as-given": "specs as measured", "live-table": "bank fitted on the table re-labelled with live(a) rows",
+                      "live": "bank on the table as measured; adapted predictor fitted on and predicting live(a) (hwprof adapt --db)"},
+            "auto_choice_live": choices, "summary": summary, "per_seed": rho}
 
 
 def speed(tables: dict[str, Any], quick: bool) -> dict[str, Any]:

@@ -25,6 +25,11 @@ package can add its own :class:`TransferModel`):
 - ``finetune``: a multi-output source network whose head is set from the K
   samples, then fine-tuned on them.
 
+A device measured through hwprof (whose exports drop dead operations) adapts
+with :func:`predictors.transfer.live.adapt_live`: the predictor is fitted on,
+and predicts for, each network's live equivalent (feature kind
+``live:<features>:<space>``).
+
 Which K architectures to measure: :func:`suggest_archs` (farthest-point
 sampling over the source devices' standardized log latencies; for
 ``embedding`` the model's references). The whole ``hwprof adapt`` workflow

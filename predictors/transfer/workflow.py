@@ -56,6 +56,7 @@ from predictors.transfer import (
     suggest_samples,
 )
 from predictors.transfer.base import check_samples
+from predictors.transfer.live import adapt_live, has_dead_operations
 
 
 CACHE_SUBDIR = "transfer"
@@ -154,7 +155,7 @@ class Sources:
         self.feature_set = feature_set
         self.params = dict(params or {})
         self.cache_dir = None if cache_dir is None else Path(cache_dir)  # where pretrained models are kept (None: nowhere)
-        self.live = live  # the table describes architectures by their live equivalents
+        self.live = live  # adapt and predict on live-equivalent architectures (a device measured through hwprof)
 
     @property
     def min_samples(self) -> int:
@@ -180,20 +181,23 @@ class Sources:
     def live_equivalent(self) -> Sources:
         """Sources that describe each architecture by the work hwprof's export of it does (dead operations dropped).
 
-        For a device measured through hwprof (``hwprof profile``); see
-        :meth:`SourceLatencies.live_equivalent`. A saved model keeps no table:
-        it is returned unchanged, with a note.
+        For a device measured through hwprof (``hwprof profile``): the adapted
+        predictor is fitted on, and predicts for, each network's live
+        equivalent (:func:`predictors.transfer.live.adapt_live`), so the
+        pretrained model (and its cache entry) is the same as for
+        architectures as given, and a saved model works too.
         """
         if self.live:
             return self
-        if self.model is not None:
-            if self.table is None:
-                return self._replace(notes=(*self.notes, "a saved transfer model keeps no table; architectures are described to it as given"))
-            raise ConfigError("describe the sources by live-equivalent architectures before pretraining")
-        assert self.table is not None
-        table, changed = self.table.live_equivalent(self.space)
-        description = f"{self.description} (live-equivalent: {changed} rows)" if changed else self.description
-        return self._replace(table=table, description=description, live=True)
+        if self.space and not has_dead_operations(self.space):  # nothing to map (FBNet): the same sources
+            return self._replace(live=True)
+        return self._replace(description=f"{self.description} (architectures described by their live equivalents)", live=True)
+
+    def choice_table(self) -> SourceLatencies | None:
+        """The table K samples are chosen from: with live sources, row ``a`` holds what the sources measured for ``live(a)``."""
+        if self.table is None or not self.live:
+            return self.table
+        return self.table.live_equivalent(self.space)[0]
 
     def pretrained(self, *, seed: int = 0, progress: PhaseProgress | None = None) -> Sources:
         """These sources with the method pretrained on the table (themselves when the model exists).
@@ -393,8 +397,9 @@ def choose_samples(sources: Sources, data: LatencyData, k: int, seed: int, selec
     if refs and all(r in position for r in refs):
         return np.array(sorted(position[r] for r in refs)), []
     rows = sources.rows_of(data.archs)
-    if sources.table is not None and len(rows) >= k:
-        picked = suggest_samples(k, sources.table.latency_ms, seed, pool=sorted(rows.values()), method=select)
+    table = sources.choice_table()
+    if table is not None and len(rows) >= k:
+        picked = suggest_samples(k, table.latency_ms, seed, pool=sorted(rows.values()), method=select)
         by_row = {r: a for a, r in rows.items()}
         return np.array(sorted(position[by_row[int(r)]] for r in picked)), []
     note = f"the source table holds only {len(rows)} of the {len(data)} measured architectures; choosing {k} at random"
@@ -508,7 +513,10 @@ def adapt_device(options: AdaptOptions, sources: Sources, *, progress: PhaseProg
     y = check_latencies(archs, fit_data.latency_ms, fit_data.source)
     method = sources.model.method
     report = progress(f"adapting ({method}) from {len(y)} samples") if progress is not None else None
-    adapted = sources.model.adapt(archs, y, progress=report)
+    if sources.live:
+        adapted = adapt_live(sources.model, archs, y, progress=report)
+    else:
+        adapted = sources.model.adapt(archs, y, progress=report)
     sample_metrics = evaluate_predictions(y, adapted.predict_archs(archs)) if len(y) >= 2 else None
     held_out = None
     if test_data is not None and len(test_data) >= 2:
