@@ -8,7 +8,8 @@ training sets of n networks drawn from the rest, for every n of ``--sizes``:
   features and parameters, fitted on the n networks;
 - ``adapt``: ``hwprof adapt``'s default (``auto``) from the 21 bundled NB201
   devices, with the n networks as its K samples (live-equivalent specs, as
-  ``hwprof adapt --live`` does for a device profiled through hwprof).
+  ``hwprof adapt --db`` does for a device profiled through hwprof:
+  ``predictors.transfer.live.adapt_live``).
 
 Spearman and within-10% on the held-out networks, mean over seeds. The
 quickstart picks its predictor and the number of networks it profiles from
@@ -48,12 +49,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from scipy import stats
 
-    from hwprof import registry
-    from hwprof.types import Architecture
     from nas.tabular import load_nb201
     from predictors import transfer
     from predictors.data import read_latency_samples
     from predictors.metrics import evaluate_predictions
+    from predictors.transfer.live import adapt_live
     from predictors.training import make_featurizer, make_predictor
 
     own = read_latency_samples(args.samples)
@@ -61,10 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     if max(sizes) > len(archs) - N_TEST:
         ap.error(f"the largest size {max(sizes)} leaves fewer than {N_TEST} held-out networks of {len(archs)}")
-    space = registry.get_space("nb201")
-    live = [space.live_equivalent(Architecture("nb201", a)).spec for a in archs]
     table = load_nb201()
-    sources, _ = transfer.SourceLatencies.from_columns(table.archs, table.latency_ms).live_equivalent("nb201")
+    sources = transfer.SourceLatencies.from_columns(table.archs, table.latency_ms)
     t0 = time.time()
     auto = transfer.pretrain("auto", sources, seed=0)
     pretrain_s = time.time() - t0
@@ -78,13 +76,9 @@ def main(argv: list[str] | None = None) -> int:
             train = pool[:n]
             for method in METHODS:
                 t0 = time.time()
-                if method == "adapt":
-                    # two networks with the same live-equivalent spec do the same work: one sample, their mean
-                    by_spec: dict[str, list[float]] = {}
-                    for i in train:
-                        by_spec.setdefault(live[i], []).append(y[i])
-                    model = auto.adapt(list(by_spec), [float(np.mean(v)) for v in by_spec.values()])
-                    pred = model.predict_archs([live[i] for i in test])
+                if method == "adapt":  # what `hwprof adapt --db` does: live equivalents of the networks
+                    model = adapt_live(auto, [archs[i] for i in train], y[train])
+                    pred = model.predict_archs([archs[i] for i in test])
                 else:
                     if n < make_predictor(method).min_training_archs():
                         continue

@@ -159,6 +159,7 @@ def _train(db: Path, device: str, out: Path, seed: int) -> tuple[list[Candidate]
     from predictors.data import from_store, split_indices
     from predictors.metrics import evaluate_predictions
     from predictors.training import TrainingResult, default_cache_dir, train_predictor
+    from predictors.transfer.live import adapt_live
     from predictors.transfer.workflow import SourceSpec, open_sources
 
     data = from_store(db, device, "nb201")
@@ -183,7 +184,8 @@ def _train(db: Path, device: str, out: Path, seed: int) -> tuple[list[Candidate]
         sources = open_sources(SourceSpec(csv=table, cache_dir=default_cache_dir(db)), new_device=device, space="nb201")
         sources = sources.live_equivalent().pretrained(seed=seed, progress=display.reporter)
         fit, held = data.subset(train_idx), data.subset(val_idx)
-        adapted = sources.model.adapt(list(fit.archs), fit.latency_ms)
+        # fitted on, and predicting for, each network's live equivalent: hwprof's export drops dead operations
+        adapted = adapt_live(sources.model, list(fit.archs), fit.latency_ms)
     predicted = adapted.predict_archs(list(held.archs))
     metrics = evaluate_predictions(held.latency_ms, predicted)
     target = out / "predictors" / "adapt"
