@@ -40,8 +40,8 @@ from hwprof.protocol import ProtocolSettings
 
 MANIFEST = "quickstart.json"
 # The networks profiled by default: benchmarks/few_networks.py (this VM's own ort-cpu profiles, 100 held out, 5 seeds)
-# puts few-shot adaptation of the bundled table ahead of every model trained from scratch up to 200 networks, and GBDT
-# from 120 within a few hundredths of it; 150 networks take about 2 minutes on 2 quiet cores (84 networks/min).
+# puts few-shot adaptation of the bundled table (Spearman 0.98-0.99 from 10 to 300 networks) ahead of every model trained
+# from scratch, GBDT from 120 within 0.03 of it; 150 networks take about 2 minutes on 2 quiet cores (84 networks/min).
 DEFAULT_NETWORKS = 150
 PROTOCOL = ProtocolSettings(rounds=5)  # `hwprof profile`'s defaults: 5 to 10 interleaved visits (the tests swap in a faster one)
 BOUND_PERCENTILE = 25  # the latency bound of the search: this percentile of the measured latencies

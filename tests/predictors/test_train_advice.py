@@ -12,7 +12,7 @@ from tests.predictors.test_predict_cli import run
 @pytest.fixture(scope="module")
 def rows(nb201_rows):
     archs, lat = nb201_rows
-    return [(a, float(v)) for a, v in zip(archs[:80], lat["pixel3"][:80])]
+    return [(a, float(v)) for a, v in zip(archs[:130], lat["pixel3"][:130])]
 
 
 def test_advice_names_the_model_the_size_and_the_alternative():
@@ -29,5 +29,5 @@ def test_train_on_few_networks_warns_and_on_enough_does_not(rows, tmp_path, caps
     path = write_csv(tmp_path / "lat.csv", rows)
     code, _, err = run(capsys, "train", "--csv", path, "--target", "dev", "--model", "linear", "--n-train", "16", "-o", tmp_path / "few")
     assert code == 0 and "linear trained on 16 networks" in err and (tmp_path / "few" / "predictor.json").is_file()
-    code, _, err = run(capsys, "train", "--csv", path, "--target", "dev", "--model", "linear", "--n-train", "60", "-o", tmp_path / "many")
+    code, _, err = run(capsys, "train", "--csv", path, "--target", "dev", "--model", "linear", "--n-train", "110", "-o", tmp_path / "many")
     assert code == 0 and "trained on" not in err
