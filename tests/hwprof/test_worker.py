@@ -5,6 +5,7 @@ import math
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -260,15 +261,26 @@ def test_an_interrupted_subprocess_runner_forwards_the_interrupt_and_reads_the_p
              "partial": [None, kept.to_json()]}
     (tmp_path / "reply.json").write_text(json.dumps(reply))
     fake = tmp_path / "fake-python"  # stands for `python -m hwprof.worker -`: answers SIGINT with the reply above
-    fake.write_text(f"#!/bin/sh\ntrap 'cat {tmp_path / 'reply.json'}; exit 130' INT\ncat > /dev/null\n"
+    started = tmp_path / "started"  # written once the trap is set: the interrupt never races the worker's start
+    fake.write_text(f"#!/bin/sh\ntrap 'cat {tmp_path / 'reply.json'}; exit 130' INT\ntouch {started}\ncat > /dev/null\n"
                     "while :; do sleep 0.05; done\n")
     fake.chmod(0o755)
     main_thread = threading.get_ident()
-    timer = threading.Timer(0.5, lambda: signal.pthread_kill(main_thread, signal.SIGINT))
+    stop = threading.Event()
+
+    def interrupt_once_started() -> None:
+        while not stop.is_set():
+            if started.exists():
+                time.sleep(0.2)  # the driver is in communicate() by now
+                signal.pthread_kill(main_thread, signal.SIGINT)
+                return
+            time.sleep(0.02)
+
+    timer = threading.Thread(target=interrupt_once_started, daemon=True)
     timer.start()
     try:
         with pytest.raises(MeasurementInterrupted) as caught:
             SubprocessRunner("scripted", {}, python=str(fake)).submit(WorkRequest("scripted", op="describe"))
     finally:
-        timer.cancel()
+        stop.set()
     assert caught.value.partial == [None, kept]
