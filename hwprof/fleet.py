@@ -42,10 +42,9 @@ from typing import Any, Mapping, Sequence
 
 from hwprof import registry
 from hwprof.artifacts import ArtifactCache, sha256_file
-from hwprof.devices import Device
 from hwprof.errors import ConfigError, DeviceUnavailable, HwprofError, first_line
 from hwprof.protocol import MeasurementInterrupted
-from hwprof.runners import ConcurrentRunner, GroupDone, GroupJob
+from hwprof.runners import ConcurrentRunner, GroupDone, GroupJob, MeasuredElsewhere
 from hwprof.types import DeviceInfo, ModelArtifact
 from hwprof.worker import WorkRequest, WorkResult, error_reply, handle, parse_reply
 
@@ -424,24 +423,14 @@ class RayFleet(ConcurrentRunner):
         return self._collect(ref)
 
 
-class FleetDevice:
-    """What the profiler needs of a device measured on a fleet: its name, formats, precisions and settings.
-
-    It never measures here (:class:`RayFleet` does); the adapter the nodes run
-    is found by name here for the formats its exporter must write.
-    """
+class FleetDevice(MeasuredElsewhere):
+    """A device measured on a Ray fleet (:class:`RayFleet` does); the adapter the nodes run gives its formats."""
 
     def __init__(self, fleet: RayFleet) -> None:
         info, _ = fleet.describe()
-        adapter = registry.load("device", str(info.extra.get("adapter", info.name)))
+        adapter = str(info.extra.get("adapter", info.name))
+        super().__init__(fleet.device_name, adapter, info.settings, f"{adapter} on the Ray nodes advertising {fleet.resource}")
         self.fleet = fleet
-        self.name = fleet.device_name
-        self.supported_formats = tuple(getattr(adapter, "supported_formats", ()))
-        self.supported_precisions = tuple(getattr(adapter, "supported_precisions", ("fp32",)))
-        self.settings = dict(info.settings)
-        self.description = f"{info.extra.get('adapter', info.name)} on the Ray nodes advertising {fleet.resource}"
-
-    check_precision = Device.check_precision  # the adapter's precisions, refused here before anything is sent
 
     def check(self) -> DeviceInfo:
         return self.fleet.describe()[0]

@@ -36,9 +36,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from hwprof.devices import Device
 from hwprof.errors import ConfigError, DeviceUnavailable, HwprofError
-from hwprof.runners import Runner
+from hwprof.runners import MeasuredElsewhere, Runner
 from hwprof.types import DeviceInfo
 from hwprof.worker import WorkRequest, WorkResult, parse_reply
 
@@ -320,29 +319,12 @@ def targets_of(devices: Mapping[str, Mapping[str, Any]], base: Path | None = Non
 __all__ = ["SshRunner", "SshTarget", "explain_ssh_failure", "remote_status", "targets_of", "trust_host"]
 
 
-class RemoteDevice:
-    """What the profiler needs of a device measured elsewhere: its name, formats and settings.
-
-    It never measures here (``SshRunner`` does); the adapter's class, found by
-    name, supplies the formats its exporter must write. Settings are checked by
-    the adapter on the remote host, where they apply.
-    """
+class RemoteDevice(MeasuredElsewhere):
+    """A device measured on another host over SSH (``SshRunner`` does); settings are checked where they apply."""
 
     def __init__(self, target: SshTarget) -> None:
-        from hwprof import registry
-
-        adapter = registry.load("device", target.device)
+        super().__init__(target.name, target.device, target.settings, f"{target.device} on {target.destination} over SSH")
         self.target = target
-        self.name = target.name
-        self.supported_formats = tuple(getattr(adapter, "supported_formats", ()))
-        self.supported_precisions = tuple(getattr(adapter, "supported_precisions", ("fp32",)))
-        self.settings = dict(target.settings)
-        self.description = f"{target.device} on {target.destination} over SSH"
-
-    check_precision = Device.check_precision  # the adapter's precisions, refused here before anything is exported
 
     def check(self) -> DeviceInfo:
         return SshRunner(self.target).describe()[0]
-
-    def prepare(self, artifact: Any) -> Any:
-        raise HwprofError(f"{self.name} is measured on {self.target.host} through its runner, not in this process")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 from hwprof.artifacts import WEIGHT_SEED, ArtifactCache, Exporter, space_inputs
+from hwprof.devices import Device
 from hwprof.errors import HwprofError
 from hwprof.protocol import ProtocolSettings
 from hwprof.types import Architecture, DeviceInfo, Measurement, ModelArtifact
@@ -195,3 +196,29 @@ class ConcurrentRunner(Runner):
     @abstractmethod
     def cancel(self) -> list[GroupDone]:
         """Interrupt every pending group; what they kept comes back as MeasurementInterrupted errors."""
+
+
+class MeasuredElsewhere:
+    """What the profiler needs of a device a runner measures on another machine (SSH, a Ray fleet).
+
+    Its name, settings, and the formats and precisions of the adapter that runs
+    there (found here by name, so the right exporter is picked and a precision
+    it lacks is refused before anything is sent). It never measures in this
+    process.
+    """
+
+    def __init__(self, name: str, adapter: str, settings: Any, description: str) -> None:
+        from hwprof import registry
+
+        cls = registry.load("device", adapter)
+        self.name = name
+        self.supported_formats = tuple(getattr(cls, "supported_formats", ()))
+        self.supported_precisions = tuple(getattr(cls, "supported_precisions", ("fp32",)))
+        self.settings = dict(settings)
+        self.description = description
+
+    check_precision = Device.check_precision  # the adapter's precisions, refused here before anything is sent
+
+    def prepare(self, artifact: Any) -> Any:
+        raise HwprofError(f"{self.name} is measured through its runner ({self.description}), not in this process")
+

@@ -9,7 +9,6 @@ import shutil
 import numpy as np
 import pytest
 
-from hwprof.cli.main import main
 from hwprof.errors import ConfigError, DataError
 from hwprof.protocol import ProtocolSettings
 from hwprof.store import Store
@@ -17,6 +16,7 @@ from hwprof.types import Architecture
 from nas.search.modnas import ModnasModel, train_modnas
 from nas.search.modnas.store_devices import profile_networks, read_store_device
 from nas.search.modnas.store_front import check_front, store_device_embedding
+from tests.cli_helpers import one_line_error, run
 from tests.nas.test_modnas_train import tiny
 
 pytest.importorskip("onnxruntime")
@@ -63,20 +63,6 @@ def copy_db(src, tmp_path):
     dst = tmp_path / "hwprof.db"
     shutil.copy(src, dst)
     return dst
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(capsys, *argv) -> str:
-    code, out, err = run(capsys, *argv)
-    assert code == 1, out + err
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 # --- reading the store ----------------------------------------------------------------------------

@@ -13,21 +13,8 @@ from hwprof.cli.main import main
 from hwprof.errors import ConfigError, DataError, HwprofError, StoreError
 from reporting import ReportTable, build_report, detect_kind, load_input
 from reporting.inputs import ModnasInput, PredictorInput, SearchInput, StoreInput
+from tests.cli_helpers import one_line_error, run
 from tests.reporting.conftest import N_ARCHS, UNSTABLE_INDEX, make_store, nb201_sample
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(capsys, *argv) -> str:
-    code, out, err = run(capsys, *argv)
-    assert code == 1, out + err
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def figures(page: str) -> list[dict]:
