@@ -181,8 +181,8 @@ def profile(
     _print_summary(summary, device)
 
 
-def _kept_line(summary: ProfileSummary, device: str, db: Path) -> str:
-    """What an interrupted run kept, in one line."""
+def _kept_line(summary: ProfileSummary, device: str, db: Path, resume: str = "run the same command") -> str:
+    """What an interrupted run kept, in one line; ``resume`` says how to measure the rest."""
     partial = (
         f" ({summary.n_interrupted} of them from the group in progress, stop_reason 'interrupted')"
         if summary.n_interrupted else ""
@@ -190,7 +190,7 @@ def _kept_line(summary: ProfileSummary, device: str, db: Path) -> str:
     return (
         f"run {summary.run_id} on {device} marked interrupted; {summary.n_measured} "
         f"measurement{'' if summary.n_measured == 1 else 's'} kept in {db}{partial}; "
-        "run the same command to measure the rest"
+        f"{resume} to measure the rest"
     )
 
 

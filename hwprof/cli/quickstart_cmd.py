@@ -46,6 +46,7 @@ DEFAULT_NETWORKS = 150
 PROTOCOL = ProtocolSettings(rounds=5)  # `hwprof profile`'s defaults: 5 to 10 interleaved visits (the tests swap in a faster one)
 BOUND_PERCENTILE = 25  # the latency bound of the search: this percentile of the measured latencies
 VAL_FRACTION = 0.2
+RESUME = "run `hwprof quickstart` again"  # how an interrupted quickstart measures the rest (it resumes)
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def _profile(dev: Any, space: Any, db: Path, n: int, seed: int, command: str) ->
         try:
             summary = _run_with_progress(profiler, archs, again=False)
         except ProfileInterrupted as exc:
-            raise CommandInterrupted(_kept_line(exc.summary, dev.name, db).replace("the same command", "`hwprof quickstart` again")) from exc
+            raise CommandInterrupted(_kept_line(exc.summary, dev.name, db, RESUME)) from exc
     finally:
         store.close()
     _print_summary(summary, dev.name)
@@ -239,6 +240,7 @@ def _chosen_specs(result: Any, verify: int) -> list[Any]:
 
 
 def _verify(dev: Any, space: Any, db: Path, outcome: Any, chosen: Candidate, bound: float, verify: int, command: str) -> list[dict[str, Any]]:
+    from hwprof.cli.profile_cmd import _kept_line
     from hwprof.profiling import ProfileInterrupted, Profiler
     from hwprof.store import Store
     from hwprof.types import Architecture
@@ -256,7 +258,7 @@ def _verify(dev: Any, space: Any, db: Path, outcome: Any, chosen: Candidate, bou
         try:
             profiler.profile(archs)
         except ProfileInterrupted as exc:
-            raise CommandInterrupted(f"interrupted while measuring the chosen networks; {exc.summary.n_measured} kept in {db}") from exc
+            raise CommandInterrupted(_kept_line(exc.summary, dev.name, db, RESUME)) from exc
         measured = store.latencies(dev.name, "nb201")
     finally:
         store.close()
