@@ -99,6 +99,34 @@ def check_training_data(X: Any, y: Any, min_samples: int) -> tuple[np.ndarray, n
     return X, y
 
 
+# A linear model (or a few-shot combination of source devices) can extrapolate to zero or below for the
+# smallest networks, and a latency of -0.2 ms is wrong output, not a prediction. Below this fraction of
+# the fastest latency a predictor learned from, its answers are squeezed smoothly towards zero (soft_floor).
+FLOOR_FRACTION = 0.1
+_MIN_EXPONENT = -700.0  # exp() of less underflows to 0; ties there are better than a latency of 0
+
+
+def latency_floor(y: Any) -> float:
+    """The prediction floor (ms) of a predictor trained on latencies ``y``: FLOOR_FRACTION x the smallest."""
+    return FLOOR_FRACTION * float(np.min(np.asarray(y, dtype=np.float64)))
+
+
+def soft_floor(pred: np.ndarray, floor_ms: float) -> np.ndarray:
+    """``pred`` above ``floor_ms``; below it ``floor * exp((pred - floor) / floor)``: positive, in (0, floor].
+
+    The map is increasing (an order of networks, a Spearman, a search's choices are kept) and smooth at the
+    floor (value and slope match). A floor of 0 (a predictor saved before floors) clips at 0.
+    """
+    if floor_ms <= 0:
+        return np.maximum(pred, 0.0)
+    below = pred < floor_ms
+    if not below.any():
+        return pred
+    out = pred.copy()
+    out[below] = floor_ms * np.exp(np.maximum((pred[below] - floor_ms) / floor_ms, _MIN_EXPONENT))
+    return out
+
+
 def data_hash(X: np.ndarray, y: np.ndarray) -> str:
     """sha256 of the training data (shapes, then X and y as little-endian float64 bytes)."""
     h = hashlib.sha256()
@@ -186,6 +214,7 @@ class Predictor(ABC):
         self.n_features_in_ = X.shape[1]
         self.n_train_ = X.shape[0]
         self.train_hash_ = data_hash(X, y)
+        self.floor_ms_ = latency_floor(y)
         self._featurizer = None
         return self
 
@@ -193,7 +222,8 @@ class Predictor(ABC):
         """Predicted latency (ms) per row of X."""
         self._check_fitted()
         X = check_X(X, self.n_features_in_)
-        return check_predictions(np.asarray(self._predict(X), dtype=np.float64).reshape(-1), type(self).__name__)
+        pred = check_predictions(np.asarray(self._predict(X), dtype=np.float64).reshape(-1), type(self).__name__)
+        return soft_floor(pred, self.floor_ms_)
 
     def fit_archs(
         self,
@@ -251,11 +281,14 @@ class Predictor(ABC):
     def _load_state(self, directory: Path, state: Mapping[str, Any]) -> None:
         """Restore the fitted model written by ``_save_state`` (schema attributes are set by the loader)."""
 
-    def _restore_common(self, schema: FeatureSchema, n_train: int, train_hash: str) -> None:
+    def _restore_common(self, schema: FeatureSchema, n_train: int, train_hash: str, floor_ms: float = 0.0) -> None:
+        """The fitted attributes every predictor has; ``floor_ms`` 0 (a file saved before floors) only keeps
+        predictions non-negative."""
         self.schema_ = schema
         self.n_features_in_ = schema.width
         self.n_train_ = n_train
         self.train_hash_ = train_hash
+        self.floor_ms_ = float(floor_ms)
         self._featurizer = None
 
 

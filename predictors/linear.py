@@ -75,13 +75,16 @@ class LinearPredictor(Predictor):
 
     @classmethod
     def from_coefficients(cls, coef: np.ndarray, intercept: float, schema: Any, *, log_target: bool = False,
-                          n_train: int = 0, train_hash: str = "") -> "LinearPredictor":
-        """A fitted linear predictor with given coefficients (e.g. a few-shot combination of source models)."""
+                          n_train: int = 0, train_hash: str = "", floor_ms: float = 0.0) -> "LinearPredictor":
+        """A fitted linear predictor with given coefficients (e.g. a few-shot combination of source models).
+
+        ``floor_ms``: its predictions never go below it (``predictors.base.latency_floor`` of the samples).
+        """
         coef = np.asarray(coef, dtype=np.float64).reshape(-1)
         if coef.shape[0] != schema.width:
             raise DataError(f"{coef.shape[0]} coefficients for a schema of {schema.width} features")
         pred = cls(alpha=0.0, log_target=log_target)
-        pred._restore_common(schema, n_train, train_hash)
+        pred._restore_common(schema, n_train, train_hash, floor_ms)
         pred.coef_ = coef
         pred.intercept_ = float(intercept)
         return pred

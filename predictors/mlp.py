@@ -278,6 +278,7 @@ class MLPPredictor(Predictor):
         params: Mapping[str, Any],
         n_train: int = 0,
         train_hash: str = "",
+        floor_ms: float = 0.0,
     ) -> "MLPPredictor":
         """A fitted predictor around a trained single-output network (e.g. one adapted to a new device).
 
@@ -289,7 +290,7 @@ class MLPPredictor(Predictor):
         x_mean = np.asarray(x_mean, dtype=np.float64).reshape(-1)
         if x_mean.shape[0] != schema.width:
             raise DataError(f"network scaling is for {x_mean.shape[0]} features; the schema has {schema.width}")
-        pred._restore_common(schema, n_train, train_hash)
+        pred._restore_common(schema, n_train, train_hash, floor_ms)
         pred.n_in_ = schema.width
         pred.x_mean_ = x_mean
         pred.x_std_ = np.asarray(x_std, dtype=np.float64).reshape(-1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import inspect
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ class PredictorInfo:
     hwprof_version: str
     format_version: int
     extra: Mapping[str, Any] = field(default_factory=dict)
+    floor_ms: float = 0.0  # predictions never go below it; 0 in files written before floors
 
     def to_json(self, state: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -58,7 +60,7 @@ class PredictorInfo:
             "params": _jsonable(dict(self.params)),
             "feature_schema": self.schema.to_json(),
             "device": self.device,
-            "training_data": {"sha256": self.train_hash, "n_samples": self.n_train},
+            "training_data": {"sha256": self.train_hash, "n_samples": self.n_train, "floor_ms": self.floor_ms},
             "metrics": self.metrics.to_json() if self.metrics is not None else None,
             "created_at": self.created_at,
             "extra": _jsonable(dict(self.extra)),
@@ -113,6 +115,7 @@ def save(
         hwprof_version=__version__,
         format_version=FORMAT_VERSION,
         extra=dict(extra) if extra is not None else (dict(previous.extra) if previous else {}),
+        floor_ms=float(predictor.floor_ms_),
     )
     try:
         state = predictor._save_state(directory)
@@ -184,6 +187,13 @@ def read_info(directory: str | Path) -> PredictorInfo:
     return _info(_read_metadata(directory), directory / METADATA_FILE)
 
 
+def _floor(value: Any, path: Path) -> float:
+    """The saved prediction floor: a finite number >= 0 (a string or NaN there is a corrupt file, not a floor)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise PersistenceError(f"{path} is corrupt: training_data.floor_ms must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def _info(data: Mapping[str, Any], path: Path) -> PredictorInfo:
     try:
         schema = FeatureSchema.from_json(data["feature_schema"])
@@ -201,6 +211,7 @@ def _info(data: Mapping[str, Any], path: Path) -> PredictorInfo:
             hwprof_version=str(data.get("hwprof_version", "")),
             format_version=int(data["format_version"]),
             extra=dict(data.get("extra") or {}),
+            floor_ms=_floor(training.get("floor_ms", 0.0), path),
         )
     except KeyError as exc:
         raise PersistenceError(f"{path} is corrupt: missing field {exc}") from None
@@ -260,7 +271,7 @@ def load_predictor(
         predictor._check_params()
     except ConfigError as exc:
         raise PersistenceError(f"{directory / METADATA_FILE} is corrupt: saved parameter {exc}") from None
-    predictor._restore_common(info.schema, info.n_train, info.train_hash)
+    predictor._restore_common(info.schema, info.n_train, info.train_hash, info.floor_ms)
     state = data.get("state") or {}
     try:
         predictor._load_state(directory, state)

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 
 from hwprof.errors import ConfigError
-from predictors.base import FeatureSchema, ProgressCallback, data_hash, positive_float
+from predictors.base import FeatureSchema, ProgressCallback, data_hash, latency_floor, positive_float
 from predictors.linear import LinearPredictor, ridge_fit
 from predictors.features.encoding import ArchFeaturizer
 from predictors.transfer.base import TransferModel
@@ -74,7 +74,8 @@ class _CombinationModel(TransferModel):
         S = self.bank.predict(X)
         w, b = combination_weights(S, y, nonnegative=self.nonnegative, alpha=self.alpha)
         predictor = LinearPredictor.from_coefficients(
-            self.bank.coef @ w, float(self.bank.intercept @ w + b), self.schema, n_train=len(y), train_hash=data_hash(X, y)
+            self.bank.coef @ w, float(self.bank.intercept @ w + b), self.schema, n_train=len(y), train_hash=data_hash(X, y),
+            floor_ms=latency_floor(y),
         )
         predictor.source_weights_ = dict(zip(self.devices, (float(v) for v in w)))
         if progress is not None:
@@ -169,7 +170,8 @@ class AutoCombination(_CombinationModel):
         S = self.bank.predict(X)
         name, w, b, errors = self.choose(S, y)
         predictor = LinearPredictor.from_coefficients(
-            self.bank.coef @ w, float(self.bank.intercept @ w + b), self.schema, n_train=len(y), train_hash=data_hash(X, y)
+            self.bank.coef @ w, float(self.bank.intercept @ w + b), self.schema, n_train=len(y), train_hash=data_hash(X, y),
+            floor_ms=latency_floor(y),
         )
         predictor.source_weights_ = dict(zip(self.devices, (float(v) for v in w)))
         predictor.transfer_choice_ = {"chosen": name, "loo_relative_mse": errors}

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from predictors.base import FeatureSchema, data_hash
+from predictors.base import FeatureSchema, data_hash, latency_floor
 from predictors.mlp import MLPPredictor, build_network, torch_threads
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def fold_to_predictor(
     """A fitted MLPPredictor computing exp(scale * net(standardized x) + offset)."""
     return MLPPredictor.from_network(
         net, schema, x_mean=x_mean, x_std=x_std, y_mean=offset, y_std=scale, params=params,
-        n_train=len(y), train_hash=data_hash(X, y),
+        n_train=len(y), train_hash=data_hash(X, y), floor_ms=latency_floor(y),
     )
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from hwprof import __version__
 from hwprof.errors import DataError, HwprofError, PersistenceError
-from predictors.base import arch_specs, check_X
+from predictors.base import FLOOR_FRACTION, arch_specs, check_X
 from predictors.linear import ridge_fit
 from predictors.schema import FeatureSchema, featurizer_for_schema
 
@@ -191,7 +191,7 @@ class SourceBank:
         h.update("\n".join(sources.archs).encode())
         h.update(np.ascontiguousarray(sources.latency_ms, dtype="<f8").tobytes())
         # Ridge can extrapolate below zero; latency predictions are floored at a fraction of the fastest measured.
-        floor = 0.1 * sources.latency_ms.min(axis=0)
+        floor = FLOOR_FRACTION * sources.latency_ms.min(axis=0)
         return cls(featurizer.schema, sources.devices, coef, intercept, floor, alpha, len(sources.archs), h.hexdigest())
 
     @property
