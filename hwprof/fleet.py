@@ -166,8 +166,9 @@ def _unpack(blobs: Mapping[str, bytes], artifacts: Sequence[ModelArtifact], fold
 def run_on_node(name: str, driver_settings: Mapping[str, Any], payload: Mapping[str, Any]) -> dict[str, Any]:
     """The body of every fleet task, on the node: export (a group) or unpack (a request), then the worker.
 
-    ``payload`` holds either ``job`` (a :class:`GroupJob`: exported here) or
-    ``request`` (worker request JSON) with ``blobs`` (the artifacts' bytes).
+    ``payload`` holds either ``job`` (a :class:`GroupJob`: exported here; with ``meter``, ``{"name", "settings"}``
+    or None, the energy meter read on the node) or ``request`` (worker request JSON, its meter included) with
+    ``blobs`` (the artifacts' bytes).
     Returns ``{"reply": <worker reply>, "artifacts": [...], "identity": {...}, "node": {...}}``:
     ``identity`` is the driver's settings as the adapter validates them (what rows are stored under),
     ``node`` where it ran and the settings it applied.
@@ -191,7 +192,9 @@ def run_on_node(name: str, driver_settings: Mapping[str, Any], payload: Mapping[
             finally:
                 if saved is not None:
                     os.sched_setaffinity(0, saved)
-            request = WorkRequest(placed.adapter, dict(device.settings), tuple(artifacts), job.protocol, True)
+            meter = payload.get("meter") or {}
+            request = WorkRequest(placed.adapter, dict(device.settings), tuple(artifacts), job.protocol, True,
+                                  meter=meter.get("name"), meter_settings=dict(meter.get("settings") or {}))
         else:
             request = WorkRequest.from_json(payload["request"])
             artifacts = _unpack(payload.get("blobs") or {}, request.artifacts, _node_cache() / "shipped")
@@ -291,7 +294,8 @@ class RayFleet(ConcurrentRunner):
 
     def start(self, job: GroupJob) -> int:
         self._tickets += 1
-        self._send(_Ticket(self._tickets, {"job": job}, len(job.archs)))
+        meter = {"name": self.meter, "settings": self.meter_settings} if self.meter is not None else None
+        self._send(_Ticket(self._tickets, {"job": job, "meter": meter}, len(job.archs)))
         return self._tickets
 
     @property

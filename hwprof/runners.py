@@ -39,19 +39,35 @@ class Runner(ABC):
     def __init__(self, device_name: str, device_settings: dict[str, Any]) -> None:
         self.device_name = device_name
         self.device_settings = dict(device_settings)
+        self.meter: str | None = None  # an energy meter the worker reads where the model runs (use_meter)
+        self.meter_settings: dict[str, Any] = {}
 
     @abstractmethod
     def submit(self, request: WorkRequest) -> WorkResult:
         """Carry out one request on the worker; raises the worker's HwprofError."""
 
+    def use_meter(self, name: str | None, settings: dict[str, Any] | None = None) -> None:
+        """Have the worker read energy meter ``name`` (built there with ``settings``) in every later request.
+
+        The meter is built and checked on the worker's machine (its RAPL, its
+        GPU, its power log), so it need not exist here; the next :meth:`describe`
+        says whether it works there. None: no energy.
+        """
+        self.meter, self.meter_settings = name, dict(settings or {})
+
+    def request(self, artifacts: Sequence[ModelArtifact] = (), protocol: ProtocolSettings | None = None,
+                interleaved: bool = True, op: str = "measure") -> WorkRequest:
+        """A request for this runner's device (its settings, its meter)."""
+        return WorkRequest(self.device_name, self.device_settings, tuple(artifacts), protocol or ProtocolSettings(),
+                           interleaved, op, self.meter, self.meter_settings)
+
     def describe(self) -> tuple[DeviceInfo, dict[str, Any]]:
-        """The device as the worker checked it and the worker machine's metadata."""
-        result = self.submit(WorkRequest(self.device_name, self.device_settings, op="describe"))
+        """The device (and its meter, when one is used) as the worker checked it, and the worker machine's metadata."""
+        result = self.submit(self.request(op="describe"))
         return result.device_info, dict(result.host)
 
     def measure(self, artifacts: Sequence[ModelArtifact], protocol: ProtocolSettings, interleaved: bool = True) -> list[Measurement]:
-        request = WorkRequest(self.device_name, self.device_settings, tuple(artifacts), protocol, interleaved)
-        return list(self.submit(request).measurements)
+        return list(self.submit(self.request(artifacts, protocol, interleaved)).measurements)
 
 
 class InProcessRunner(Runner):

@@ -15,7 +15,7 @@ from hwprof import registry
 from hwprof.cli.common import CommandInterrupted, console, warn
 from hwprof.cli.options import parse_key_values
 from hwprof.cli.progress import ProgressDisplay
-from hwprof.errors import ConfigError
+from hwprof.errors import ConfigError, HwprofError, first_line
 from hwprof.meters import get_meter
 from hwprof.profiling import (
     ProfileInterrupted, ProfileSummary, Profiler, ProgressEvent, dedupe, parse_indices, read_arch_file,
@@ -137,9 +137,6 @@ def profile(
     protocol.validate()
     if meter is None and meter_set:
         raise ConfigError("--meter-set needs --meter NAME")
-    if ray is not None and meter is not None:
-        raise ConfigError("--meter reads a meter on the machine that runs the model; fleet nodes do not take a meter "
-                          "from the command line yet")
     if ray is not None:
         from hwprof.fleet import open_fleet
 
@@ -149,13 +146,8 @@ def profile(
     store = None
     try:
         dev.check_precision(precision)  # refused before anything is exported, measured or stored
-        if meter is not None:  # checked now: a meter that cannot work here fails before anything is measured
-            if runner is not None:
-                raise ConfigError(
-                    f"--meter reads a meter on the machine that runs the model; {device!r} is measured remotely, "
-                    "and remote workers do not take a meter from the command line yet"
-                )
-            dev.use_meter(get_meter(meter, **parse_key_values(meter_set, "--meter-set")))
+        if meter is not None:  # checked now: a meter that cannot work fails before anything is measured or stored
+            _attach_meter(dev, runner, device, meter, parse_key_values(meter_set, "--meter-set"))
         sp = registry.get_space(space)
         archs = _select(sp, n, seed, archs_file, indices)
         store = Store(db)
@@ -192,6 +184,27 @@ def _kept_line(summary: ProfileSummary, device: str, db: Path, resume: str = "ru
         f"measurement{'' if summary.n_measured == 1 else 's'} kept in {db}{partial}; "
         f"{resume} to measure the rest"
     )
+
+
+def _attach_meter(dev: Any, runner: Any, device: str, meter: str, settings: dict[str, Any]) -> None:
+    """The meter is read on the machine that runs the model: here, or by the remote worker / each fleet node.
+
+    A remote one is built and checked there at once (a describe request), so
+    a meter missing on that machine is one line before anything is stored.
+    """
+    if runner is None:
+        dev.use_meter(get_meter(meter, **settings))
+        return
+    runner.use_meter(meter, settings)
+    try:
+        runner.describe()
+    except HwprofError as exc:
+        message = f"meter {meter!r} on {device} (read where the model runs): {first_line(exc)}"
+        try:
+            again = type(exc)(message)  # the same kind of failure (and exit code), said with where it happened
+        except TypeError:
+            again = HwprofError(message)
+        raise again from None
 
 
 def _select(sp: Any, n: int, seed: int, archs_file: Optional[Path], indices: Optional[str]):

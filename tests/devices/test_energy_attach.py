@@ -244,14 +244,18 @@ def test_profile_stores_energy_of_the_timed_runs(tmp_path, capsys):
         assert meter == "constant-10w" and 10.0 * mean_ms <= energy_mj < 10.0 * mean_ms * 1.5
 
 
-def test_profile_refuses_a_meter_for_a_remote_device(tmp_path, capsys):
+def test_a_meter_for_an_unreachable_remote_device_is_one_line_and_no_store(tmp_path, capsys):
+    """The meter is read where the model runs, so it is checked there first; a host that does not answer
+    fails that check before a store is created (the meter itself working remotely: tests/hwprof/test_remote_ssh.py)."""
+    from hwprof.testing_sshd import free_port
+
     key = tmp_path / "id"
-    key.write_text("not used: refused before connecting")
+    key.write_text("never used: nothing listens on the port")
     config = tmp_path / "hwprof.toml"
-    config.write_text(f'[devices.lab]\ntype = "ssh"\nhost = "127.0.0.1"\nport = 2222\nkey = "{key}"\n'
+    config.write_text(f'[devices.lab]\ntype = "ssh"\nhost = "127.0.0.1"\nport = {free_port()}\nkey = "{key}"\n'
                       f'device = "ort-cpu"\nknown_hosts = "{tmp_path / "kh"}"\n')
     db = tmp_path / "h.db"
     code = main(["profile", "-n", "1", "--db", str(db), "--device", "lab", "--config", str(config), "--meter", "rapl"])
     err = capsys.readouterr().err
-    assert code == 1 and "'lab' is measured remotely" in err and len(err.strip().splitlines()) == 1
+    assert code == 1 and "meter 'rapl' on lab" in err and len(err.strip().splitlines()) == 1
     assert not db.exists()

@@ -115,6 +115,28 @@ def test_interrupt_keeps_the_finished_groups_and_a_rerun_measures_the_rest(fleet
     profiler.close()
 
 
+def test_the_energy_meter_is_read_on_the_node_that_runs_the_model(fleet, tmp_path, nb201, cache, capsys):
+    """--meter with --ray: each group's request carries the meter, built and read on its node (here the csv
+    meter on a power log at a constant 5 W); a meter that does not work there is one line before any store."""
+    from tests.power_log import constant_power_log
+
+    device, runner = open_fleet("ort-cpu", {}, None)
+    runner.use_meter("csv", {"path": str(tmp_path / "power.csv")})
+    with constant_power_log(tmp_path / "power.csv", 5.0):
+        profiler = _profiler(tmp_path, nb201, cache, runner=runner, device=device)
+        assert profiler.profile([nb201.from_index(INDICES[0])]).n_measured == 1
+    (row,) = profiler.store.measurements(device="ort-cpu")
+    assert row.meter == "csv" and 5.0 * row.mean_ms <= row.energy_mj < 5.0 * row.mean_ms * 1.5
+    profiler.close()
+
+    db = tmp_path / "none.db"
+    code = main(["profile", "--ray", fleet.address, "--device", "ort-cpu", "--indices", "11", "--db", str(db),
+                 "--cache-dir", str(cache), "--meter", "csv", "--meter-set", f"path={tmp_path / 'no-logger.csv'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "meter 'csv' on ort-cpu" in err[0] and "does not exist" in err[0]
+    assert not db.exists()
+
+
 def test_a_device_no_node_advertises_is_refused_at_once(fleet):
     t0 = time.monotonic()
     with pytest.raises(DeviceUnavailable, match=r"no node of the Ray cluster advertises dev:pixel7 .*dev:ort-cpu.*hwprof worker"):

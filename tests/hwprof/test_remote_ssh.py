@@ -109,19 +109,29 @@ def test_a_remote_adapter_error_is_raised_here_as_the_same_type(target):
 
 
 @pytest.mark.slow  # exports two NB201 networks (~20 s on a loaded 2-core host); the runner tests above connect too
-def test_hwprof_profile_on_a_configured_ssh_device_stores_rows_under_its_name(target, tmp_path, capsys):
-    from hwprof.cli.main import main
-    from hwprof.store import Store
-
+def lab_config(target, tmp_path) -> Path:
+    """hwprof.toml naming ``target`` as the device ``lab``."""
     config = tmp_path / "hwprof.toml"
     config.write_text(
         f'[devices.lab]\ntype = "ssh"\nhost = "127.0.0.1"\nport = {target.port}\nkey = "{target.key}"\n'
         f'python = "{target.python}"\ndevice = "ort-cpu"\nknown_hosts = "{target.known_hosts}"\n'
         f'remote_cache = "{target.remote_cache}"\nsettings = {{ intra_op_threads = 1 }}\n'
     )
-    db = tmp_path / "r.db"
-    argv = ["profile", "--device", "lab", "--config", str(config), "--space", "nb201", "--indices", "0,1",
+    return config
+
+
+def lab_profile(config: Path, db: Path, indices: str = "0,1") -> list[str]:
+    return ["profile", "--device", "lab", "--config", str(config), "--space", "nb201", "--indices", indices,
             "--db", str(db), "--rounds", "1", "--min-runs", "5", "--max-runs", "30", "--max-time-s", "1", "--drift-every", "0"]
+
+
+def test_hwprof_profile_on_a_configured_ssh_device_stores_rows_under_its_name(target, tmp_path, capsys):
+    from hwprof.cli.main import main
+    from hwprof.store import Store
+
+    config = lab_config(target, tmp_path)
+    db = tmp_path / "r.db"
+    argv = lab_profile(config, db)
     assert main(argv) == 0, capsys.readouterr().err
     with Store(db, create=False) as store:
         rows = store.measurements()
@@ -181,3 +191,33 @@ def test_hwprof_devices_lists_remote_devices_and_meters(sshd, tmp_path, capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "remote devices" in out and "gone" in out and "unreachable" in out
     assert "energy meters" in out and "rapl" in out
+
+
+def test_profile_reads_the_energy_meter_on_the_remote_host(target, tmp_path, capsys):
+    """--meter on an SSH device: the remote worker builds and reads the meter (here the csv meter on a power
+    log that a logger thread writes at a constant 5 W, as an external meter's logging tool would)."""
+    from hwprof.cli.main import main
+    from hwprof.store import Store
+    from tests.power_log import constant_power_log
+
+    db = tmp_path / "e.db"
+    with constant_power_log(tmp_path / "power.csv", 5.0) as log:
+        code = main([*lab_profile(lab_config(target, tmp_path), db, "0"), "--meter", "csv", "--meter-set", f"path={log}"])
+    assert code == 0, capsys.readouterr().err
+    with Store(db, create=False) as store:
+        (row,) = store.measurements()
+    assert row.device == "lab" and row.meter == "csv"
+    # 5 W over the timed loop / its runs: 5 x the mean latency plus the loop's own overhead
+    assert 5.0 * row.mean_ms <= row.energy_mj < 5.0 * row.mean_ms * 1.5
+
+
+def test_a_meter_unusable_on_the_remote_host_fails_before_anything_is_stored(target, tmp_path, capsys):
+    from hwprof.cli.main import main
+
+    db = tmp_path / "e.db"
+    missing = tmp_path / "no-logger-running.csv"
+    code = main([*lab_profile(lab_config(target, tmp_path), db, "0"), "--meter", "csv", "--meter-set", f"path={missing}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "meter 'csv' on lab" in err and "does not exist" in err
+    assert not db.exists()
