@@ -221,6 +221,41 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         ) from None
 
 
+def connect(ray: Any, address: str) -> None:
+    """Join the Ray cluster at ``address`` ("auto" or HOST:PORT) as a driver; DeviceUnavailable in one line."""
+    check_reachable(address)
+    try:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise DeviceUnavailable(f"cannot connect to the Ray cluster at {address!r}: {first_line(exc)}") from None
+
+
+def advertised_devices(address: str | None) -> dict[str, list[str]]:
+    """Device name -> the addresses of the live nodes advertising it, on the cluster at ``address``.
+
+    ``address`` None: the Ray session this process already has. A session
+    opened here is closed again (for ``hwprof devices --ray``).
+    """
+    ray = import_ray()
+    opened = not ray.is_initialized()
+    if opened:
+        if address is None:
+            raise ConfigError("no Ray session in this process: give the cluster's address ('auto' or HOST:PORT)")
+        connect(ray, address)
+    try:
+        out: dict[str, list[str]] = {}
+        for node in ray.nodes():
+            if not node.get("Alive"):
+                continue
+            for key, amount in sorted(node.get("Resources", {}).items()):
+                if key.startswith(RESOURCE_PREFIX) and amount > 0:
+                    out.setdefault(key[len(RESOURCE_PREFIX):], []).append(str(node.get("NodeManagerAddress", "?")))
+        return out
+    finally:
+        if opened:
+            ray.shutdown()
+
+
 @dataclass
 class _Ticket:
     number: int
@@ -272,11 +307,7 @@ class RayFleet(ConcurrentRunner):
             )
 
     def _connect(self, address: str) -> None:
-        check_reachable(address)
-        try:
-            self.ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise DeviceUnavailable(f"cannot connect to the Ray cluster at {address!r}: {first_line(exc)}") from None
+        connect(self.ray, address)
         self._owns_session = True
 
     def close(self) -> None:

@@ -45,8 +45,9 @@ def resolve_device(name: str, settings: dict, config: Optional[Path] = None):
 
 def devices(
     config: Optional[Path] = typer.Option(None, "--config", help="Project file with remote devices (default: $HWPROF_CONFIG or ./hwprof.toml)."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Also list the devices the nodes of this Ray cluster advertise ('auto' or HOST:PORT)."),
 ) -> None:
-    """List device adapters (formats, precisions, usable here or why not), configured remote devices and energy meters."""
+    """List device adapters (formats, precisions, usable here or why not), configured remote devices, a Ray fleet's devices and energy meters."""
     from rich.markup import escape
 
     from hwprof.catalog import device_statuses
@@ -54,6 +55,11 @@ def devices(
     from hwprof.meters import meter_status
     from hwprof.remote import remote_status
 
+    fleet = None
+    if ray is not None:  # asked first: a cluster that does not answer is one line before any table
+        from hwprof.fleet import advertised_devices
+
+        fleet = advertised_devices(ray)
     table = Table(title="hwprof devices")
     for col in ("device", "formats", "precisions", "usable", "details"):
         table.add_column(col)
@@ -78,6 +84,15 @@ def devices(
             ok, why = remote_status(t)
             remote.add_row(name, f"{t.destination}:{t.port}", t.device, "[green]yes[/green]" if ok else "[red]no[/red]", escape(why))
         console.print(remote)
+    if fleet is not None:
+        nodes = Table(title=f"Ray fleet at {ray} (hwprof profile --ray {ray} --device NAME)")
+        for col in ("device", "nodes", "where"):
+            nodes.add_column(col)
+        for name, where in sorted(fleet.items()):
+            nodes.add_row(name, str(len(where)), escape(", ".join(where)))
+        if not fleet:
+            nodes.add_row("-", "0", "no live node advertises a device: start one with `hwprof worker --devices NAME --address ADDRESS`")
+        console.print(nodes)
     meters = Table(title="energy meters (hwprof profile --meter NAME)")
     for col in ("meter", "usable", "details"):
         meters.add_column(col)

@@ -19,7 +19,7 @@ pytest.importorskip("ray", reason="Ray is not installed (pip install 'hwprof[ray
 from hwprof.artifacts import ArtifactCache, exporter_for  # noqa: E402
 from hwprof.cli.main import main  # noqa: E402
 from hwprof.errors import ConfigError, DeviceUnavailable  # noqa: E402
-from hwprof.fleet import NodeDevice, RayFleet, check_reachable, import_ray, open_fleet, parse_node_devices  # noqa: E402
+from hwprof.fleet import NodeDevice, RayFleet, advertised_devices, check_reachable, import_ray, open_fleet, parse_node_devices  # noqa: E402
 from hwprof.profiling import ProfileInterrupted, Profiler  # noqa: E402
 from hwprof.protocol import ProtocolSettings  # noqa: E402
 from hwprof.registry import get_device, get_space  # noqa: E402
@@ -157,6 +157,14 @@ def test_cli_profiles_on_the_fleet_and_refuses_an_absent_device_in_one_line(flee
     assert main([*common, "--device", "nosuch"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "dev:nosuch" in err[0] and "Traceback" not in err[0]
+
+
+def test_hwprof_devices_lists_what_the_fleet_advertises(fleet, capsys):
+    devices = advertised_devices(None)  # the session this test process has
+    assert list(devices) == ["ort-cpu"] and len(devices["ort-cpu"]) == 1
+    assert main(["devices", "--ray", fleet.address]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"Ray fleet at {fleet.address}" in out and "ort-cpu" in out.split("Ray fleet at")[1]
 
 
 def test_an_address_nobody_answers_on_fails_at_once_instead_of_waiting_for_ray():
