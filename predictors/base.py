@@ -101,9 +101,8 @@ def check_training_data(X: Any, y: Any, min_samples: int) -> tuple[np.ndarray, n
 
 # A linear model (or a few-shot combination of source devices) can extrapolate to zero or below for the
 # smallest networks, and a latency of -0.2 ms is wrong output, not a prediction. Below this fraction of
-# the fastest latency a predictor learned from, its answers are squeezed smoothly towards zero (soft_floor).
+# the fastest latency a predictor learned from, its answers are squeezed into (floor / 2, floor] (soft_floor).
 FLOOR_FRACTION = 0.1
-_MIN_EXPONENT = -700.0  # exp() of less underflows to 0; ties there are better than a latency of 0
 
 
 def latency_floor(y: Any) -> float:
@@ -112,10 +111,11 @@ def latency_floor(y: Any) -> float:
 
 
 def soft_floor(pred: np.ndarray, floor_ms: float) -> np.ndarray:
-    """``pred`` above ``floor_ms``; below it ``floor * exp((pred - floor) / floor)``: positive, in (0, floor].
+    """``pred`` above ``floor``; below it ``h + h^2 / (h + floor - pred)`` with ``h = floor / 2``: in [h, floor].
 
-    The map is increasing (an order of networks, a Spearman, a search's choices are kept) and smooth at the
-    floor (value and slope match). A floor of 0 (a predictor saved before floors) clips at 0.
+    The map is increasing (an order of networks, a Spearman, a search's choices are kept), smooth at the
+    floor (value and slope match) and never below half the floor, however far a linear model extrapolates.
+    A floor of 0 (a predictor saved before floors) clips at 0.
     """
     if floor_ms <= 0:
         return np.maximum(pred, 0.0)
@@ -123,7 +123,8 @@ def soft_floor(pred: np.ndarray, floor_ms: float) -> np.ndarray:
     if not below.any():
         return pred
     out = pred.copy()
-    out[below] = floor_ms * np.exp(np.maximum((pred[below] - floor_ms) / floor_ms, _MIN_EXPONENT))
+    half = floor_ms / 2
+    out[below] = half + half * half / (half + (floor_ms - pred[below]))
     return out
 
 
