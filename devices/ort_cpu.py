@@ -20,6 +20,9 @@ from hwprof.types import DeviceInfo, ModelArtifact
 
 _OPT_LEVELS = ("disable", "basic", "extended", "all")
 _EXEC_MODES = ("sequential", "parallel")
+# Fatal only: onnxruntime logs a failing kernel at ERROR (3) on stderr, in colour and over several lines,
+# before raising the same failure, which hwprof reports in one line naming the file.
+ORT_LOG_SEVERITY = 4
 
 
 class OrtCpuDevice(Device):
@@ -84,7 +87,7 @@ class OrtCpuDevice(Device):
             else ort.ExecutionMode.ORT_PARALLEL
         )
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.settings["allow_spinning"] else "0")
-        so.log_severity_level = 3
+        so.log_severity_level = ORT_LOG_SEVERITY
         return so
 
     def make_inputs(self, artifact: ModelArtifact) -> dict[str, np.ndarray]:

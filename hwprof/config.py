@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hwprof.errors import ConfigError
+from hwprof.outputs import output_file, write_atomic
 
 CONFIG_ENV = "HWPROF_CONFIG"
 CONFIG_NAME = "hwprof.toml"
@@ -24,18 +25,20 @@ TABLES = ("devices", "defaults")
 def config_path(explicit: str | Path | None = None) -> Path | None:
     """The config file in use, or None when there is none (an explicit path must exist)."""
     if explicit is not None:
-        path = Path(explicit).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        return path
+        return _existing_file(Path(explicit).expanduser(), "config file {} {}")
     env = os.environ.get(CONFIG_ENV)
     if env:
-        path = Path(env).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"${CONFIG_ENV} names {path}, which does not exist")
-        return path
-    local = Path(CONFIG_NAME)
-    return local if local.is_file() else None
+        return _existing_file(Path(env).expanduser(), f"${CONFIG_ENV} names {{}}, which {{}}")
+    return None if not Path(CONFIG_NAME).is_file() else Path(CONFIG_NAME)
+
+
+def _existing_file(path: Path, message: str) -> Path:
+    """``path`` when it is a file; else ConfigError from ``message`` (formatted with the path and what is wrong)."""
+    if path.is_dir():
+        raise ConfigError(message.format(path, "is a folder") + f"; expected a TOML file such as {path / CONFIG_NAME}")
+    if not path.is_file():
+        raise ConfigError(message.format(path, "does not exist"))
+    return path
 
 
 def load_config(explicit: str | Path | None = None) -> tuple[dict[str, Any], Path | None]:
@@ -54,6 +57,8 @@ def load_config(explicit: str | Path | None = None) -> tuple[dict[str, Any], Pat
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # a binary file, e.g. a store given as --config
+        raise ConfigError(f"{path} is not valid TOML: not UTF-8 text (byte {exc.start}); expected a TOML file") from None
     return check_tables(data, path), path
 
 
@@ -136,18 +141,7 @@ TEMPLATE = '''\
 
 def write_template(path: str | Path = CONFIG_NAME, force: bool = False) -> Path:
     """Write the commented ``hwprof.toml`` template atomically; an existing file is kept unless ``force``."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        raise ConfigError(f"{path} is a folder; give the file to write, e.g. {path / CONFIG_NAME}")
-    if path.exists() and not force:
-        raise ConfigError(f"{path} exists; `hwprof init --force` replaces it")
-    if not path.parent.is_dir():
-        raise ConfigError(f"folder {path.parent} does not exist")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(TEMPLATE, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    given = Path(path).expanduser()
+    target = output_file(given, overwrite=force, option="hwprof init", flag="--force")  # a link is written through
+    write_atomic(target, TEMPLATE)
+    return given

@@ -19,12 +19,15 @@ import json
 import os
 import sqlite3
 import statistics
+import secrets
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TextIO, TypeVar
 
 from hwprof import __version__
 from hwprof.errors import StoreBusy, StoreError
+from hwprof.outputs import write_atomic
 from hwprof.store_records import (
     DeviceRecord,
     DeviceSummary,
@@ -260,11 +263,15 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 # --- opening -------------------------------------------------------------------
 
 
-def _check_path(path: Path, create: bool) -> bool:
+def _check_path(path: Path, create: bool, readonly: bool = False) -> bool:
     """Raise for paths that cannot hold a store; return whether the file exists."""
     if path.is_dir():
         raise StoreError(f"{path} is a directory, not a database file; pass a file such as {path / 'hwprof.db'}")
     if path.exists():
+        if readonly:
+            if not os.access(path, os.R_OK):
+                raise StoreError(f"cannot open {path} for reading: permission denied")
+            return True
         if not os.access(path, os.R_OK | os.W_OK):
             raise StoreError(f"cannot open {path} for reading and writing: permission denied")
         if not os.access(path.parent, os.W_OK):
@@ -279,15 +286,64 @@ def _check_path(path: Path, create: bool) -> bool:
     return False
 
 
-def _check_header(path: Path) -> bool:
-    """True when the file is empty (to be initialised); raise when it is not SQLite."""
+def _check_header(path: Path) -> None:
+    """Raise when the file is empty or not SQLite (an empty file is the user's, never initialised behind their back)."""
     with open(path, "rb") as f:
         head = f.read(len(_SQLITE_MAGIC))
     if not head:
-        return True
+        raise StoreError(f"{path} is an empty file, not an hwprof store; remove it or give another --db")
     if head != _SQLITE_MAGIC:
         raise StoreError(f"{path} is not an hwprof database (not SQLite: file is corrupt or of another format)")
-    return False
+
+
+def _create_fresh(path: Path) -> None:
+    """Build a new store beside ``path`` and link it into place.
+
+    Another process never sees a half-made (empty) file, so an empty file at a
+    store's path is always someone else's and is refused. When several
+    processes create the same store at once, the first link wins and the
+    others open it.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.new")
+    try:
+        conn = sqlite3.connect(str(tmp), isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            apply_migrations(conn)
+        finally:
+            conn.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process created it first: theirs is opened
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.rename(tmp, path)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"cannot create {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write (``mode=ro``), also to a file in a folder nobody may write to.
+
+    A WAL store needs its ``-shm`` file, which SQLite cannot create in such a
+    folder; there, with no ``-wal`` left behind, no writer can exist and the
+    file is opened ``immutable``.
+    """
+    uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+        wal = path.with_name(path.name + "-wal")
+        if os.access(path.parent, os.W_OK) or wal.exists():
+            raise
+    return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
 
 
 def _is_hwprof(conn: sqlite3.Connection, tables: list[str]) -> bool:
@@ -302,34 +358,81 @@ def _is_hwprof(conn: sqlite3.Connection, tables: list[str]) -> bool:
 class Store:
     """One SQLite file of measurements. One writer at a time; readers never block it (WAL)."""
 
-    def __init__(self, path: str | Path, create: bool = True) -> None:
+    def __init__(self, path: str | Path, create: bool = True, readonly: bool = False) -> None:
+        """Open (or, with ``create``, make) the store at ``path``.
+
+        ``readonly`` opens it with SQLite's ``mode=ro`` (commands that only
+        read: a store in a read-only folder or file); every write is refused.
+        An older schema is then migrated in a copy in memory, never in the file.
+        """
         self.path = Path(path)
+        self.readonly = readonly
+        create = create and not readonly
         self.backup_path: Path | None = None  # set when opening migrated an older file
         self.migrated_from: int | None = None
         self._depth = 0
         self._known_baselines: dict[tuple[int, str, str], float] = {}
-        if _check_path(self.path, create) and _check_header(self.path) and not create:
-            raise StoreError(f"{self.path} is empty, not an hwprof database (open with create=True to initialise it)")
+        if _check_path(self.path, create, readonly):
+            _check_header(self.path)
+        else:
+            _create_fresh(self.path)
         try:
-            self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            if readonly:
+                self._conn = _connect_readonly(self.path)
+            else:
+                self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         self._conn.row_factory = sqlite3.Row
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             version = self._identify(create)
-            self._configure()
-            self._migrate(version)
+            if readonly:
+                self._read_migrated(version)
+            else:
+                self._configure()
+                self._migrate(version)
         except BaseException:
             self._conn.close()
             raise
+
+    def _read_migrated(self, version: int) -> None:
+        """Read-only and an older schema: read a copy in memory brought forward (the file stays as it is)."""
+        if version == SCHEMA_VERSION:
+            return
+        copy = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            self._conn.backup(copy)
+            apply_migrations(copy)
+            copy.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as exc:
+            copy.close()
+            raise StoreError(f"cannot read {self.path} (schema v{version}): {exc}") from exc
+        self._conn.close()
+        self._conn = copy
+        self._conn.row_factory = sqlite3.Row
+
+    def check_integrity(self) -> None:
+        """Raise a StoreError naming the file when SQLite finds it damaged (``PRAGMA quick_check``: one pass, no index cross-checks)."""
+        try:
+            rows = [r[0] for r in self._conn.execute("PRAGMA quick_check(1)")]
+            problem = None if rows == ["ok"] else "; ".join(map(str, rows))
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot read {self.path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            problem = str(exc)
+        if problem is not None:
+            raise StoreError(
+                f"{self.path} is damaged (sqlite: {problem}); restore it from a backup, or recover what SQLite can"
+                f" with `sqlite3 {self.path} .recover`"
+            )
 
     def _identify(self, create: bool) -> int:
         """Schema version of an hwprof file (0: empty, to initialise); raise for anything else."""
         try:
             tables = _table_names(self._conn)
             if not tables and not create:
-                raise StoreError(f"{self.path} holds no tables, not an hwprof database (create=True initialises it)")
+                raise StoreError(f"{self.path} holds no tables, not an hwprof store (a command that writes to it, e.g. `hwprof profile --db {self.path}`, initialises it)")
             try:
                 ours = not tables or _is_hwprof(self._conn, tables)
             except sqlite3.OperationalError:  # e.g. someone else's "meta" table with other columns
@@ -431,6 +534,8 @@ class Store:
         inside undoes only the inner block, and nothing is durable before the
         outermost block commits.
         """
+        if self.readonly:
+            raise StoreError(f"{self.path} is open read-only; open it without readonly=True to write")
         outer = self._depth == 0
         name = f"hwprof_{self._depth}"
         try:
@@ -758,23 +863,16 @@ class Store:
     def export_csv(self, out: str | Path | TextIO, device: str | None = None) -> int:
         """Every measurement row (the full append-only history) as CSV; returns the row count.
 
-        A path is written atomically: the rows go to a new file beside it, renamed
-        over it once all are written, so an export that fails (an unreadable
-        store, an unknown ``device``, a full disk) leaves an existing file as it
-        was. A ``device`` the store does not know is a StoreError naming those it does.
+        A path is written atomically (``hwprof.outputs.write_atomic``): the rows go
+        to a new file beside it, renamed over it once all are written, so an
+        export that fails (an unreadable store, an unknown ``device``, a full
+        disk) leaves an existing file as it was; a full disk is a ConfigError.
+        Check the path first with ``hwprof.outputs.output_file``. A ``device`` the store does not know is a StoreError naming those it does.
         """
         if isinstance(out, (str, Path)):
-            path = Path(out)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}-{time.time_ns()}.tmp")
-            try:
-                with open(tmp, "x", newline="", encoding="utf-8") as f:
-                    n = self.export_csv(f, device=device)
-                os.replace(tmp, path)
-                return n
-            except OSError as exc:
-                raise StoreError(f"cannot write {out}: {exc.strerror or exc}") from exc
-            finally:
-                tmp.unlink(missing_ok=True)
+            counted: list[int] = []
+            write_atomic(Path(out), lambda fh: counted.append(self.export_csv(fh, device=device)), newline="")
+            return counted[0]
         try:
             if device is not None:
                 known = list(dict.fromkeys(d.name for d in self.devices()))

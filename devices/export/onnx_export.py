@@ -109,8 +109,12 @@ def load_onnx_artifact(path: str | Path, arch_id: str = "") -> ModelArtifact:
             continue
         tt = inp.type.tensor_type
         dims = []
-        for d in tt.shape.dim:
-            if not d.HasField("dim_value") or d.dim_value <= 0:
+        for axis, d in enumerate(tt.shape.dim):
+            if d.HasField("dim_value") and d.dim_value <= 0:
+                raise ExportError(
+                    f"{path}: dimension {axis} of input {inp.name!r} is {d.dim_value}; expected a positive size"
+                )
+            if not d.HasField("dim_value"):
                 raise ExportError(
                     f"{path}: input {inp.name!r} has a dynamic dimension {d.dim_param or '?'}; re-export with static shapes"
                 )

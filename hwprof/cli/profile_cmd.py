@@ -51,7 +51,7 @@ def devices(
     from rich.markup import escape
 
     from hwprof.catalog import device_statuses
-    from hwprof.config import remote_targets
+    from hwprof.config import config_path, remote_targets
     from hwprof.meters import meter_status
     from hwprof.remote import remote_status
 
@@ -77,7 +77,7 @@ def devices(
     console.print(table)
     targets = remote_targets(config)
     if targets:
-        remote = Table(title="remote devices (hwprof.toml)")
+        remote = Table(title=f"remote devices ({escape(str(config_path(config)))})")
         for col in ("device", "where", "adapter", "usable", "details"):
             remote.add_column(col)
         for name, t in targets.items():
@@ -120,7 +120,7 @@ def profile(
     max_rounds: Optional[int] = typer.Option(None, "--max-rounds", help="Visit a model at most this many times while its estimate is not stable [default: 10, or --rounds when higher]."),
     visit_runs: int = typer.Option(20, "--visit-runs", help="Timed runs per visit (interleaved)."),
     interleave: int = typer.Option(50, "--interleave", help="Models measured together, in alternating rounds."),
-    calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Also time the space's calibration models in every group and store calibrated latencies (needs --rounds > 1)."),
+    calibrate: Optional[bool] = typer.Option(None, "--calibrate/--no-calibrate", show_default=False, help="Also time the space's calibration models in every group and store calibrated latencies (needs --rounds > 1) [default: on when --rounds > 1]."),
     references: int = typer.Option(5, "--references", help="Calibration models timed with every group (with --calibrate)."),
     drift_every: int = typer.Option(50, "--drift-every", help="Re-measure a reference model every N models (0 = off)."),
     drift_threshold: float = typer.Option(0.05, "--drift-threshold", help="Warn when the reference drifts more than this fraction."),
@@ -150,6 +150,8 @@ def profile(
         max_rounds=max(ProtocolSettings.max_rounds, rounds) if max_rounds is None else max_rounds, visit_runs=visit_runs,
     )
     protocol.validate()
+    if calibrate and rounds < 2:
+        raise ConfigError(f"--calibrate needs --rounds 2 or more (calibration models are timed in every round), got --rounds {rounds}")
     if meter is None and meter_set:
         raise ConfigError("--meter-set needs --meter NAME")
     if ray is not None:
@@ -166,10 +168,11 @@ def profile(
         sp = registry.get_space(space)
         archs = _select(sp, n, seed, archs_file, indices)
         store = Store(db)
+        store.check_integrity()  # a damaged store is one line before anything is measured
         profiler = Profiler(
             dev, sp, store, protocol=protocol, cache_dir=cache_dir,
             command=shlex.join(["hwprof", *sys.argv[1:]]), drift_every=drift_every, drift_threshold_rel=drift_threshold,
-            interleave=interleave, calibrate=calibrate, references=references, runner=runner, precision=precision,
+            interleave=interleave, calibrate=calibrate is not False, references=references, runner=runner, precision=precision,
         )
         fleet = f", {len(runner.nodes())} Ray node(s) advertising {runner.resource}" if hasattr(runner, "nodes") else ""
         console.print(

@@ -10,13 +10,17 @@ import typer
 from rich.table import Table
 
 from hwprof.cli.common import console
-from hwprof.errors import ConfigError, StoreError
+from hwprof.errors import ConfigError
+from hwprof.outputs import output_file
 from hwprof.store import Store
+
+RUNS_SHOWN = 10  # the newest; `hwprof export` has every measurement
 
 
 def show(db: Path = typer.Option(Path("hwprof.db"), "--db", help="SQLite store.")) -> None:
     """Summarise what is stored: devices, runs, measurements."""
-    with Store(db, create=False) as store:
+    with Store(db, readonly=True) as store:
+        store.check_integrity()
         summary = store.summary()
         runs = store.runs()
     console.print(f"[bold]{db}[/bold] (schema v{summary.schema_version})")
@@ -38,9 +42,11 @@ def show(db: Path = typer.Option(Path("hwprof.db"), "--db", help="SQLite store."
         rt = Table(title="runs")
         for col in ("run", "device", "started", "status", "command"):
             rt.add_column(col)
-        for r in runs[-10:]:
+        for r in runs[-RUNS_SHOWN:]:
             rt.add_row(str(r.id), r.device, r.started_at, r.status, r.command)
         console.print(rt)
+        if len(runs) > RUNS_SHOWN:
+            console.print(f"(last {RUNS_SHOWN} of {len(runs)} runs)")
 
 
 def export(
@@ -48,19 +54,19 @@ def export(
     fmt: str = typer.Option("csv", "--format", "-f", help="Output format (csv)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file (default or -: stdout)."),
     device: Optional[str] = typer.Option(None, "--device", help="Only this device."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
     """Export every measurement row (append-only history) as CSV."""
     if fmt != "csv":
         raise ConfigError(f"unknown export format {fmt!r}; supported: csv")
-    with Store(db, create=False) as store:
-        if output is None or str(output) == "-":
-            n = store.export_csv(sys.stdout, device=device)
+    # the path is checked before the store is read: a refused path costs nothing
+    target = None if output is None or str(output) == "-" else output_file(output, overwrite=overwrite)
+    with Store(db, readonly=True) as store:
+        store.check_integrity()
+        if target is None:
+            store.export_csv(sys.stdout, device=device)
             return
-        try:
-            output.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot write {output}: {exc.strerror or exc}") from exc
-        n = store.export_csv(output, device=device)  # atomic: a failing export leaves an existing file as it was
+        n = store.export_csv(target, device=device)  # atomic: a failing export leaves an existing file as it was
     console.print(f"wrote {n} measurements to {output}")
 
 
