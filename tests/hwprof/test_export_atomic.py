@@ -55,13 +55,13 @@ def leftovers(directory):
 
 
 def test_an_unreadable_store_leaves_the_existing_file_untouched(corrupt_db, existing, capsys):
-    code, _, err = run(capsys, "export", "--db", corrupt_db, "-o", existing)
-    assert code == 1 and "cannot read the measurements of" in one_line_error(err)
+    code, _, err = run(capsys, "export", "--db", corrupt_db, "-o", existing, "--overwrite")
+    assert code == 1 and f"{corrupt_db} is damaged (sqlite: " in one_line_error(err)
     assert existing.read_bytes() == BEFORE and leftovers(existing.parent) == []
 
 
 def test_an_unknown_device_is_an_error_naming_the_known_ones(db, existing, capsys):
-    code, _, err = run(capsys, "export", "--db", db, "--device", "nope", "-o", existing)
+    code, _, err = run(capsys, "export", "--db", db, "--device", "nope", "-o", existing, "--overwrite")
     assert code == 1
     assert one_line_error(err) == f"error: no device 'nope' in {db}; it knows ort-cpu, pi4"
     assert existing.read_bytes() == BEFORE and leftovers(existing.parent) == []
@@ -78,7 +78,7 @@ def test_the_library_export_to_a_path_is_atomic_too(db, corrupt_db, existing):
 
 
 def test_a_successful_export_replaces_the_file_with_the_recorded_bytes(db, existing, capsys):
-    code, out, err = run(capsys, "export", "--db", db, "-o", existing)
+    code, out, err = run(capsys, "export", "--db", db, "-o", existing, "--overwrite")
     assert code == 0, err
     assert existing.read_bytes() == EXPECTED.read_bytes() and "wrote 6 measurements" in out
     assert leftovers(existing.parent) == []

@@ -11,7 +11,7 @@ import sqlite3
 import pytest
 
 from hwprof import __version__
-from hwprof.errors import StoreError
+from hwprof.errors import ConfigError, StoreError
 from hwprof.store import APPLICATION_ID, CSV_COLUMNS, MIGRATIONS, SCHEMA_VERSION, Store, apply_migrations
 from hwprof.types import Architecture, DeviceInfo, InputSpec, LatencyStats, Measurement, ModelArtifact
 
@@ -334,7 +334,7 @@ def test_export_csv_writes_header_and_one_row_per_measurement(bench, tmp_path):
     with open(out, newline="") as f:
         (only,) = list(csv.DictReader(f))
     assert only["device"] == "pi4" and only["spec"] == "w8-d2"
-    with pytest.raises(StoreError, match="cannot write"):
+    with pytest.raises(ConfigError, match="cannot write"):  # hwprof.outputs.write_atomic: a bad output path
         bench.store.export_csv(tmp_path / "missing" / "x.csv")
 
 
@@ -478,15 +478,23 @@ def test_unwritable_directory_is_rejected(tmp_path):
         locked.chmod(0o700)
 
 
-def test_empty_file_is_initialised_only_when_create(tmp_path):
+def test_an_empty_file_is_refused_and_left_untouched(tmp_path):
     path = tmp_path / "empty.db"
     path.touch()
-    with pytest.raises(StoreError, match="is empty"):
-        Store(path, create=False)
+    for kwargs in ({"create": False}, {}, {"readonly": True}):
+        with pytest.raises(StoreError, match=r"empty\.db is an empty file, not an hwprof store; remove it or give another --db"):
+            Store(path, **kwargs)
+        assert path.read_bytes() == b""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db"]
+
+
+def test_a_fresh_store_is_linked_into_place_whole(tmp_path):
+    path = tmp_path / "new.db"
     with Store(path) as store:
         assert store.schema_version == SCHEMA_VERSION
-    with Store(path, create=False) as store:  # now an hwprof file
-        assert store.devices() == []
+    with open(path, "rb") as f:
+        assert f.read(16) == b"SQLite format 3\x00"
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("new.db")) == []  # no temporary left
 
 
 def test_sqlite_file_without_tables_is_initialised_only_when_create(tmp_path):
