@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -200,3 +205,31 @@ def test_an_explicit_calibrate_with_one_round_is_refused(tmp_path, capsys):
     empty.touch()  # past the calibration check, the next refusal is the store's: the default passes with one round
     code, _, err = run(capsys, "profile", "--rounds", "1", "--db", empty)
     assert code == 1 and "is an empty file" in one_line_error(err)
+
+
+AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to run the command as an unprivileged user")
+def test_show_reads_a_readonly_folder_as_an_unprivileged_user(db):
+    """The same as above where the tests run as root: the command itself runs as nobody (uid 65534)."""
+    if subprocess.run([*AS_NOBODY, "-c", "import sqlite3"], capture_output=True, timeout=60).returncode != 0:
+        pytest.skip("nobody cannot run this interpreter here")
+    repo = Path(__file__).resolve().parents[2]
+    with tempfile.TemporaryDirectory() as tmp:  # under /tmp: pytest's own folder is private to root
+        folder = Path(tmp) / "ro"
+        folder.mkdir()
+        path = folder / "s.db"
+        path.write_bytes(db.read_bytes())
+        path.chmod(0o444)
+        folder.chmod(0o555)
+        Path(tmp).chmod(0o755)
+        try:
+            done = subprocess.run(
+                [*AS_NOBODY, "-m", "hwprof.cli.main", "show", "--db", str(path)],
+                capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(repo)}, cwd=tmp, timeout=120,
+            )
+        finally:
+            folder.chmod(0o755)
+    assert done.returncode == 0 and "ort-cpu" in done.stdout, done.stderr
