@@ -102,6 +102,7 @@ def devices(
 
 
 def profile(
+    ctx: typer.Context,
     device: str = typer.Option("ort-cpu", "--device", "-d", help="Device adapter (see `hwprof devices`)."),
     space: str = typer.Option("nb201", "--space", "-s", help="Search space."),
     n: int = typer.Option(20, "--num", "-n", help="Number of random architectures (ignored with --archs/--indices)."),
@@ -120,7 +121,7 @@ def profile(
     max_rounds: Optional[int] = typer.Option(None, "--max-rounds", help="Visit a model at most this many times while its estimate is not stable [default: 10, or --rounds when higher]."),
     visit_runs: int = typer.Option(20, "--visit-runs", help="Timed runs per visit (interleaved)."),
     interleave: int = typer.Option(50, "--interleave", help="Models measured together, in alternating rounds."),
-    calibrate: Optional[bool] = typer.Option(None, "--calibrate/--no-calibrate", show_default=False, help="Also time the space's calibration models in every group and store calibrated latencies (needs --rounds > 1) [default: on when --rounds > 1]."),
+    calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate", help="Also time the space's calibration models in every group and store calibrated latencies (needs --rounds > 1: skipped at --rounds 1 unless --calibrate is given, which is then refused)."),
     references: int = typer.Option(5, "--references", help="Calibration models timed with every group (with --calibrate)."),
     drift_every: int = typer.Option(50, "--drift-every", help="Re-measure a reference model every N models (0 = off)."),
     drift_threshold: float = typer.Option(0.05, "--drift-threshold", help="Warn when the reference drifts more than this fraction."),
@@ -150,7 +151,7 @@ def profile(
         max_rounds=max(ProtocolSettings.max_rounds, rounds) if max_rounds is None else max_rounds, visit_runs=visit_runs,
     )
     protocol.validate()
-    if calibrate and rounds < 2:
+    if calibrate and rounds < 2 and _given(ctx, "calibrate"):
         raise ConfigError(f"--calibrate needs --rounds 2 or more (calibration models are timed in every round), got --rounds {rounds}")
     if meter is None and meter_set:
         raise ConfigError("--meter-set needs --meter NAME")
@@ -172,7 +173,7 @@ def profile(
         profiler = Profiler(
             dev, sp, store, protocol=protocol, cache_dir=cache_dir,
             command=shlex.join(["hwprof", *sys.argv[1:]]), drift_every=drift_every, drift_threshold_rel=drift_threshold,
-            interleave=interleave, calibrate=calibrate is not False, references=references, runner=runner, precision=precision,
+            interleave=interleave, calibrate=calibrate, references=references, runner=runner, precision=precision,
         )
         fleet = f", {len(runner.nodes())} Ray node(s) advertising {runner.resource}" if hasattr(runner, "nodes") else ""
         console.print(
@@ -189,6 +190,12 @@ def profile(
         if hasattr(runner, "close"):  # a fleet runner leaves the Ray session it opened
             runner.close()
     _print_summary(summary, device)
+
+
+def _given(ctx: typer.Context, param: str) -> bool:
+    """Whether the command line set ``param`` (not its default, nor a project file's [defaults])."""
+    source = ctx.get_parameter_source(param)
+    return source is not None and source.name == "COMMANDLINE"  # click's enum, vendored by newer typer
 
 
 def _kept_line(summary: ProfileSummary, device: str, db: Path, resume: str = "run the same command") -> str:
