@@ -37,7 +37,7 @@ def _reshape_failing_at_run_time(path):
 def test_a_model_failing_at_run_time_is_exactly_one_line_on_stderr(tmp_path, capfd):
     model = _reshape_failing_at_run_time(tmp_path / "bad.onnx")
     code = main(["measure", str(model), "--device", "ort-cpu", "--max-time-s", "0.3"])
-    out, err = capfd.readouterr()  # file descriptors: onnxruntime logs from C++, not through sys.stderr
+    _, err = capfd.readouterr()  # file descriptors: onnxruntime logs from C++, not through sys.stderr
     assert code == 1
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: onnxruntime failed to run {model}"), err

@@ -6,8 +6,7 @@ import pytest
 
 from hwprof.config import config_path, load_config
 from hwprof.errors import ConfigError
-from tests.hwprof.test_cli import one_line_error
-from tests.hwprof.test_cli import run
+from tests.hwprof.test_cli import one_line_error, run
 
 
 def test_a_folder_as_config_is_called_a_folder(tmp_path, capsys, monkeypatch):

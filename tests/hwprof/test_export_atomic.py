@@ -26,11 +26,9 @@ def db(tmp_path_factory):
     return path
 
 
-@pytest.fixture
-def corrupt_db(db, tmp_path):
-    """A store that opens but whose measurements table is unreadable (its root page overwritten)."""
-    path = tmp_path / "corrupt.db"
-    path.write_bytes(db.read_bytes())
+def damaged_copy(src, path):
+    """A copy of store ``src`` at ``path`` that opens but whose measurements table is unreadable (its root page overwritten)."""
+    path.write_bytes(src.read_bytes())
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=DELETE")  # fold any WAL into the file
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
@@ -41,6 +39,11 @@ def corrupt_db(db, tmp_path):
     data[start + 8 : start + page_size] = b"\xab" * (page_size - 8)
     path.write_bytes(bytes(data))
     return path
+
+
+@pytest.fixture
+def corrupt_db(db, tmp_path):
+    return damaged_copy(db, tmp_path / "corrupt.db")
 
 
 @pytest.fixture

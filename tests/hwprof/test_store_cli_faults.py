@@ -16,16 +16,12 @@ import pytest
 from hwprof.errors import StoreError
 from hwprof.store import Store
 from tests.hwprof.test_cli import one_line_error
-from tests.hwprof.test_cli import run as cli_run
+from tests.hwprof.test_export_atomic import damaged_copy, run
 from tests.hwprof.test_store import _v1_database, device_info
 from tests.hwprof.test_store_export import EXPECTED, build_export_database
 
 TINY = ["-n", "1", "--rounds", "2", "--min-runs", "5", "--max-runs", "20", "--max-time-s", "0.3", "--drift-every", "0",
         "--no-calibrate"]
-
-
-def run(capsys, *argv):
-    return cli_run(capsys, *(str(a) for a in argv))
 
 
 @pytest.fixture(scope="module")
@@ -37,18 +33,7 @@ def db(tmp_path_factory):
 
 @pytest.fixture
 def damaged_db(db, tmp_path):
-    """A store whose header is fine but whose measurements table has garbage over its root page."""
-    path = tmp_path / "damaged.db"
-    path.write_bytes(db.read_bytes())
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA journal_mode=DELETE")  # fold any WAL into the file
-    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'measurements'").fetchone()[0]
-    conn.close()
-    data = bytearray(path.read_bytes())
-    data[(root - 1) * page_size + 8 : root * page_size] = b"\xab" * (page_size - 8)
-    path.write_bytes(bytes(data))
-    return path
+    return damaged_copy(db, tmp_path / "damaged.db")
 
 
 # --- export -o: the path is checked first --------------------------------------------
@@ -214,7 +199,7 @@ AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.
                     reason="needs root and setpriv to run the command as an unprivileged user")
 def test_show_reads_a_readonly_folder_as_an_unprivileged_user(db):
     """The same as above where the tests run as root: the command itself runs as nobody (uid 65534)."""
-    if subprocess.run([*AS_NOBODY, "-c", "import sqlite3"], capture_output=True, timeout=60).returncode != 0:
+    if subprocess.run([*AS_NOBODY, "-c", "import sqlite3"], capture_output=True, timeout=60, check=False).returncode != 0:
         pytest.skip("nobody cannot run this interpreter here")
     repo = Path(__file__).resolve().parents[2]
     with tempfile.TemporaryDirectory() as tmp:  # under /tmp: pytest's own folder is private to root
@@ -228,7 +213,7 @@ def test_show_reads_a_readonly_folder_as_an_unprivileged_user(db):
         try:
             done = subprocess.run(
                 [*AS_NOBODY, "-m", "hwprof.cli.main", "show", "--db", str(path)],
-                capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(repo)}, cwd=tmp, timeout=120,
+                check=False, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(repo)}, cwd=tmp, timeout=120,
             )
         finally:
             folder.chmod(0o755)
