@@ -17,9 +17,9 @@ import csv
 import datetime as _dt
 import json
 import os
+import secrets
 import sqlite3
 import statistics
-import secrets
 import time
 import urllib.parse
 from pathlib import Path
