@@ -131,7 +131,7 @@ def ort_runner(path: str | Path) -> Callable[[Feeds], np.ndarray]:
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1
-    so.log_severity_level = 3
+    so.log_severity_level = 4  # fatal only, as devices.ort_cpu.ORT_LOG_SEVERITY: a failure is our one-line error
     try:
         session = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
     except Exception as exc:
