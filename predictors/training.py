@@ -33,9 +33,9 @@ from predictors.data import (
     default_device,
     describe_bad_architecture,
     load_latency_data,
+    open_store,
     split_indices,
     store_device_settings,
-    target_device,
 )
 from predictors.features.encoding import (
     DEFAULT_FEATURE_SET,
@@ -335,6 +335,26 @@ class Evaluation:
     metrics: LatencyMetrics
 
 
+def _check_same_device(predictor_dir: str | Path, info: PredictorInfo, device: str, other_device: bool) -> None:
+    if not other_device and info.device is not None and device != info.device:
+        raise PersistenceError(
+            f"predictor {str(predictor_dir)!r} was trained for device {info.device!r}, the data is of {device!r} "
+            "(pass --other-device to evaluate across devices)"
+        )
+
+
+def _check_store_device(db: Path, device: str, info: PredictorInfo) -> None:
+    """ConfigError naming the store's devices when it has none of ``device`` (the predictor's, unless -d chose one)."""
+    store = open_store(db)
+    try:
+        stored = store.measured_devices()
+    finally:
+        store.close()
+    if stored and device not in stored:
+        whose = f"the predictor's device {device!r}" if device == info.device else f"device {device!r}"
+        raise ConfigError(f"{db} holds no measurements of {whose}; it holds {', '.join(stored)}: choose one with -d/--device")
+
+
 def evaluate_saved(
     predictor_dir: str | Path,
     *,
@@ -355,15 +375,15 @@ def evaluate_saved(
     space = predictor_space(info)
     if db is not None:
         device = device or info.device or default_device(db)
-    else:
-        device = target_device(target or "")
-    if not other_device and info.device is not None and device != info.device:
-        raise PersistenceError(
-            f"predictor {str(predictor_dir)!r} was trained for device {info.device!r}, the data is of {device!r} "
-            "(pass --other-device to evaluate across devices)"
-        )
-    predictor = load_predictor(predictor_dir)
-    data = load_latency_data(db, csv_path, device=device if db is not None else None, target=target, space=space, calibrated=calibrated)
+        _check_same_device(predictor_dir, info, device, other_device)
+        _check_store_device(db, device, info)
+        predictor = load_predictor(predictor_dir)
+        data = load_latency_data(db, device=device, space=space, calibrated=calibrated)
+    else:  # the device is the column's (a plain latency_ms column: -d, else the predictor's)
+        data = load_latency_data(None, csv_path, device=device, target=target, space=space, calibrated=calibrated,
+                                 label=info.device)  # fmt: skip
+        _check_same_device(predictor_dir, info, data.device, other_device)
+        predictor = load_predictor(predictor_dir)
     if space is not None and data.space != space:
         raise PersistenceError(f"predictor {str(predictor_dir)!r} was trained on space {space!r}, the data is of {data.space!r}")
     context = saved_context(predictor, cache_dir)
