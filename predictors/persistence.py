@@ -142,7 +142,8 @@ def save(
         raise PersistenceError(f"predictor metadata is not valid JSON: {exc}") from None
     for name in sorted(old_files - set(state_files(state))):  # the old predictor's files the new one does not use
         try:
-            (directory / name).unlink(missing_ok=True)
+            if (directory / name).is_file():
+                (directory / name).unlink()
         except OSError as exc:
             raise PersistenceError(f"cannot remove the replaced model file {str(directory / name)!r}: {exc.strerror or exc}") from None
     predictor.info_ = info
@@ -154,7 +155,7 @@ def state_files(state: Any) -> list[str]:
     found: list[str] = []
     if isinstance(state, dict):
         for key, value in state.items():
-            if key in STATE_FILE_KEYS and not isinstance(value, (dict, list)):
+            if key in STATE_FILE_KEYS and isinstance(value, str):
                 found.append(value)
             else:
                 found.extend(state_files(value))
@@ -168,7 +169,7 @@ def _check_state_files(directory: Path, state: Any, path: Path) -> None:
     """PersistenceError unless every model file the state names is a plain name inside ``directory``."""
     root = os.path.realpath(directory)
     for name in state_files(state):
-        if not isinstance(name, str) or not name or os.path.isabs(name) or ".." in Path(name).parts:
+        if not name or os.path.isabs(name) or ".." in Path(name).parts:
             raise PersistenceError(f"{path} is corrupt: the state names the model file {name!r}; expected a file name inside {str(directory)!r}")
         if os.path.commonpath([root, os.path.realpath(directory / name)]) != root:
             raise PersistenceError(f"{path} is corrupt: the model file {name!r} leads outside {str(directory)!r}")
