@@ -198,15 +198,20 @@ def read_arch_lines(path: str | Path) -> list[str]:
     Used by every command that takes an architecture list (``profile --archs``,
     ``predict --archs``, pools); :func:`read_arch_file` also parses them in a space.
     """
+    return [arch for _, arch in read_numbered_arch_lines(path)]
+
+
+def read_numbered_arch_lines(path: str | Path) -> list[tuple[int, str]]:
+    """(1-based file line, architecture string) of :func:`read_arch_lines`, so an error can name the line."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except OSError as exc:
         raise DataError(f"cannot read architecture file {str(path)!r}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise DataError(f"{str(path)!r} is not UTF-8 text: {exc}") from None
-    archs = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-    if archs and archs[0].lower() == "arch":  # a CSV-style header
+    archs = [(n, ln.strip()) for n, ln in enumerate(lines, 1) if ln.strip() and not ln.lstrip().startswith("#")]
+    if archs and archs[0][1].lower() == "arch":  # a CSV-style header
         archs = archs[1:]
     if not archs:
         raise DataError(f"{path} holds no architectures; expected one architecture string per line")

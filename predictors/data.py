@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,8 @@ from hwprof.types import Architecture
 
 LAT_PREFIX, LAT_SUFFIX = "lat_", "_ms"
 ARCH_COLUMNS = ("arch", "ops")  # the architecture column of a benchmark CSV, first match wins
-SAMPLES_HEADER = ("arch", "latency_ms")
+PLAIN_LATENCY = "latency_ms"  # an unnamed device's latency column (``arch,latency_ms`` files)
+SAMPLES_HEADER = ("arch", PLAIN_LATENCY)
 
 
 # --- names of latency columns ----------------------------------------------------------------------
@@ -67,6 +67,7 @@ class LatencyTable:
     archs: tuple[str, ...]
     latency_ms: dict[str, np.ndarray]
     other: dict[str, np.ndarray]
+    lines: tuple[int, ...] = ()  # the file line of each architecture (comments and blank lines skipped)
 
     @property
     def devices(self) -> list[str]:
@@ -81,24 +82,28 @@ class LatencyTable:
         return device, self.latency_ms[device]
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if not path.is_file():
-        raise DataError(f"benchmark CSV not found: {str(path)!r}; expected an existing .csv or .csv.gz file")
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", newline="", encoding="utf-8")
-    return open(path, "r", newline="", encoding="utf-8")
+def read_csv_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """(1-based file line, fields) of each CSV row of ``path`` (``.gz`` unpacked), the way every latency file is read:
+    a UTF-8 byte-order mark (as Excel writes) dropped, blank lines and ``#`` comment lines skipped.
+
+    OSError, UnicodeDecodeError, EOFError and csv.Error reach the caller, which names the file.
+    """
+    opener: Any = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        return [(reader.line_num, r) for r in reader if any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
 
 
-def _to_float(path: Path, column: str, values: tuple[str, ...]) -> np.ndarray:
+def _to_float(path: Path, column: str, values: tuple[str, ...], lines: Sequence[int]) -> np.ndarray:
     try:
         arr = np.array(values, dtype=np.float64)
     except ValueError:
         row, value = next((i, v) for i, v in enumerate(values) if not _is_number(v))
-        raise DataError(f"{path.name}: column {column!r} line {row + 2} holds {value!r}; expected a finite number") from None
+        raise DataError(f"{path.name}: column {column!r} line {lines[row]} holds {value!r}; expected a finite number") from None
     nonfinite = np.flatnonzero(~np.isfinite(arr))
     if nonfinite.size:
-        row = int(nonfinite[0])  # +2 below: one header line, 1-based line numbers
-        raise DataError(f"{path.name}: column {column!r} line {row + 2} holds {values[row]!r}; expected a finite number")
+        row = int(nonfinite[0])
+        raise DataError(f"{path.name}: column {column!r} line {lines[row]} holds {values[row]!r}; expected a finite number")
     arr.flags.writeable = False
     return arr
 
@@ -122,22 +127,27 @@ def _check_unique(path: Path, archs: Sequence[str], lines: Sequence[int]) -> Non
         seen[arch] = line
 
 
-def read_latency_table(path: str | Path) -> LatencyTable:
+def read_latency_table(path: str | Path, *, plain_latency: bool = False) -> LatencyTable:
     """Read a benchmark-style CSV (``.csv`` or ``.csv.gz``): an ``arch`` (or ``ops``) column, ``lat_<device>_ms`` columns.
 
     Every column except the architecture column must hold finite numbers;
     architecture strings are stripped of surrounding whitespace and appear once.
+    Blank lines, ``#`` comment lines and a byte-order mark are skipped (:func:`read_csv_rows`).
+    ``plain_latency`` also accepts a table whose only latency column is an
+    unnamed device's ``latency_ms`` (kept in ``other``).
     """
     path = Path(path)
+    if not path.is_file():
+        raise DataError(f"benchmark CSV not found: {str(path)!r}; expected an existing .csv or .csv.gz file")
     try:
-        with _open_text(path) as f:
-            rows = list(csv.reader(f))
+        numbered = read_csv_rows(path)
     except (OSError, EOFError, UnicodeDecodeError, csv.Error) as e:
         raise DataError(f"cannot read {str(path)!r} as CSV ({e}); expected a UTF-8 .csv or gzip .csv.gz file") from None
-    if not rows:
+    if not numbered:
         raise DataError(f"{path.name} is empty; expected a header line and one row per architecture")
-    header = [h.strip() for h in rows[0]]
-    body = rows[1:]
+    header = [h.strip() for h in numbered[0][1]]
+    body = [r for _, r in numbered[1:]]
+    lines = tuple(line for line, _ in numbered[1:])
     if not body:
         raise DataError(f"{path.name} has a header but no rows; expected one row per architecture")
     if len(set(header)) != len(header):
@@ -146,27 +156,28 @@ def read_latency_table(path: str | Path) -> LatencyTable:
     arch_col = next((c for c in ARCH_COLUMNS if c in header), None)
     if arch_col is None:
         raise DataError(f"{path.name} has columns {header}; expected an 'arch' or 'ops' column")
-    for line, r in enumerate(body, start=2):
+    for line, r in zip(lines, body):
         if len(r) != len(header):
             raise DataError(f"{path.name}: line {line} has {len(r)} fields; expected {len(header)} like the header")
     columns = dict(zip(header, zip(*body)))
     archs = tuple(a.strip() for a in columns.pop(arch_col))
     empty = next((i for i, a in enumerate(archs) if not a), None)
     if empty is not None:
-        raise DataError(f"{path.name}: line {empty + 2} has an empty {arch_col!r}; expected an architecture string")
-    _check_unique(path, archs, tuple(range(2, len(archs) + 2)))
+        raise DataError(f"{path.name}: line {lines[empty]} has an empty {arch_col!r}; expected an architecture string")
+    _check_unique(path, archs, lines)
     latency: dict[str, np.ndarray] = {}
     other: dict[str, np.ndarray] = {}
     for name, values in columns.items():
-        arr = _to_float(path, name, values)
+        arr = _to_float(path, name, values, lines)
         device = column_device(name)
         if device is not None:
             latency[device] = arr
         else:
             other[name] = arr
-    if not latency:
-        raise DataError(f"{path.name} has no latency columns; expected columns named like 'lat_<device>_ms'")
-    return LatencyTable(archs, latency, other)
+    if not latency and not (plain_latency and PLAIN_LATENCY in other):
+        plain = f" or one {PLAIN_LATENCY!r} column" if plain_latency else ""
+        raise DataError(f"{path.name} has no latency columns; expected columns named like 'lat_<device>_ms'{plain}")
+    return LatencyTable(archs, latency, other, lines)
 
 
 # --- few-shot samples: arch,latency_ms rows ---------------------------------------------------------
@@ -195,12 +206,10 @@ def read_latency_samples(path: str | Path) -> LatencySamples:
     path = Path(path)
     expected = ",".join(SAMPLES_HEADER)
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
-            rows = [(reader.line_num, r) for r in reader if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
+        rows = read_csv_rows(path)
     except OSError as exc:
         raise DataError(f"cannot read samples file {str(path)!r}: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
+    except (UnicodeDecodeError, EOFError, csv.Error) as exc:
         raise DataError(f"cannot read {str(path)!r} as a UTF-8 CSV: {exc}") from None
     if rows:
         first = rows[0][1]
@@ -214,18 +223,18 @@ def read_latency_samples(path: str | Path) -> LatencySamples:
     if not rows:
         raise DataError(f"{path.name} holds no samples; expected CSV rows {expected!r}")
     archs, values, lines = [], [], []
-    for i, (line, row) in enumerate(rows, start=1):
+    for line, row in rows:
         if len(row) != 2:
-            raise DataError(f"{path.name}: sample {i} has {len(row)} fields; expected {expected!r}")
+            raise DataError(f"{path.name}: line {line} has {len(row)} fields; expected {expected!r}")
         try:
             value = float(row[1])
         except ValueError:
-            raise DataError(f"{path.name}: sample {i} has latency {row[1]!r}; expected a number of milliseconds") from None
+            raise DataError(f"{path.name}: line {line} has latency {row[1]!r}; expected a number of milliseconds") from None
         if not (math.isfinite(value) and value > 0):
-            raise DataError(f"{path.name}: sample {i} has latency {value}; expected finite positive milliseconds")
+            raise DataError(f"{path.name}: line {line} has latency {value}; expected finite positive milliseconds")
         arch = row[0].strip()
         if not arch:
-            raise DataError(f"{path.name}: sample {i} has an empty architecture; expected {expected!r}")
+            raise DataError(f"{path.name}: line {line} has an empty architecture; expected {expected!r}")
         archs.append(arch)
         values.append(value)
         lines.append(line)
@@ -341,18 +350,28 @@ def default_device(db: str | Path) -> str:
 
 
 def from_store(db: str | Path, device: str, space: str | None = None, calibrated: bool = False) -> LatencyData:
-    """The newest median latency per architecture of ``device`` (one space; inferred when it is the only one).
+    """The newest measurement's primary latency (``latency_ms``, the pooled minimum by default, see
+    :mod:`hwprof.estimators`) per architecture of ``device`` (one space; inferred when it is the only one).
 
     ``calibrated`` takes the reference-calibrated latency (``corrected_ms``) of
-    rows profiled with ``--calibrate``; other rows keep their raw median.
+    rows profiled with ``--calibrate``; other rows keep their primary latency. A
+    store with no calibrated row at all is a ConfigError rather than raw data
+    passed off as calibrated.
     """
     db = Path(db)
     store = open_store(db)
     try:
         latencies = store.latencies(device, space, corrected=calibrated)  # StoreError when the device has no measurements
         spaces = store_spaces(store, device)
+        newest = {r.spec: r for r in store.latency_records(device, space)} if calibrated else {}
     finally:
         store.close()
+    if newest and all(r.corrected_ms is None for r in newest.values()):
+        raise ConfigError(
+            f"--calibrated: none of the {len(newest)} {device!r} measurements in {db} has a calibrated latency (they were "
+            "profiled with --no-calibrate or --rounds 1, so no reference models were timed); drop --calibrated, "
+            "or profile again with calibration (the default, --rounds 2 or more)"
+        )
     if space is None:
         if len(spaces) > 1:
             raise ConfigError(f"{db} holds {device!r} measurements of spaces {', '.join(spaces)}; choose one with --space")
@@ -386,15 +405,41 @@ def store_device_settings(db: str | Path, device: str, space: str, archs: Sequen
     return dict(rows[-1].settings) if rows else {}
 
 
-def from_csv(path: str | Path, target: str, space: str | None = None) -> LatencyData:
-    """One latency column of a CSV such as nb201.csv.gz (``arch`` + ``lat_<device>_ms`` columns)."""
+def _default_target(table: LatencyTable, path: Path) -> str:
+    """The CSV's only latency column (``lat_<device>_ms`` or ``latency_ms``), else a ConfigError asking for --target."""
+    columns = [latency_column(d) for d in table.latency_ms] + ([PLAIN_LATENCY] if PLAIN_LATENCY in table.other else [])
+    if len(columns) != 1:
+        raise ConfigError(f"--csv needs --target, the latency column: {path.name} has {', '.join(columns)}")
+    return columns[0]
+
+
+def csv_label(path: Path) -> str:
+    """The device label of a file of unnamed latencies: its name without ``.csv``/``.gz`` (as ``adapt --samples`` does)."""
+    name = path.name
+    for suffix in (".gz", ".csv"):
+        name = name.removesuffix(suffix)
+    return name or path.name
+
+
+def from_csv(path: str | Path, target: str | None, space: str | None = None, label: str | None = None) -> LatencyData:
+    """One latency column of a CSV such as nb201.csv.gz (``arch`` + ``lat_<device>_ms`` columns).
+
+    ``target`` defaults to the only latency column. A column ``latency_ms``
+    (an ``arch,latency_ms`` file) holds an unnamed device's latencies: the data
+    is labelled ``label``, by default the file's name without ``.csv``.
+    """
     path = Path(path)
-    table = read_latency_table(path)
-    device, values = table.column(target, path.name)
-    lines = tuple(range(2, len(table.archs) + 2))  # after the header, one line per row
-    space = resolve_space(table.archs, space, path.name, lines)
+    table = read_latency_table(path, plain_latency=True)
+    target = target if target is not None else _default_target(table, path)
+    if target.strip() == PLAIN_LATENCY:
+        if PLAIN_LATENCY not in table.other:
+            raise DataError(f"{path.name} has no column {PLAIN_LATENCY!r}; it has {', '.join(map(latency_column, table.latency_ms))}")
+        device, values = (label or csv_label(path)), table.other[PLAIN_LATENCY]
+    else:
+        device, values = table.column(target, path.name)
+    space = resolve_space(table.archs, space, path.name, table.lines)
     values = check_latencies(table.archs, values, path.name)
-    return LatencyData(table.archs, values, space, device, f"csv:{path}", lines=lines)
+    return LatencyData(table.archs, values, space, device, f"csv:{path}", lines=table.lines)
 
 
 def read_samples(path: str | Path, space: str | None, device: str) -> LatencyData:
@@ -406,11 +451,9 @@ def read_samples(path: str | Path, space: str | None, device: str) -> LatencyDat
 
 
 def check_data_source(db: Path | None, csv_path: Path | None, target: str | None, what: str) -> None:
-    """Exactly one of a store or a CSV column (``what`` names the command in the message)."""
+    """Exactly one of a store or a CSV (``what`` names the command in the message)."""
     if (db is None) == (csv_path is None):
-        raise ConfigError(f"{what} needs exactly one data source: --db STORE or --csv FILE --target COLUMN")
-    if csv_path is not None and target is None:
-        raise ConfigError("--csv needs --target, the latency column, e.g. --target lat_titanx_1_ms")
+        raise ConfigError(f"{what} needs exactly one data source: --db STORE or --csv FILE [--target COLUMN]")
     if db is not None and target is not None:
         raise ConfigError("--target applies to --csv; with --db choose the device with --device")
 
@@ -423,17 +466,24 @@ def load_latency_data(
     target: str | None = None,
     space: str | None = None,
     calibrated: bool = False,
+    label: str | None = None,
 ) -> LatencyData:
-    """A device's latencies from a store (``device`` defaults to its only one) or from a CSV column ``target``."""
+    """A device's latencies from a store (``device`` defaults to its only one) or from a CSV column ``target``
+    (default: its only latency column).
+
+    With a CSV, ``device`` must agree with a ``lat_<device>_ms`` column and names
+    the device of a plain ``latency_ms`` column (default ``label``, else the file's name).
+    """
     check_data_source(db, csv_path, target, "loading latency data")
     if db is not None:
         return from_store(db, device or default_device(db), space, calibrated)
     if calibrated:
         raise ConfigError("--calibrated applies to a store (--db): a CSV holds one latency per architecture")
-    assert csv_path is not None and target is not None
-    data = from_csv(csv_path, target, space)
+    assert csv_path is not None
+    data = from_csv(csv_path, target, space, label=device or label)
     if device is not None and device != data.device:
-        raise ConfigError(f"--device {device!r} contradicts --target {target!r} (device {data.device!r}); give one of them")
+        raise ConfigError(f"--device {device!r} contradicts --target {target or latency_column(data.device)!r} "
+                          f"(device {data.device!r}); give one of them")
     return data
 
 

@@ -66,8 +66,10 @@ class LinearPredictor(Predictor):
         return {"file": "linear.npz"}
 
     def _load_state(self, directory: Path, state: Mapping[str, Any]) -> None:
-        with np.load(directory / str(state["file"]), allow_pickle=False) as data:
-            coef, intercept = data["coef"], data["intercept"]
+        from predictors.persistence import read_npz
+
+        arrays = read_npz(directory / str(state["file"]), ("coef", "intercept"))
+        coef, intercept = arrays["coef"], arrays["intercept"]
         if coef.ndim != 1 or coef.shape[0] != self.n_features_in_ or intercept.shape != (1,):
             raise DataError(f"linear.npz holds coefficients of shape {coef.shape}; expected ({self.n_features_in_},)")
         self.coef_ = finite_values("linear.npz coefficients", coef)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from hwprof.errors import ConfigError, DataError
+from hwprof.errors import ConfigError, DataError, PersistenceError
 from predictors.base import Predictor, ProgressCallback, check_bool, finite_values, positive_float, positive_int
 
 if TYPE_CHECKING:
@@ -342,11 +342,21 @@ class MLPPredictor(Predictor):
     def _load_state(self, directory: Path, state: Mapping[str, Any]) -> None:
         torch = _torch()
         self.n_in_ = self.n_features_in_
-        with np.load(directory / str(state["scaling"]), allow_pickle=False) as data:
-            self.x_mean_, self.x_std_, yy = data["x_mean"], data["x_std"], data["y"]
-        if self.x_mean_.shape != (self.n_in_,):
-            raise DataError(f"scaling.npz is for {self.x_mean_.shape[0]} features; the schema says {self.n_in_}")
+        from predictors.persistence import read_npz
+
+        path = directory / str(state["scaling"])
+        arrays = read_npz(path, ("x_mean", "x_std", "y"))
+        self.x_mean_, self.x_std_, yy = (np.asarray(arrays[k], dtype=np.float64) for k in ("x_mean", "x_std", "y"))
+        if self.x_mean_.shape != (self.n_in_,) or self.x_std_.shape != (self.n_in_,) or yy.shape != (2,):
+            raise PersistenceError(
+                f"{path} is corrupt: x_mean {self.x_mean_.shape}, x_std {self.x_std_.shape}, y {yy.shape}; "
+                f"expected ({self.n_in_},), ({self.n_in_},) and (2,) for the schema's {self.n_in_} features"
+            )
         finite_values("scaling.npz", np.concatenate([np.ravel(self.x_mean_), np.ravel(self.x_std_), np.ravel(yy)]))
+        scales = np.append(self.x_std_, yy[1])  # divided by (x_std) or multiplied into every prediction (y std)
+        if np.any(scales <= 0):
+            bad = "the y scale" if yy[1] <= 0 else f"x_std[{int(np.flatnonzero(self.x_std_ <= 0)[0])}]"
+            raise PersistenceError(f"{path} is corrupt: {bad} is {scales[scales <= 0][0]:g}; expected scales > 0")
         self.y_mean_, self.y_std_ = float(yy[0]), float(yy[1])
         net = self._network()
         weights = torch.load(directory / str(state["weights"]), map_location="cpu", weights_only=True)

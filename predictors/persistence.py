@@ -18,9 +18,12 @@ import json
 import math
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
+
+import numpy as np
 
 from hwprof import __version__
 from hwprof.errors import ConfigError, DataError, HwprofError, PersistenceError
@@ -31,6 +34,13 @@ from predictors.schema import FeatureSchema, featurizer_for_schema
 
 FORMAT_VERSION = 1
 METADATA_FILE = "predictor.json"
+TRANSFER_FILE = "transfer.json"  # a pretrained transfer model's metadata (predictors.transfer.base)
+# Beside predictor.json: the held-out architectures with their measured and predicted latency (predictors.training).
+HELD_OUT_FILE = "held_out_predictions.json"
+# Keys of a predictor's saved state whose values name its model files in the directory (at any depth, e.g.
+# ops' ``kinds.<k>.xgboost``): checked to stay inside the directory, and removed when another predictor
+# replaces this one without writing them again.
+STATE_FILE_KEYS = frozenset({"file", "model", "base", "weights", "scaling", "arrays", "xgboost"})
 # Parameters renamed after predictors were saved with the old name (old -> new): such directories still load.
 RENAMED_PARAMS: dict[str, str] = {"seed": "random_state"}
 
@@ -98,9 +108,11 @@ def save(
     if not predictor.name:
         raise PersistenceError(f"{type(predictor).__name__} has no registry name; set the class attribute 'name'")
     previous: PredictorInfo | None = getattr(predictor, "info_", None)
-    directory = Path(directory)
+    directory = check_save_target(directory)
+    old_files = _replaced_files(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        (directory / HELD_OUT_FILE).unlink(missing_ok=True)  # belongs to the predictor saved there before
     except OSError as exc:
         raise PersistenceError(f"cannot create predictor directory {str(directory)!r}: {exc.strerror or exc}") from None
     info = PredictorInfo(
@@ -128,22 +140,77 @@ def save(
         raise PersistenceError(f"cannot write predictor to {str(directory)!r}: {exc.strerror or exc}") from None
     except ValueError as exc:  # NaN/inf in metadata
         raise PersistenceError(f"predictor metadata is not valid JSON: {exc}") from None
+    for name in sorted(old_files - set(state_files(state))):  # the old predictor's files the new one does not use
+        try:
+            if (directory / name).is_file():
+                (directory / name).unlink()
+        except OSError as exc:
+            raise PersistenceError(f"cannot remove the replaced model file {str(directory / name)!r}: {exc.strerror or exc}") from None
     predictor.info_ = info
     return directory / METADATA_FILE
 
 
-def check_save_target(directory: str | Path) -> Path:
+def state_files(state: Any) -> list[str]:
+    """The model file names a predictor's saved state holds (values of :data:`STATE_FILE_KEYS`, at any depth)."""
+    found: list[str] = []
+    if isinstance(state, dict):
+        for key, value in state.items():
+            if key in STATE_FILE_KEYS and isinstance(value, str):
+                found.append(value)
+            else:
+                found.extend(state_files(value))
+    elif isinstance(state, list):
+        for value in state:
+            found.extend(state_files(value))
+    return found
+
+
+def _check_state_files(directory: Path, state: Any, path: Path) -> None:
+    """PersistenceError unless every model file the state names is a plain name inside ``directory``."""
+    root = os.path.realpath(directory)
+    for name in state_files(state):
+        if not name or os.path.isabs(name) or ".." in Path(name).parts:
+            raise PersistenceError(f"{path} is corrupt: the state names the model file {name!r}; expected a file name inside {str(directory)!r}")
+        if os.path.commonpath([root, os.path.realpath(directory / name)]) != root:
+            raise PersistenceError(f"{path} is corrupt: the model file {name!r} leads outside {str(directory)!r}")
+
+
+def _replaced_files(directory: Path) -> set[str]:
+    """The model files of the predictor saved in ``directory`` now (none when there is none, or it is unreadable)."""
+    try:
+        data = _read_metadata(directory)
+        state = data.get("state") or {}
+        _check_state_files(directory, state, directory / METADATA_FILE)
+    except PersistenceError:
+        return set()
+    return set(state_files(state))
+
+
+def check_save_target(directory: str | Path, *, what: str = "predictor", marker: str = METADATA_FILE) -> Path:
     """PersistenceError unless :func:`save` can write into ``directory``: checked before a long training, not after.
 
     ``directory`` may be new (its nearest existing parent must be a writable
-    directory) or an existing writable directory; a predictor already there is
-    replaced the way :func:`save` always has (model files first, ``predictor.json``
-    last). An existing file is refused.
+    directory), empty, or hold a predictor (its ``marker`` file) to replace: model
+    files first, ``predictor.json`` last, then the old model files the new one
+    does not use are removed. An existing file, and a non-empty directory holding
+    no predictor (its files would mix with the model's), are refused. ``what`` and
+    ``marker`` name another kind of saved model (a pretrained transfer model,
+    ``transfer.json``) checked the same way.
     """
     directory = Path(directory)
-    where = f"cannot save a predictor to {str(directory)!r}"
+    where = f"cannot save a {what} to {str(directory)!r}"
+    expected = f"expected a directory (new, or holding a {what} to replace)"
     if directory.exists() and not directory.is_dir():
-        raise PersistenceError(f"{where}: it is a file; expected a directory (new, or holding a predictor to replace)")
+        raise PersistenceError(f"{where}: it is a file; {expected}")
+    if directory.is_dir() and not (directory / marker).is_file():
+        try:
+            entries = sorted(p.name for p in directory.iterdir())
+        except OSError as exc:
+            raise PersistenceError(f"{where}: cannot list it ({exc.strerror or exc})") from None
+        if entries:
+            other = next((m for m in (METADATA_FILE, TRANSFER_FILE) if m != marker and m in entries), None)
+            held = f"a saved model ({other})" if other else f"{len(entries)} file(s) (e.g. {entries[0]!r})"
+            raise PersistenceError(f"{where}: it holds {held} but no {marker}; {expected}")
     parent = directory
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -152,6 +219,28 @@ def check_save_target(directory: str | Path) -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise PersistenceError(f"{where}: directory {str(parent)!r} is not writable")
     return directory
+
+
+def read_npz(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` of a model's ``.npz`` file; PersistenceError "PATH is corrupt" for anything else
+    (text, a pickle, a truncated zip, a missing array). A missing file stays FileNotFoundError (an incomplete predictor)."""
+    corrupt = f"{path} is corrupt (not a numpy .npz of arrays)"
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        raise PersistenceError(corrupt) from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise PersistenceError(corrupt)
+    with data:
+        missing = [k for k in keys if k not in data.files]
+        if missing:
+            raise PersistenceError(f"{path} is corrupt: it lacks the array(s) {', '.join(missing)}")
+        try:
+            return {k: np.asarray(data[k]) for k in keys}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            raise PersistenceError(corrupt) from None
 
 
 def _read_metadata(directory: Path) -> dict[str, Any]:
@@ -194,6 +283,18 @@ def _floor(value: Any, path: Path) -> float:
     return float(value)
 
 
+def _device(value: Any, path: Path) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise PersistenceError(f"{path} is corrupt: device must be a string or null, got {value!r}")
+    return value
+
+
+def _extra(value: Any, path: Path) -> dict[str, Any]:
+    if value is not None and not isinstance(value, dict):
+        raise PersistenceError(f"{path} is corrupt: extra must be a JSON object, got {type(value).__name__} {value!r}")
+    return dict(value or {})
+
+
 def _info(data: Mapping[str, Any], path: Path) -> PredictorInfo:
     try:
         schema = FeatureSchema.from_json(data["feature_schema"])
@@ -203,14 +304,14 @@ def _info(data: Mapping[str, Any], path: Path) -> PredictorInfo:
             name=str(data["predictor"]),
             params=dict(data["params"]),
             schema=schema,
-            device=data.get("device"),
+            device=_device(data.get("device"), path),
             train_hash=str(training["sha256"]),
             n_train=int(training["n_samples"]),
             metrics=metrics,
             created_at=str(data.get("created_at", "")),
             hwprof_version=str(data.get("hwprof_version", "")),
             format_version=int(data["format_version"]),
-            extra=dict(data.get("extra") or {}),
+            extra=_extra(data.get("extra"), path),
             floor_ms=_floor(training.get("floor_ms", 0.0), path),
         )
     except KeyError as exc:
@@ -273,6 +374,9 @@ def load_predictor(
         raise PersistenceError(f"{directory / METADATA_FILE} is corrupt: saved parameter {exc}") from None
     predictor._restore_common(info.schema, info.n_train, info.train_hash, info.floor_ms)
     state = data.get("state") or {}
+    if not isinstance(state, dict):
+        raise PersistenceError(f"{directory / METADATA_FILE} is corrupt: state must be a JSON object, got {type(state).__name__}")
+    _check_state_files(directory, state, directory / METADATA_FILE)
     try:
         predictor._load_state(directory, state)
     except PersistenceError:

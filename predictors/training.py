@@ -33,9 +33,9 @@ from predictors.data import (
     default_device,
     describe_bad_architecture,
     load_latency_data,
+    open_store,
     split_indices,
     store_device_settings,
-    target_device,
 )
 from predictors.features.encoding import (
     DEFAULT_FEATURE_SET,
@@ -44,14 +44,12 @@ from predictors.features.encoding import (
     space_of_kind,
 )
 from predictors.metrics import LatencyMetrics, evaluate_predictions
-from predictors.persistence import PredictorInfo, load_predictor, read_info, save
+from predictors.persistence import HELD_OUT_FILE, PredictorInfo, load_predictor, read_info, save
 from predictors.registry import get_predictor_class
 
 # description of a phase -> report(done, total) for it (the CLI passes ProgressDisplay.reporter).
 PhaseProgress = Callable[[str], ProgressCallback]
 CACHE_DIR_NAME = ".hwprof-cache"
-# Beside predictor.json: the held-out architectures with their measured and predicted latency (for plots).
-HELD_OUT_FILE = "held_out_predictions.json"
 HELD_OUT_FORMAT = 1
 
 
@@ -108,6 +106,17 @@ def training_context(
     )
 
 
+def check_network_options(predictor: Predictor, *, cache_dir: Path | None = None, node_runs: int | None = None) -> None:
+    """ConfigError for ``--cache-dir``/``--node-runs`` given to a predictor that would ignore them: only one that
+    exports networks (``exports_networks``, e.g. ``ops``) uses an export cache, only one that re-profiles the
+    measured networks (``needs_store``) profiled runs."""
+    name = predictor.name or type(predictor).__name__
+    if cache_dir is not None and not predictor.exports_networks:
+        raise ConfigError(f"--cache-dir applies to predictors that export networks (ops); the {name} predictor exports none, drop it")
+    if node_runs is not None and not predictor.needs_store:
+        raise ConfigError(f"--node-runs applies to predictors that profile the networks again (ops); the {name} predictor does not, drop it")
+
+
 def _check_from_store(predictor: Predictor, data: LatencyData) -> None:
     if predictor.needs_store and data.db is None:
         raise ConfigError(f"the {predictor.name} predictor learns from measurements in a store; train it with --db, not --csv")
@@ -138,14 +147,10 @@ class TrainingResult:
         """Save the predictor with its device, held-out metrics and metadata; returns the metadata path.
 
         The held-out predictions go to ``held_out_predictions.json`` beside it (see
-        :func:`read_held_out`). A file left by an earlier predictor in the directory
-        is removed first, so an interrupted save never pairs a new model with old points.
+        :func:`read_held_out`). :func:`~predictors.persistence.save` removes the file of an
+        earlier predictor in the directory first, so an interrupted save never pairs a new model with old points.
         """
         held_out_path = Path(directory) / HELD_OUT_FILE
-        try:
-            held_out_path.unlink(missing_ok=True)
-        except OSError as exc:
-            raise PersistenceError(f"cannot replace {str(held_out_path)!r}: {exc.strerror or exc}") from None
         path = save(self.predictor, directory, device=self.data.device, metrics=self.held_out, extra=self.extra)
         if self.held_out_predicted_ms is not None:
             _write_held_out(held_out_path, self)
@@ -291,8 +296,10 @@ def predictor_space(info: PredictorInfo) -> str | None:
 def saved_context(predictor: Predictor, cache_dir: Path | None = None) -> ArchContext | None:
     """The context a loaded predictor predicts with: its space, device and device settings, and an export cache.
 
-    Without ``cache_dir`` the predictor uses its own default (the cache it was trained with, if it recorded one).
+    Without ``cache_dir`` the predictor uses its own default (the cache it was trained with, if it recorded one);
+    a ``cache_dir`` for a predictor that exports no networks is a ConfigError rather than ignored.
     """
+    check_network_options(predictor, cache_dir=cache_dir)
     info: PredictorInfo | None = getattr(predictor, "info_", None)
     space = predictor_space(info) if info is not None else space_of_kind(predictor.schema_.kind)
     if space is None:
@@ -335,6 +342,26 @@ class Evaluation:
     metrics: LatencyMetrics
 
 
+def _check_same_device(predictor_dir: str | Path, info: PredictorInfo, device: str, other_device: bool) -> None:
+    if not other_device and info.device is not None and device != info.device:
+        raise PersistenceError(
+            f"predictor {str(predictor_dir)!r} was trained for device {info.device!r}, the data is of {device!r} "
+            "(pass --other-device to evaluate across devices)"
+        )
+
+
+def _check_store_device(db: Path, device: str, info: PredictorInfo) -> None:
+    """ConfigError naming the store's devices when it has none of ``device`` (the predictor's, unless -d chose one)."""
+    store = open_store(db)
+    try:
+        stored = store.measured_devices()
+    finally:
+        store.close()
+    if stored and device not in stored:
+        whose = f"the predictor's device {device!r}" if device == info.device else f"device {device!r}"
+        raise ConfigError(f"{db} holds no measurements of {whose}; it holds {', '.join(stored)}: choose one with -d/--device")
+
+
 def evaluate_saved(
     predictor_dir: str | Path,
     *,
@@ -355,15 +382,15 @@ def evaluate_saved(
     space = predictor_space(info)
     if db is not None:
         device = device or info.device or default_device(db)
-    else:
-        device = target_device(target or "")
-    if not other_device and info.device is not None and device != info.device:
-        raise PersistenceError(
-            f"predictor {str(predictor_dir)!r} was trained for device {info.device!r}, the data is of {device!r} "
-            "(pass --other-device to evaluate across devices)"
-        )
-    predictor = load_predictor(predictor_dir)
-    data = load_latency_data(db, csv_path, device=device if db is not None else None, target=target, space=space, calibrated=calibrated)
+        _check_same_device(predictor_dir, info, device, other_device)
+        _check_store_device(db, device, info)
+        predictor = load_predictor(predictor_dir)
+        data = load_latency_data(db, device=device, space=space, calibrated=calibrated)
+    else:  # the device is the column's (a plain latency_ms column: -d, else the predictor's)
+        data = load_latency_data(None, csv_path, device=device, target=target, space=space, calibrated=calibrated,
+                                 label=info.device)  # fmt: skip
+        _check_same_device(predictor_dir, info, data.device, other_device)
+        predictor = load_predictor(predictor_dir)
     if space is not None and data.space != space:
         raise PersistenceError(f"predictor {str(predictor_dir)!r} was trained on space {space!r}, the data is of {data.space!r}")
     context = saved_context(predictor, cache_dir)

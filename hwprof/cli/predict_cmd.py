@@ -21,7 +21,8 @@ from hwprof.cli.common import console, parse_device_list, warn
 from hwprof.cli.options import parse_key_values
 from hwprof.cli.progress import ProgressDisplay
 from hwprof.errors import ConfigError, DataError, HwprofError
-from hwprof.spaces import read_arch_lines
+from hwprof.outputs import output_file, write_atomic
+from hwprof.spaces import read_arch_lines, read_numbered_arch_lines
 
 # --- shared helpers -----------------------------------------------------------------------------
 
@@ -43,47 +44,45 @@ def metrics_table(title: str, rows: Sequence[tuple[str, Any]]) -> Table:
     return table
 
 
-def _write_text(path: Path, text: str) -> None:
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise DataError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
-
-
 # --- train ---------------------------------------------------------------------------------------
 
 
 def train(
     db: Optional[Path] = typer.Option(None, "--db", help="Measurement store to learn from."),
-    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Benchmark CSV (arch + lat_<device>_ms columns), e.g. nb201.csv.gz."),
-    target: Optional[str] = typer.Option(None, "--target", help="Latency column of --csv, e.g. lat_titanx_1_ms."),
-    device: Optional[str] = typer.Option(None, "--device", "-d", help="Device in the store (default: its only device)."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Benchmark CSV (arch + lat_<device>_ms or latency_ms columns), e.g. nb201.csv.gz."),
+    target: Optional[str] = typer.Option(None, "--target", help="Latency column of --csv, e.g. lat_titanx_1_ms (default: its only one)."),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="Device in the store (default: its only device); "
+                                         "with --csv, the name of a latency_ms column's device (default: the file's name)."),
     space: Optional[str] = typer.Option(None, "--space", "-s", help="Search space (default: the one the architectures parse as)."),
     model: str = typer.Option("gbdt", "--model", "-m", help="Predictor: gbdt, mlp, linear, ops."),
     features: Optional[str] = typer.Option(None, "--features", help="onehot, onehot+counts (default) or flops."),
     param: list[str] = typer.Option([], "--param", help="Predictor parameter KEY=VALUE (repeatable), e.g. max_depth=4."),
-    val_fraction: float = typer.Option(0.2, "--val-fraction", help="Share of architectures held out for validation."),
-    n_train: Optional[int] = typer.Option(None, "--n-train", help="Train on exactly N random architectures; validate on the rest."),
+    val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="Share of architectures held out for validation (default 0.2)."),
+    n_train: Optional[int] = typer.Option(None, "--n-train", help="Train on exactly N random architectures; validate on the rest "
+                                          "(not with --val-fraction)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split and of the model."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory to save the predictor into."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="ops: exported-model cache (default: .hwprof-cache beside the db)."),
-    node_runs: int = typer.Option(20, "--node-runs", help="ops: profiled runs per network."),
+    node_runs: Optional[int] = typer.Option(None, "--node-runs", help="ops: profiled runs per network (default 20)."),
     calibrated: bool = typer.Option(False, "--calibrated", help="Store data: use reference-calibrated latencies (rows profiled with --calibrate)."),
 ) -> None:
     """Train a latency predictor on measured data, print held-out metrics, save it."""
     from predictors.data import check_data_source, load_latency_data
     from predictors.persistence import check_save_target
     from predictors.advice import few_networks_warning
-    from predictors.training import make_predictor, train_predictor
+    from predictors.training import check_network_options, make_predictor, train_predictor
 
     check_data_source(db, csv_path, target, "hwprof train")
+    if n_train is not None and val_fraction is not None:
+        raise ConfigError("--n-train N validates on all the other architectures; give --n-train or --val-fraction, not both")
     predictor = make_predictor(model, parse_key_values(param, "--param"), seed)
+    check_network_options(predictor, cache_dir=cache_dir, node_runs=node_runs)
     check_save_target(out)  # before reading data and training, not after
     data = load_latency_data(db, csv_path, device=device, target=target, space=space, calibrated=calibrated)
     with ProgressDisplay() as display:
         result = train_predictor(
-            data, predictor, features=features, val_fraction=val_fraction, n_train=n_train, seed=seed,
-            cache_dir=cache_dir, options={"node_runs": node_runs}, progress=display.reporter,
+            data, predictor, features=features, val_fraction=0.2 if val_fraction is None else val_fraction, n_train=n_train,
+            seed=seed, cache_dir=cache_dir, options={} if node_runs is None else {"node_runs": node_runs}, progress=display.reporter,
         )  # fmt: skip
     rows = [("train", result.train_metrics)]
     advice = few_networks_warning(model, len(result.train_idx), data.space)
@@ -105,8 +104,9 @@ def evaluate(
     predictor_dir: Path = typer.Argument(..., help="A saved predictor directory."),
     db: Optional[Path] = typer.Option(None, "--db", help="Measurement store with the latencies to compare with."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Benchmark CSV."),
-    target: Optional[str] = typer.Option(None, "--target", help="Latency column of --csv."),
-    device: Optional[str] = typer.Option(None, "--device", "-d", help="Device in the store (default: the predictor's)."),
+    target: Optional[str] = typer.Option(None, "--target", help="Latency column of --csv (default: its only one)."),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="Device in the store (default: the predictor's); with --csv, "
+                                         "it must match the column (a latency_ms column: its device, default the predictor's)."),
     other_device: bool = typer.Option(False, "--other-device", help="Allow data of another device than the predictor's."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="ops: exported-model cache."),
     calibrated: bool = typer.Option(False, "--calibrated", help="Store data: use reference-calibrated latencies (rows profiled with --calibrate)."),
@@ -129,6 +129,7 @@ def predict(
     arch: Optional[str] = typer.Option(None, "--arch", "-a", help="One architecture string."),
     archs_file: Optional[Path] = typer.Option(None, "--archs", help="File with one architecture string per line."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV output for --archs (default: stdout)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing -o file."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="ops: exported-model cache (default: the one it was trained with)."),
 ) -> None:
     """Predicted latency (ms) of one architecture, or CSV `arch,predicted_ms` for a file of them."""
@@ -139,6 +140,9 @@ def predict(
         raise ConfigError("give exactly one of --arch STRING or --archs FILE")
     if out is not None and archs_file is None:
         raise ConfigError("-o writes the CSV of --archs; with --arch the prediction is printed")
+    if overwrite and out is None:
+        raise ConfigError("--overwrite applies to -o FILE; without -o nothing is written")
+    target = output_file(out, overwrite=overwrite) if out is not None else None
     predictor = load_predictor(predictor_dir)
     context = saved_context(predictor, cache_dir)
     if arch is not None:
@@ -146,16 +150,16 @@ def predict(
         console.print(f"{value:.4f} ms", highlight=False)
         return
     assert archs_file is not None
-    archs = read_arch_lines(archs_file)
-    pred = predict_latencies(predictor, archs, where=str(archs_file), context=context)
+    lines, archs = zip(*read_numbered_arch_lines(archs_file))
+    pred = predict_latencies(predictor, archs, where=str(archs_file), context=context, lines=lines)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["arch", "predicted_ms"])
     writer.writerows((a, f"{p:.6g}") for a, p in zip(archs, pred))
-    if out is None:
+    if target is None:
         typer.echo(text.getvalue(), nl=False)
         return
-    _write_text(out, text.getvalue())
+    write_atomic(target, text.getvalue())
     console.print(f"{len(archs)} predictions -> {out}")
 
 
@@ -176,7 +180,7 @@ def _display_index(spec: str, rows: dict[str, int], space_name: str) -> str:
 
 
 def _print_suggestion(sources: Any, k: int, seed: int, select: str, pool: Optional[list[str]], pool_file: Optional[Path],
-                      out: Optional[Path]) -> None:
+                      out: Optional[Path], target: Optional[Path]) -> None:
     from predictors.transfer.workflow import suggest
 
     chosen = suggest(sources, k, seed=seed, select=select, pool=pool, pool_name=str(pool_file))
@@ -188,8 +192,8 @@ def _print_suggestion(sources: Any, k: int, seed: int, select: str, pool: Option
     for n, spec in enumerate(chosen.archs, start=1):
         table.add_row(str(n), _display_index(spec, dict(chosen.rows), sources.space), spec)
     console.print(table)
-    if out is not None:
-        _write_text(out, "".join(spec + "\n" for spec in chosen.archs))
+    if out is not None and target is not None:
+        write_atomic(target, "".join(spec + "\n" for spec in chosen.archs))
         console.print(f"{len(chosen.archs)} architectures -> {out} (measure them with `hwprof profile --archs {out}`)")
 
 
@@ -217,9 +221,12 @@ def adapt(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Pretrained-model cache (default: .hwprof-cache beside "
                                              "--db/--samples, else in the working directory)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Save the adapted predictor to DIR (--suggest: the list to FILE)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="--suggest: replace an existing -o FILE."),
 ) -> None:
     """Few-shot latency predictor for a new device from K measurements and many source devices."""
+    from predictors.persistence import TRANSFER_FILE, check_save_target
     from predictors.training import default_cache_dir
+    from predictors.transfer.selection import SELECTION_METHODS
     from predictors.transfer.workflow import (
         DEFAULT_K,
         AdaptOptions,
@@ -231,6 +238,18 @@ def adapt(
 
     if suggest and (db is not None or samples is not None):
         raise ConfigError("--suggest chooses what to measure; it takes no --db or --samples")
+    if select not in SELECTION_METHODS:
+        raise ConfigError(f"unknown --select {select!r}; known: {', '.join(SELECTION_METHODS)}")
+    if pool is not None and not suggest:
+        raise ConfigError("--pool restricts what --suggest chooses from; to adapt from measured architectures give them with --db or --samples")
+    if overwrite and not (suggest and out is not None):
+        raise ConfigError("--overwrite applies to the list of --suggest -o FILE (a predictor directory -o DIR is replaced without it)")
+    # every output checked before sources are read or models pretrained
+    target = output_file(out, overwrite=overwrite) if suggest and out is not None else None
+    if out is not None and not suggest:
+        check_save_target(out)
+    if save_sources is not None:
+        check_save_target(save_sources, what="pretrained transfer model", marker=TRANSFER_FILE)
     options = None if suggest else AdaptOptions(device=device, db=db, samples=samples, k=k, space=space, select=select, seed=seed,
                                                 live=live)  # fmt: skip
     spec = SourceSpec(csv=sources_csv, db=sources_db, model=sources_model, devices=parse_device_list(source_devices, "--source-devices"),
@@ -254,7 +273,7 @@ def adapt(
         path = sources.model.save(save_sources)
         console.print(f"pretrained {sources.model.method} model ({len(sources.model.devices)} source devices) -> {path.parent}")
     if options is None:
-        _print_suggestion(sources, k, seed, select, pool_archs, pool, out)
+        _print_suggestion(sources, k, seed, select, pool_archs, pool, out, target)
         return
     with ProgressDisplay() as display:
         result = adapt_device(options, sources, progress=display.reporter)

@@ -294,7 +294,7 @@ BAD = [
     (["predict", "{emptydir}", "--arch", "x"], "predictor.json is missing"),
     (["predict", "{p}", "--arch", "|bogus|"], "architectures of the predictor's space 'nb201'"),
     (["predict", "{p}"], "exactly one of --arch"),
-    (["adapt", "--samples", "{bad_samples}", "--sources-csv", "{csv}"], "sample 2 has latency -3.0"),
+    (["adapt", "--samples", "{bad_samples}", "--sources-csv", "{csv}"], "line 2 has latency -3.0"),
     (["adapt", "--samples", "{one}", "--sources-csv", "{csv}"], "at least 2 measured architectures"),
     (["adapt", "--samples", "{one}", "--sources-csv", "{csv}", "--method", "magic"], "unknown few-shot method 'magic'"),
     (["adapt", "--samples", "{one}", "--sources-csv", "{csv}", "--source-devices", "nope"], "unknown source device"),
