@@ -20,7 +20,7 @@ from hwprof import registry
 from hwprof.cli.common import console, parse_device_list, warn
 from hwprof.cli.options import parse_key_values
 from hwprof.cli.progress import ProgressDisplay
-from hwprof.errors import ConfigError, DataError, HwprofError
+from hwprof.errors import ConfigError, HwprofError
 from hwprof.outputs import output_file, write_atomic
 from hwprof.spaces import read_arch_lines, read_numbered_arch_lines
 
