@@ -1,0 +1,31 @@
+"""`hwprof modnas front --json FILE`: checked before the front is computed, never replaced unasked, written whole."""
+
+import json
+
+from tests.nas.test_modnas_cli import hypernet_dir, one_line_error, run  # noqa: F401 (a fixture)
+
+
+def test_an_existing_json_is_refused_before_the_model_is_read(tmp_path, capsys):
+    existing = tmp_path / "pixel3.json"
+    existing.write_text("another device's front")
+    line = one_line_error(capsys, "modnas", "front", tmp_path / "no-model", "--device", "pixel3", "--json", existing)
+    assert line == f"error: --json {str(existing)!r} exists; give --overwrite to replace it, or another path"
+    assert existing.read_text() == "another device's front"
+
+
+def test_a_folder_or_a_missing_folder_is_refused_in_one_line(tmp_path, capsys):
+    line = one_line_error(capsys, "modnas", "front", tmp_path / "no-model", "--device", "pixel3", "--json", tmp_path)
+    assert "is a folder; expected a file path" in line
+    line = one_line_error(capsys, "modnas", "front", tmp_path / "no-model", "--device", "pixel3",
+                          "--json", tmp_path / "nope" / "f.json")
+    assert "does not exist" in line and "Errno" not in line
+
+
+def test_overwrite_replaces_the_json(hypernet_dir, tmp_path, capsys):  # noqa: F811
+    path = tmp_path / "f.json"
+    path.write_text("old")
+    code, out, err = run(capsys, "modnas", "front", hypernet_dir, "--device", "samsung_s7", "--rays", 3, "--json", path,
+                         "--overwrite")
+    assert code == 0, err
+    assert json.loads(path.read_text())["device"] == "samsung_s7"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]  # no temporary file left beside it
