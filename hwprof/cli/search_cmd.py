@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from hwprof.cli.common import CommandInterrupted, console, parse_device_list
+from hwprof.cli.common import CommandInterrupted, console, parse_device_list, warn
 from hwprof.cli.options import parse_key_values
 from hwprof.cli.progress import ProgressDisplay
 from nas.cost import COST_FORMS, Constraint
@@ -99,6 +99,8 @@ def search(
         _print_result(outcome.result)
     for line in outcome.summary:
         console.print(line, markup=False)
+    for line in outcome.warnings:
+        warn(line)
 
 
 def register(app: typer.Typer) -> None:

@@ -331,6 +331,8 @@ class SearchResult:
     settings: dict[str, Any] | None = None
     # Evaluations answered from an interrupted run's record instead of the evaluator (a resumed search).
     n_reused: int = 0
+    # cost name -> evaluated networks whose predicted cost is below the predictor's floor (extrapolations)
+    below_predictor_floor: dict[str, int] = field(default_factory=dict)
 
     @property
     def partial(self) -> bool:
@@ -377,6 +379,7 @@ class SearchResult:
             "stop_reason": self.stop_reason,
             "partial": self.partial,
             "n_reused": self.n_reused,
+            "below_predictor_floor": dict(self.below_predictor_floor),
             "params": _jsonable(self.params),
             "wall_s": self.wall_s,
             "settings": self.settings,
@@ -414,6 +417,7 @@ class SearchResult:
                 wall_s=float(data.get("wall_s", 0.0)),
                 settings=dict(data["settings"]) if data.get("settings") is not None else None,
                 n_reused=int(data.get("n_reused", 0)),
+                below_predictor_floor={str(k): int(v) for k, v in data.get("below_predictor_floor", {}).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"not a search result JSON ({exc!r}); expected the output of SearchResult.to_json()") from None

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Sequence
 
 from hwprof import registry
 from hwprof.errors import ConfigError
+from nas.cost.base import CostModel
 from nas.cost.parse import COST_FORMS, parse_costs
 from nas.evaluators.parse import parse_evaluator
 from nas.search.base import SearchInterrupted, SearchProgress, SearchResult, prepare_output_dir
@@ -92,14 +94,36 @@ def _run_problem_search(request: SearchRequest, on_progress: ProgressCallback | 
                 multi_objective=request.multi_objective, on_evaluation=on_evaluation, recorded=recorded, **request.params,
             )
         except SearchInterrupted as exc:
+            _note_predictor_floors(exc.result, costs)
             raise SearchInterrupted(exc.result, _keep_interrupted(exc.result, settings, request, recorded)) from None
     result.settings = settings
+    warnings = _note_predictor_floors(result, costs)
     csv_path, json_path = result.write(request.out)
     summary = [f"saved {csv_path} and {json_path}"]
     if result.n_reused:
         summary.insert(0, f"resumed: {result.n_reused} evaluations reused from the interrupted run, "
                           f"{result.n_evaluations - result.n_reused} new")
-    return SearchOutcome(algo, request.out, (csv_path, json_path), result, tuple(summary))
+    return SearchOutcome(algo, request.out, (csv_path, json_path), result, tuple(summary), warnings)
+
+
+def _note_predictor_floors(result: SearchResult, costs: Sequence[CostModel]) -> tuple[str, ...]:
+    """Record, per predictor cost, how many evaluated networks it predicted below its floor (a tenth of its fastest
+    training latency, where its answers are squeezed: ``predictors.base.soft_floor``); a warning line for each."""
+    warnings = []
+    for j, cost in enumerate(costs):
+        floor_ms = float(getattr(getattr(cost, "predictor", None), "floor_ms_", 0.0) or 0.0)
+        if floor_ms <= 0:
+            continue
+        below = [e for e in result.history if e.costs[j] < floor_ms]
+        result.below_predictor_floor[cost.name] = len(below)
+        if below:
+            best = " (the best among them)" if result.best is not None and result.best in below else ""
+            warnings.append(
+                f"{len(below)} of {result.n_evaluations} evaluated networks{best} have a predicted {cost.name} below "
+                f"the predictor's floor ({floor_ms:.4g} {cost.unit}, a tenth of its fastest training latency): those "
+                "predictions are extrapolations; measure them before trusting them"
+            )
+    return tuple(warnings)
 
 
 def _keep_interrupted(

@@ -29,3 +29,28 @@ def test_overwrite_replaces_the_json(hypernet_dir, tmp_path, capsys):  # noqa: F
     assert code == 0, err
     assert json.loads(path.read_text())["device"] == "samsung_s7"
     assert [p.name for p in tmp_path.iterdir()] == ["f.json"]  # no temporary file left beside it
+
+
+def test_a_reference_latency_below_a_nanosecond_is_refused_naming_its_row(hypernet_dir, tmp_path, capsys):  # noqa: F811
+    from nas.search.modnas import ModnasModel
+    from nas.tabular import load_nb201
+
+    table = load_nb201()
+    specs = ModnasModel.load(hypernet_dir).refs.specs
+    lat = table.latency_ms["samsung_s7"]
+    rows = [f"{s},{1e-300 if i == 2 else lat[table.index_of(s)]}\n" for i, s in enumerate(specs)]
+    path = tmp_path / "refs.csv"
+    path.write_text("arch,latency_ms\n" + "".join(rows))
+    for command in (["front"], ["pick", "--preference", "0.5"]):
+        line = one_line_error(capsys, "modnas", *command[:1], hypernet_dir, *command[1:], "--ref-latencies", path)
+        assert line == "error: refs.csv: line 4 has latency 1e-300 ms; expected milliseconds of at least 1e-06 (a unit slip?)"
+
+
+def test_device_embedding_refuses_sub_nanosecond_latencies():
+    import pytest
+
+    from hwprof.errors import DataError
+    from nas.search.modnas.refs import device_embedding
+
+    with pytest.raises(DataError, match="reference latency 1 is 1e-300 ms; expected milliseconds of at least 1e-06"):
+        device_embedding([1.0, 1e-300, 2.0])
