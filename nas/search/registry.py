@@ -136,6 +136,8 @@ def search(
     cost_list = [costs] if not isinstance(costs, (list, tuple)) else list(costs)
     if not cost_list:
         raise ConfigError("the search needs at least one cost model (e.g. a latency lookup)")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
         raise ConfigError(f"budget must be a positive integer number of evaluations, got {budget!r}")
     inner = evaluator.evaluator if isinstance(evaluator, CachedEvaluator) else evaluator

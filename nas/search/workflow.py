@@ -38,6 +38,9 @@ DEFAULT_BUDGET = 300
 
 def run_search(request: SearchRequest, on_progress: ProgressCallback | None = None) -> SearchOutcome:
     """Run the search ``request`` describes and write its results; ``on_progress(task, done, total, info)``."""
+    seed = request.seed
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"--seed {seed!r} is not a non-negative integer; expected a seed like 0 or 42")
     created = not request.out.exists()
     try:
         if algorithm_kind(request.algorithm) == "request":

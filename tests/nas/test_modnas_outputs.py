@@ -54,3 +54,41 @@ def test_device_embedding_refuses_sub_nanosecond_latencies():
 
     with pytest.raises(DataError, match="reference latency 1 is 1e-300 ms; expected milliseconds of at least 1e-06"):
         device_embedding([1.0, 1e-300, 2.0])
+
+
+def test_a_trained_directory_of_another_configuration_names_the_differing_field(hypernet_dir, capsys):  # noqa: F811
+    from tests.nas.test_modnas_cli import tiny_params
+    from tests.nas.test_modnas_train import DEVICES
+
+    params = [p.replace("steps=12", "steps=13") for p in tiny_params()]
+    line = one_line_error(capsys, "search", "--algo", "modnas", "--devices", ",".join(DEVICES), "-o", hypernet_dir, *params)
+    assert "already holds a trained hypernetwork of a different configuration (steps 12 there, 13 now)" in line
+
+
+def test_a_checkpoint_and_a_set_up_of_another_configuration_name_the_differing_field(tmp_path):
+    import pytest
+
+    from hwprof.errors import ConfigError
+    from nas.search.modnas import train_modnas
+    from tests.nas.test_modnas_train import tiny
+
+    out = tmp_path / "m"
+
+    def stop(progress):
+        if progress.phase == "hypernetwork" and progress.done >= 7:  # after the checkpoint of step 5
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_modnas(tiny(out), stop)
+    assert (out / "checkpoint.json").is_file()
+    with pytest.raises(ConfigError, match=r"holds a checkpoint of a different configuration \(steps 12 there, 14 now\)"):
+        train_modnas(tiny(out, steps=14))
+    with pytest.raises(ConfigError, match=r"holds the set-up of a different configuration \(n_refs 4 there, 5 now\)"):
+        train_modnas(tiny(out, n_refs=5))
+
+
+def test_a_negative_seed_names_the_option(tmp_path, capsys):
+    line = one_line_error(capsys, "search", "--seed", "-1", "--algo", "random", "--cost", "macs", "--multi-objective",
+                          "-o", tmp_path / "s")
+    assert line == "error: --seed -1 is not a non-negative integer; expected a seed like 0 or 42"
+    assert not (tmp_path / "s").exists()
