@@ -65,3 +65,11 @@ def test_modnas_and_budgeted_searches_share_a_folder_in_either_order(search_dir,
     page = build_report([search_dir], tmp_path / "r.html").read_text(encoding="utf-8")
     for title in ("MODNAS fronts (results)", "Search: random seed 0 (results)", "Search: nsga2 seed 0 (results)"):
         assert f"<h2>{title}</h2>" in page
+
+
+def test_an_interrupted_search_is_reported_as_partial(search_dir, tmp_path):
+    path = search_dir / "random_seed0.json"
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps({**doc, "stop_reason": "interrupted", "partial": True}))
+    page = build_report([search_dir], tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "partial: the search was interrupted after 5 of 5 evaluations" in page
