@@ -6,7 +6,7 @@ and writes one page with plotly.js embedded (``reporting.page``).
 """
 
 from reporting.build import build_report
-from reporting.inputs import detect_kind, load_input
+from reporting.inputs import detect_kind, detect_kinds, load_input
 from reporting.page import ReportTable
 
-__all__ = ["ReportTable", "build_report", "detect_kind", "load_input"]
+__all__ = ["ReportTable", "build_report", "detect_kind", "detect_kinds", "load_input"]

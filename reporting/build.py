@@ -9,7 +9,7 @@ from typing import Callable, Mapping, Sequence
 
 from hwprof import __version__
 from hwprof.errors import ConfigError
-from reporting.inputs import ModnasInput, PredictorInput, SearchInput, StoreInput, detect_kind, load_input
+from reporting.inputs import ModnasInput, PredictorInput, SearchInput, StoreInput, detect_kinds, load_input
 from reporting.page import ReportTable, Section, check_target, render, write_atomic
 from reporting.sections import extra_sections, modnas_section, predictor_section, search_sections, store_section
 
@@ -29,9 +29,10 @@ def build_report(
 ) -> Path:
     """Write one self-contained HTML report of ``inputs`` to ``out``; returns ``out``.
 
-    Each input is recognised by its contents (``reporting.inputs.detect_kind``):
+    Each input is recognised by its contents (``reporting.inputs.detect_kinds``):
     a store, a predictor directory, a search output directory or a MODNAS
-    directory or front. ``extra`` adds titled tables after them (e.g. the
+    directory or front; a directory holding several (MODNAS beside other
+    searches' results) is drawn as each of them. ``extra`` adds titled tables after them (e.g. the
     quickstart's chosen architectures, predicted vs measured). An existing
     ``out`` is refused unless ``overwrite``; the file appears whole or not at all.
     """
@@ -43,19 +44,12 @@ def build_report(
             raise ConfigError(f"extra report section {name!r} is a {type(table).__name__}; expected a ReportTable")
     check_target(out, overwrite)
     sections: list[Section] = []
-    kinds = [detect_kind(path) for path in inputs]  # every path checked before the slow reads
-    for done, (path, kind) in enumerate(zip(inputs, kinds), 1):
-        data = load_input(path, kind)
+    kinds = [detect_kinds(path) for path in inputs]  # every path checked before the slow reads
+    for done, (path, path_kinds) in enumerate(zip(inputs, kinds), 1):
+        for kind in path_kinds:
+            sections.extend(_sections(load_input(path, kind)))
         if on_progress is not None:
             on_progress("reading report inputs", done, len(inputs), str(path))
-        if isinstance(data, StoreInput):
-            sections.append(store_section(data))
-        elif isinstance(data, PredictorInput):
-            sections.append(predictor_section(data))
-        elif isinstance(data, SearchInput):
-            sections.extend(search_sections(data))
-        elif isinstance(data, ModnasInput):
-            sections.append(modnas_section(data))
     sections.extend(extra_sections(extra or {}))
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     preamble = (
@@ -64,3 +58,13 @@ def build_report(
     )
     check_target(out, overwrite)  # again: loading the inputs took a while
     return write_atomic(out, render(title or DEFAULT_TITLE, sections, preamble))
+
+
+def _sections(data: StoreInput | PredictorInput | SearchInput | ModnasInput) -> list[Section]:
+    if isinstance(data, StoreInput):
+        return [store_section(data)]
+    if isinstance(data, PredictorInput):
+        return [predictor_section(data)]
+    if isinstance(data, SearchInput):
+        return search_sections(data)
+    return [modnas_section(data)]

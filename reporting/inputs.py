@@ -11,6 +11,7 @@ one-line :class:`~hwprof.errors.HwprofError` naming the path.
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,18 +120,35 @@ ReportInput = StoreInput | PredictorInput | SearchInput | ModnasInput
 
 
 def detect_kind(path: str | Path) -> str:
-    """``"store"``, ``"predictor"``, ``"search"``, ``"modnas"`` or ``"modnas-front"``; ConfigError for anything else."""
+    """``"store"``, ``"predictor"``, ``"search"``, ``"modnas"`` or ``"modnas-front"``; ConfigError for anything else.
+
+    A directory may hold several kinds (a MODNAS model beside search results): this is the first of
+    :func:`detect_kinds`, which names them all.
+    """
+    return detect_kinds(path)[0]
+
+
+def detect_kinds(path: str | Path) -> tuple[str, ...]:
+    """Every kind ``path`` holds: one for a file, one or more for a directory (``hwprof search -o DIR`` writes
+    each algorithm's results beside the others, MODNAS's model included); ConfigError when it holds none."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"report input {str(path)!r} does not exist; {EXPECTED}")
     if path.is_dir():
+        kinds = []
         if (path / PREDICTOR_MARK).is_file():
-            return "predictor"
+            kinds.append("predictor")
         if (path / MODNAS_MARK).is_file() or (path / "checkpoint.json").is_file():
-            return "modnas"
+            kinds.append("modnas")
         if search_result_files(path):
-            return "search"
-        raise ConfigError(f"{str(path)!r} is a directory with nothing hwprof report can read; {EXPECTED}")
+            kinds.append("search")
+        if not kinds:
+            raise ConfigError(f"{str(path)!r} is a directory with nothing hwprof report can read; {EXPECTED}")
+        return tuple(kinds)
+    return (_file_kind(path),)
+
+
+def _file_kind(path: Path) -> str:
     head = _head(path)
     if head.startswith(SQLITE_MAGIC) or path.suffix.lower() in STORE_SUFFIXES:
         return "store"
@@ -171,6 +189,19 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"{str(path)!r} is not readable JSON: {exc}") from None
+
+
+def _check_finite(doc: Any, path: Path, field: str = "") -> None:
+    """DataError naming the first NaN or infinity in ``doc``: hwprof writes non-finite numbers as null, so one in
+    a result file means it was corrupted (Python's JSON reads NaN and Infinity literals without complaint)."""
+    if isinstance(doc, float) and not math.isfinite(doc):
+        raise DataError(f"{str(path)!r} is corrupt: {field or 'the document'} is {doc}; expected a finite number")
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            _check_finite(value, path, f"{field}.{key}" if field else str(key))
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            _check_finite(value, path, f"{field}[{i}]")
 
 
 def search_result_files(directory: Path) -> list[Path]:
@@ -252,6 +283,7 @@ def load_search(path: Path) -> SearchInput:
     results = []
     for f in files:
         doc = _read_json(f)
+        _check_finite(doc, f)
         try:
             results.append(SearchResult.from_json(doc))
         except DataError as exc:
@@ -283,6 +315,7 @@ def load_modnas_dir(path: Path) -> ModnasInput:
 
 def load_modnas_front(path: Path) -> ModnasInput:
     doc = _read_json(path)
+    _check_finite(doc, path)
     try:
         front = _front(str(doc.get("device") or path.stem), doc["front"])
         return ModnasInput(path, str(doc.get("accuracy_source", "")), str(doc.get("mode", "")), (front,))

@@ -249,6 +249,11 @@ def _search_section(data: SearchInput, result: Any) -> Section:
         f"{result.stop_reason}; accuracy from {result.evaluator} ({result.evaluator_unit}); "
         f"costs: {', '.join(result.cost_names)}; constraints: {', '.join(result.constraints) or 'none'}"
     ))
+    if getattr(result, "partial", False):
+        blocks.append(Note(
+            f"partial: the search was interrupted after {result.n_evaluations} of {result.budget} evaluations; "
+            "the same `hwprof search` command resumes it", warning=True,
+        ))
     blocks.append(Plot(search_front(result, i)))
     if result.best is None:
         blocks.append(Note(f"no feasible architecture among the {result.n_evaluations} evaluated", warning=True))

@@ -153,7 +153,8 @@ def front(
     device: Optional[str] = typer.Option(None, "--device", "-d", help=DEVICE_HELP),
     ref_latencies: Optional[Path] = typer.Option(None, "--ref-latencies", help=REF_HELP),
     rays: int = typer.Option(24, "--rays", help="Number of preference rays."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the front as JSON here."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the front as JSON here (an existing file needs --overwrite)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
     db: Optional[Path] = typer.Option(None, "--db", help=DB_HELP),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     precision: Optional[str] = typer.Option(None, "--precision", help=PRECISION_HELP),
@@ -163,6 +164,9 @@ def front(
         "and compare the measured front's hypervolume with the predicted one's."),
 ) -> None:
     """One architecture per preference ray for a device (zero-shot for a device given by its reference latencies)."""
+    from hwprof.outputs import output_file, write_atomic
+
+    target_json = None if json_out is None else output_file(json_out, overwrite=overwrite, option="--json")
     model = _load(directory)
     if measure and db is None:
         raise ConfigError("--measure measures on a profiled device and stores the result; give --db STORE --device NAME")
@@ -183,16 +187,15 @@ def front(
             check = check_front(model, entries, emb, target, on_progress=_profile_progress(display, f"measuring the front on {name}"),
                                 command=_command())
         _print_check(check)
-    if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
+    if target_json is not None:
         data = {"device": name, "accuracy_source": model.accuracy_source, "mode": model.mode,
                 "embedding": [float(x) for x in emb], "front": [e.to_json() for e in entries]}
         if target is not None:
             data["store"] = target.to_json()
         if check is not None:
             data["check"] = check.to_json()
-        json_out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-        console.print(f"saved {json_out}")
+        write_atomic(target_json, json.dumps(data, indent=1) + "\n")
+        console.print(f"saved {json_out}", markup=False, highlight=False)
 
 
 def _print_check(check) -> None:

@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from hwprof.cli.common import console, parse_device_list
+from hwprof.cli.common import CommandInterrupted, console, parse_device_list, warn
 from hwprof.cli.options import parse_key_values
 from hwprof.cli.progress import ProgressDisplay
 from nas.cost import COST_FORMS, Constraint
@@ -74,8 +74,12 @@ def search(
     param: list[str] = typer.Option([], "--param", "-p", help="Algorithm parameter KEY=VALUE, e.g. buckets=8, hidden=16,16 (repeatable)."),
     devices: Optional[str] = typer.Option(None, "--devices", help="--algo modnas: comma-separated training devices (table columns)."),
 ) -> None:
-    """Search a space for accurate networks that meet a cost bound (or for the Pareto set)."""
-    from nas.search import SearchRequest, run_search
+    """Search a space for accurate networks that meet a cost bound (or for the Pareto set).
+
+    Ctrl-C (or SIGTERM/SIGHUP) keeps the completed evaluations in --out (stop reason
+    ``interrupted``, marked partial); the same command resumes from them.
+    """
+    from nas.search import SearchInterrupted, SearchRequest, run_search
 
     constraints: list[Constraint | str] = list(constraint)
     if max_latency_ms is not None:
@@ -86,12 +90,17 @@ def search(
         devices=parse_device_list(devices), params=parse_key_values(param, "--param"), command="hwprof search",
         overwrite=overwrite,
     )
-    with ProgressDisplay() as display:
-        outcome = run_search(request, on_progress=display.update)
+    try:
+        with ProgressDisplay() as display:
+            outcome = run_search(request, on_progress=display.update)
+    except SearchInterrupted as exc:
+        raise CommandInterrupted(exc.summary) from None
     if outcome.result is not None:
         _print_result(outcome.result)
     for line in outcome.summary:
         console.print(line, markup=False)
+    for line in outcome.warnings:
+        warn(line)
 
 
 def register(app: typer.Typer) -> None:

@@ -4,7 +4,7 @@
 ``search(algorithm, space, evaluator, costs, ...)`` runs a budgeted algorithm on objects.
 """
 
-from nas.search.base import HistoryEntry, SearchProblem, SearchProgress, SearchResult, pareto_entries
+from nas.search.base import HistoryEntry, SearchInterrupted, SearchProblem, SearchProgress, SearchResult, pareto_entries
 from nas.search.registry import (
     algorithm_kind,
     algorithm_names,
@@ -22,6 +22,7 @@ __all__ = [
     "HistoryEntry",
     "ProgressCallback",
     "SearchOutcome",
+    "SearchInterrupted",
     "SearchProblem",
     "SearchProgress",
     "SearchRequest",

@@ -23,7 +23,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from hwprof.spaces import SearchSpace
 
 Choices = tuple[int, ...]
+INTERRUPTED = "interrupted"  # the stop reason of a search cut short by Ctrl-C (or a signal raised as one)
 
 
 @dataclass(frozen=True)
@@ -266,6 +267,26 @@ def prepare_output_dir(directory: str | Path) -> Path:
     return out
 
 
+class ReplayedEvaluator:
+    """Answers the architectures an interrupted run of the same search evaluated from its record; asks
+    ``evaluator`` for the others. A seeded algorithm proposes the same candidates again and, given the
+    same scores, takes the same path, so a resumed search ends where an uninterrupted one would."""
+
+    def __init__(self, evaluator: Any, recorded: Mapping[str, float]) -> None:
+        self.evaluator = evaluator
+        self.name = getattr(evaluator, "name", type(evaluator).__name__)
+        self.unit = getattr(evaluator, "unit", "")
+        self.recorded = dict(recorded)
+        self.n_replayed = 0
+
+    def evaluate(self, arch: Architecture) -> float:
+        score = self.recorded.get(arch.spec)
+        if score is None:
+            return float(self.evaluator.evaluate(arch))
+        self.n_replayed += 1
+        return score
+
+
 def _better(a: HistoryEntry, b: HistoryEntry) -> bool:
     """Higher accuracy wins; ties go to the lower first cost, then the earlier evaluation."""
     if a.accuracy != b.accuracy:
@@ -308,6 +329,15 @@ class SearchResult:
     wall_s: float = 0.0
     # What defines the run (``nas.search.outputs.run_settings``) when it came from a request; None from ``search()``.
     settings: dict[str, Any] | None = None
+    # Evaluations answered from an interrupted run's record instead of the evaluator (a resumed search).
+    n_reused: int = 0
+    # cost name -> evaluated networks whose predicted cost is below the predictor's floor (extrapolations)
+    below_predictor_floor: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def partial(self) -> bool:
+        """Cut short by an interrupt: the history holds the evaluations completed before it."""
+        return self.stop_reason == INTERRUPTED
 
     @property
     def n_evaluations(self) -> int:
@@ -347,6 +377,9 @@ class SearchResult:
             "multi_objective": self.multi_objective,
             "n_evaluations": self.n_evaluations,
             "stop_reason": self.stop_reason,
+            "partial": self.partial,
+            "n_reused": self.n_reused,
+            "below_predictor_floor": dict(self.below_predictor_floor),
             "params": _jsonable(self.params),
             "wall_s": self.wall_s,
             "settings": self.settings,
@@ -383,6 +416,8 @@ class SearchResult:
                 params=dict(data.get("params", {})),
                 wall_s=float(data.get("wall_s", 0.0)),
                 settings=dict(data["settings"]) if data.get("settings") is not None else None,
+                n_reused=int(data.get("n_reused", 0)),
+                below_predictor_floor={str(k): int(v) for k, v in data.get("below_predictor_floor", {}).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"not a search result JSON ({exc!r}); expected the output of SearchResult.to_json()") from None
@@ -408,6 +443,17 @@ class SearchResult:
         _replace_text(csv_path, text.getvalue())
         _replace_text(json_path, json.dumps(self.to_json(), indent=1) + "\n")
         return csv_path, json_path
+
+
+class SearchInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or a signal raised as one) stopped a search; ``result`` holds the completed evaluations
+    (stop reason ``"interrupted"``), ``summary`` says what was kept. A KeyboardInterrupt, so code that
+    only cleans up on Ctrl-C still runs."""
+
+    def __init__(self, result: SearchResult, summary: str = "") -> None:
+        super().__init__(summary or f"search interrupted after {result.n_evaluations} evaluations")
+        self.result = result
+        self.summary = summary or str(self)
 
 
 def _replace_text(path: Path, text: str) -> None:

@@ -62,7 +62,7 @@ from typing import Sequence
 
 import numpy as np
 
-from hwprof.errors import ConfigError
+from hwprof.errors import ConfigError, SearchError
 from hwprof.types import Architecture
 from nas.search.base import Choices, SearchProblem
 
@@ -163,6 +163,12 @@ def run(
     refine: bool = True,
     pass_order: str = "random",
 ) -> str:
+    widest = max(problem.sizes)
+    if problem.budget < widest:  # a pass starts by expanding one layer; the other algorithms run with any budget
+        raise SearchError(
+            f"layernas: budget {problem.budget} is smaller than one layer's expansion ({widest} options); "
+            f"expected a budget >= {widest}"
+        )
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
         raise ConfigError(f"layernas: top_k must be a positive integer, got {top_k!r}")
     if pass_order not in ("random", "rotate"):

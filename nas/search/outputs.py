@@ -7,15 +7,20 @@ the directory already holds under the same names: the same search again is
 fine (it is reproducible from its seed, so it rewrites the same results),
 another search is refused unless the caller asks to overwrite. MODNAS output
 directories follow the same rule through their run hash.
+
+An interrupted search leaves its completed evaluations there (stop reason
+``"interrupted"``, ``"partial": true``); ``recorded_evaluations`` reads them
+back so the same search resumes instead of evaluating them again.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from hwprof.errors import ConfigError
+from hwprof.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from nas.cost.base import Constraint
@@ -76,3 +81,31 @@ def _recorded_settings(json_path: Path) -> tuple[dict[str, Any] | None, str]:
     if not isinstance(settings, dict):
         return None, f"{json_path.name} records no search settings"
     return settings, ""
+
+
+def recorded_evaluations(directory: str | Path, stem: str, settings: dict[str, Any]) -> dict[str, float] | None:
+    """spec -> accuracy of the evaluations an interrupted run of the same search left in ``directory``; None when
+    there is none (no results, finished results, or another search's)."""
+    csv_path, json_path = result_paths(directory, stem)
+    previous, _ = _recorded_settings(json_path)
+    if previous != settings:
+        return None
+    data = json.loads(json_path.read_text(encoding="utf-8"))  # readable: _recorded_settings parsed it
+    if not data.get("partial"):
+        return None
+    scores: dict[str, float] = {}
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                scores[row["spec"]] = float(row["accuracy"])
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as exc:
+        raise DataError(
+            f"cannot resume from {str(csv_path)!r}: {exc}; expected the history of the interrupted search "
+            "(pass --overwrite to start it again)"
+        ) from None
+    if len(scores) != data.get("n_evaluations"):
+        raise DataError(
+            f"cannot resume from {str(csv_path)!r}: {len(scores)} evaluations, {json_path.name} records "
+            f"{data.get('n_evaluations')!r}; expected the history written with it (pass --overwrite to start it again)"
+        )
+    return scores

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from hwprof import registry
 from hwprof.errors import ConfigError, SearchError, UnknownNameError
 from nas.cost.base import Constraint, CostModel
 from nas.evaluators.base import BudgetExhausted, CachedEvaluator, Evaluator
-from nas.search.base import SearchProblem, SearchProgress, SearchResult
+from nas.search.base import INTERRUPTED, ReplayedEvaluator, SearchInterrupted, SearchProblem, SearchProgress, SearchResult
 
 if TYPE_CHECKING:
     from hwprof.spaces import SearchSpace
@@ -107,6 +107,7 @@ def search(
     seed: int = 0,
     multi_objective: bool = False,
     on_evaluation: Callable[[SearchProgress], None] | None = None,
+    recorded: Mapping[str, float] | None = None,
     **params: Any,
 ) -> SearchResult:
     """Run ``algorithm`` for at most ``budget`` unique accuracy evaluations.
@@ -115,6 +116,12 @@ def search(
     evaluated architecture meeting every constraint. ``multi_objective=True``:
     the algorithm aims at the whole accuracy/cost trade-off; ``pareto`` is the
     non-dominated set of everything evaluated (in both modes).
+
+    Ctrl-C (or a signal raised as KeyboardInterrupt) raises ``SearchInterrupted``
+    carrying the result of the completed evaluations (stop reason
+    ``"interrupted"``). ``recorded`` (spec -> accuracy, from such a result)
+    answers those architectures without the evaluator, so the same seeded
+    search resumes where it stopped.
     """
     fn = get_algorithm(algorithm)
     if _kind(fn) != "problem":
@@ -129,49 +136,54 @@ def search(
     cost_list = [costs] if not isinstance(costs, (list, tuple)) else list(costs)
     if not cost_list:
         raise ConfigError("the search needs at least one cost model (e.g. a latency lookup)")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
         raise ConfigError(f"budget must be a positive integer number of evaluations, got {budget!r}")
-    widest = max(len(opts) for _, opts in space.layers)
-    if budget < widest:
-        raise SearchError(
-            f"budget {budget} is smaller than one layer's expansion ({widest} options); expected a budget >= {widest}"
-        )
     inner = evaluator.evaluator if isinstance(evaluator, CachedEvaluator) else evaluator
+    replayed = ReplayedEvaluator(inner, recorded) if recorded else None
     problem = SearchProblem(
         space,
-        CachedEvaluator(inner, budget=int(budget)),
+        CachedEvaluator(replayed or inner, budget=int(budget)),
         cost_list,
         as_constraints(constraint),
         multi_objective=multi_objective,
         on_evaluation=on_evaluation,
         bounds_rng_seed=seed,
     )
-    check_feasible(problem)
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
+
+    def result(stop_reason: str) -> SearchResult:
+        resolved = {k: v for k, v in accepted.items()}
+        resolved.update(params)
+        resolved.update(problem.notes)
+        return SearchResult(
+            algorithm=algorithm,
+            seed=int(seed),
+            space=space.name,
+            evaluator=problem.evaluator.name,
+            evaluator_unit=problem.evaluator.unit,
+            cost_names=problem.cost_names,
+            cost_units=[getattr(c, "unit", "") for c in cost_list],
+            constraints=[str(c) for c in problem.constraints],
+            budget=int(budget),
+            multi_objective=multi_objective,
+            history=list(problem.history),
+            pareto=problem.pareto(),
+            best=problem.best,
+            stop_reason=stop_reason,
+            params=resolved,
+            wall_s=time.perf_counter() - start,
+            n_reused=0 if replayed is None else replayed.n_replayed,
+        )
+
     try:
-        stop_reason = fn(problem, rng, **params)
-    except BudgetExhausted:
-        stop_reason = "budget"
-    wall_s = time.perf_counter() - start
-    resolved = {k: v for k, v in accepted.items()}
-    resolved.update(params)
-    resolved.update(problem.notes)
-    return SearchResult(
-        algorithm=algorithm,
-        seed=int(seed),
-        space=space.name,
-        evaluator=problem.evaluator.name,
-        evaluator_unit=problem.evaluator.unit,
-        cost_names=problem.cost_names,
-        cost_units=[getattr(c, "unit", "") for c in cost_list],
-        constraints=[str(c) for c in problem.constraints],
-        budget=int(budget),
-        multi_objective=multi_objective,
-        history=list(problem.history),
-        pareto=problem.pareto(),
-        best=problem.best,
-        stop_reason=stop_reason,
-        params=resolved,
-        wall_s=wall_s,
-    )
+        check_feasible(problem)
+        try:
+            stop_reason = fn(problem, rng, **params)
+        except BudgetExhausted:
+            stop_reason = "budget"
+    except KeyboardInterrupt:
+        raise SearchInterrupted(result(INTERRUPTED)) from None
+    return result(stop_reason)

@@ -64,10 +64,12 @@ class SearchRequest:
 @dataclass(frozen=True)
 class SearchOutcome:
     """What a search produced: the evaluation-loop ``result`` (None for an algorithm that trains a model
-    instead, e.g. MODNAS's hypernetwork in ``out``), the files it wrote, and one line per thing to tell."""
+    instead, e.g. MODNAS's hypernetwork in ``out``), the files it wrote, one line per thing to tell, and one
+    line per warning (results not to trust before checking them)."""
 
     algorithm: str
     out: Path
     files: tuple[Path, ...]
     result: "SearchResult | None" = None
     summary: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()

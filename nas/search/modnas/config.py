@@ -207,14 +207,32 @@ class ModnasConfig:
             raise ConfigError(f"modnas: unknown config field(s) {unknown}")
         return cls(**dict(data))
 
-    def run_hash(self) -> str:
+    def _hashed(self) -> dict[str, Any]:
         d = self.to_json()
         for k in _NOT_HASHED:
             d.pop(k, None)
         for k, before in _HASHED_WHEN_NOT.items():
             if d.get(k) == before:
                 del d[k]
-        return stable_hash(d)
+        return d
+
+    def run_hash(self) -> str:
+        return stable_hash(self._hashed())
+
+    def differences(self, recorded: Any, setup_only: bool = False) -> str:
+        """What differs from the configuration a directory records (``to_json`` form), e.g. "steps 50 there, 60
+        now"; "" when it records none (files written before configurations were kept with them)."""
+        if not isinstance(recorded, Mapping):
+            return ""
+        try:
+            there = ModnasConfig.from_json(recorded)._hashed()
+        except (ConfigError, TypeError, ValueError):
+            return ""
+        here = self._hashed()
+        keys = sorted(here.keys() | there.keys())
+        if setup_only:
+            keys = [k for k in keys if k in _SETUP_FIELDS]
+        return "; ".join(f"{k} {there.get(k)!r} there, {here.get(k)!r} now" for k in keys if here.get(k) != there.get(k))
 
     def setup_hash(self) -> str:
         """Identifies the set-up alone, so an ablation (another sampler, combine, step count) can reuse it."""

@@ -36,6 +36,9 @@ DEFAULT_NUM_REFS = 10
 # Above this a "latency" is a typo or a unit slip (1e6 ms is a quarter of an hour per inference), and its
 # logarithm pushes the embedding so far out that the surrogates answer inf.
 MAX_REFERENCE_LATENCY_MS = 1e6
+# Below a nanosecond no network runs: such a value is a unit slip or a typo, and its logarithm dominates the
+# embedding (1e-300 ms made a front of 4e-70 ms).
+MIN_REFERENCE_LATENCY_MS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,8 @@ class ReferenceSet:
 
         Architecture strings are canonicalised by ``space``. A reference missing from
         the file, a repeated one, a row that is not a reference (a typo, another
-        model's reference set) or a latency that is not positive and at most
-        ``MAX_REFERENCE_LATENCY_MS`` is a ``DataError`` that names it.
+        model's reference set) or a latency outside [``MIN_REFERENCE_LATENCY_MS``,
+        ``MAX_REFERENCE_LATENCY_MS``] is a ``DataError`` that names it.
         """
         path = Path(path)
         if not path.is_file():
@@ -124,6 +127,13 @@ class ReferenceSet:
                 f"{path.name}: line {line} {text!r} is {what} ({len(extra)} such row(s)); expected only the "
                 f"{len(self.specs)} references, as `hwprof modnas refs DIR --template FILE` lists them"
             )
+        too_fast = [s for s in self.specs if found[s] < MIN_REFERENCE_LATENCY_MS]
+        if too_fast:
+            s = too_fast[0]
+            raise DataError(
+                f"{path.name}: line {lines[s]} has latency {found[s]:g} ms; expected milliseconds of at least "
+                f"{MIN_REFERENCE_LATENCY_MS:g} (a unit slip?)"
+            )
         too_slow = [s for s in self.specs if found[s] > MAX_REFERENCE_LATENCY_MS]
         if too_slow:
             s = too_slow[0]
@@ -149,6 +159,11 @@ def device_embedding(latencies_ms: Sequence[float] | np.ndarray, expected: int |
     if not np.all(np.isfinite(lat)) or np.any(lat <= 0):
         bad = int(np.flatnonzero(~np.isfinite(lat) | (lat <= 0))[0])
         raise DataError(f"reference latency {bad} is {lat[bad]!r}; expected finite positive milliseconds")
+    if np.any(lat < MIN_REFERENCE_LATENCY_MS):
+        bad = int(np.flatnonzero(lat < MIN_REFERENCE_LATENCY_MS)[0])
+        raise DataError(
+            f"reference latency {bad} is {lat[bad]:g} ms; expected milliseconds of at least {MIN_REFERENCE_LATENCY_MS:g} (a unit slip?)"
+        )
     if np.any(lat > MAX_REFERENCE_LATENCY_MS):
         bad = int(np.flatnonzero(lat > MAX_REFERENCE_LATENCY_MS)[0])
         raise DataError(

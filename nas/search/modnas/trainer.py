@@ -215,7 +215,7 @@ class _Setup:
         self.reports = {"latency_surrogate": lat_report.to_json(),
                         "accuracy_surrogate": acc_report.to_json() if acc_report else None}
         _atomic_write_text(out / SETUP_META, json.dumps({
-            "setup_hash": cfg.setup_hash(), "references": self.refs.to_json(), "devices": self.devices,
+            "setup_hash": cfg.setup_hash(), "config": cfg.to_json(), "references": self.refs.to_json(), "devices": self.devices,
             "reports": self.reports, **({"store_devices": self.store_meta} if self.store_meta else {}),
         }, indent=1) + "\n")
 
@@ -226,7 +226,8 @@ class _Setup:
             meta = json.loads((out / SETUP_META).read_text(encoding="utf-8"))
             if meta["setup_hash"] != self.config.setup_hash():
                 raise ConfigError(
-                    f"modnas: {str(out)!r} holds the set-up of a different configuration; use another output directory"
+                    f"modnas: {str(out)!r} holds the set-up of a different configuration"
+                    f"{_naming(self.config.differences(meta.get('config'), setup_only=True))}; use another output directory"
                 )
             self.refs = ReferenceSet.from_json(meta["references"])
             self.reports = meta["reports"]
@@ -326,7 +327,7 @@ class _Run:
     def save_checkpoint(self, out: Path, wall_s: float) -> None:
         _atomic_torch_save(self.state(), out / CHECKPOINT_FILE)
         _atomic_write_text(out / CHECKPOINT_META, json.dumps({
-            "run_hash": self.cfg.run_hash(), "step": self.step, "steps": self.cfg.steps,
+            "run_hash": self.cfg.run_hash(), "config": self.cfg.to_json(), "step": self.step, "steps": self.cfg.steps,
             "numpy_rng": self.rng.bit_generator.state, "wall_s": wall_s, "last": self.last,
         }) + "\n")
 
@@ -335,7 +336,8 @@ class _Run:
             meta = json.loads((out / CHECKPOINT_META).read_text(encoding="utf-8"))
             if meta["run_hash"] != self.cfg.run_hash():
                 raise ConfigError(
-                    f"modnas: {str(out)!r} holds a checkpoint of a different configuration; use another output directory"
+                    f"modnas: {str(out)!r} holds a checkpoint of a different configuration"
+                    f"{_naming(self.cfg.differences(meta.get('config')))}; use another output directory"
                 )
             step, rng_state, wall_s = int(meta["step"]), meta["numpy_rng"], float(meta["wall_s"])
             self.last = {k: float(v) for k, v in meta.get("last", {}).items()}
@@ -430,16 +432,23 @@ def _check_out_dir(out: Path, config: ModnasConfig) -> bool:
     meta_path = out / META_FILE
     if not meta_path.is_file():
         return False
+    meta: Any = None
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         same = meta.get("run_hash") == config.run_hash()
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         same = False
     if not same:
+        recorded = meta.get("config") if isinstance(meta, dict) else None
         raise ConfigError(
-            f"modnas: {str(out)!r} already holds a trained hypernetwork of a different configuration; choose another output directory"
+            f"modnas: {str(out)!r} already holds a trained hypernetwork of a different configuration"
+            f"{_naming(config.differences(recorded))}; choose another output directory"
         )
     return True
+
+
+def _naming(differences: str) -> str:
+    return f" ({differences})" if differences else ""
 
 
 def train_modnas(
