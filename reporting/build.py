@@ -10,7 +10,7 @@ from typing import Callable, Mapping, Sequence
 from hwprof import __version__
 from hwprof.errors import ConfigError
 from reporting.inputs import ModnasInput, PredictorInput, SearchInput, StoreInput, detect_kinds, load_input
-from reporting.page import ReportTable, Section, check_target, render, write_atomic
+from reporting.page import ReportTable, Section, check_target, render, write_report
 from reporting.sections import extra_sections, modnas_section, predictor_section, search_sections, store_section
 
 DEFAULT_TITLE = "hwprof report"
@@ -57,7 +57,7 @@ def build_report(
         "inputs: " + ", ".join(str(p) for p in inputs),
     )
     check_target(out, overwrite)  # again: loading the inputs took a while
-    return write_atomic(out, render(title or DEFAULT_TITLE, sections, preamble))
+    return write_report(out, render(title or DEFAULT_TITLE, sections, preamble))
 
 
 def _sections(data: StoreInput | PredictorInput | SearchInput | ModnasInput) -> list[Section]:

@@ -14,13 +14,12 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence, Union
 
 from hwprof.errors import ConfigError
+from hwprof.outputs import output_file, write_atomic
 
 Cell = Union[str, int, float, None]
 FOLD_ROWS = 30
@@ -195,32 +194,27 @@ def table_html(table: ReportTable) -> str:
     return text + note
 
 
-def check_target(out: Path, overwrite: bool) -> None:
-    """ConfigError unless the report can be written to ``out``; checked before any input is read."""
+def check_target(out: Path, overwrite: bool) -> Path:
+    """The file to write the report to (a link followed); ConfigError, before any input is read, unless it can be.
+
+    As every ``-o`` file (``hwprof.outputs.output_file``): an existing file is kept unless ``--overwrite``,
+    a folder, pipe or device is refused. A missing folder is created for the report (``write_report``).
+    """
     if out.is_dir():
         raise ConfigError(f"report output {str(out)!r} is a directory; give a file name such as {str(out / 'report.html')!r}")
-    if out.exists() and not overwrite:
-        raise ConfigError(f"{str(out)!r} already exists; pass --overwrite to replace it (or choose another -o)")
     parent = out.parent if str(out.parent) else Path(".")
     if parent.exists() and not parent.is_dir():
         raise ConfigError(f"cannot write the report to {str(out)!r}: {str(parent)!r} is not a directory")
+    if not parent.exists():
+        return out
+    return output_file(out, overwrite=overwrite)
 
 
-def write_atomic(out: Path, text: str) -> Path:
-    """Write beside ``out`` and rename over it: a reader never sees half a report."""
+def write_report(out: Path, text: str) -> Path:
+    """Create the report's folder when missing, then write it atomically (a reader never sees half a report)."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create {str(out.parent)!r} for the report: {exc.strerror or exc}") from None
-    tmp = out.with_name(f".{out.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write the report to {str(out)!r}: {exc.strerror or exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(check_target(out, overwrite=True), text)
     return out

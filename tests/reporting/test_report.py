@@ -161,9 +161,9 @@ def test_report_embeds_plotly_and_draws_each_input(tiny_inputs, tmp_path):
 def test_an_existing_report_is_refused_unless_overwrite(tiny_inputs, tmp_path, capsys):
     out = tmp_path / "r.html"
     out.write_text("keep me")
-    with pytest.raises(ConfigError, match="already exists; pass --overwrite"):
+    with pytest.raises(ConfigError, match="exists; give --overwrite to replace it"):
         build_report([tiny_inputs["store"]], out)
-    assert "already exists" in one_line_error(capsys, "report", tiny_inputs["store"], "-o", out)
+    assert "exists; give --overwrite" in one_line_error(capsys, "report", tiny_inputs["store"], "-o", out)
     assert out.read_text() == "keep me"
     code, stdout, err = run(capsys, "report", tiny_inputs["store"], "-o", out, "--overwrite", "--title", "again")
     assert code == 0, err
