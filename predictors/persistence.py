@@ -17,7 +17,6 @@ import inspect
 import json
 import math
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 
 from hwprof import __version__
 from hwprof.errors import ConfigError, DataError, HwprofError, PersistenceError
+from hwprof.outputs import write_atomic
 from predictors.base import Predictor
 from predictors.metrics import LatencyMetrics
 from predictors.registry import get_predictor_class
@@ -132,10 +132,9 @@ def save(
     try:
         state = predictor._save_state(directory)
         text = json.dumps(info.to_json(state), indent=2, sort_keys=False, allow_nan=False)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".predictor-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-        os.replace(tmp, directory / METADATA_FILE)
+        write_atomic(directory / METADATA_FILE, text + "\n")  # the usual permissions; no temporary left on failure
+    except ConfigError as exc:  # write_atomic's one line (disk full, permission denied)
+        raise PersistenceError(str(exc)) from None
     except OSError as exc:
         raise PersistenceError(f"cannot write predictor to {str(directory)!r}: {exc.strerror or exc}") from None
     except ValueError as exc:  # NaN/inf in metadata

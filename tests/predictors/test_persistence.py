@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -173,3 +174,17 @@ def test_a_loaded_predictor_keeps_its_metadata_when_saved_again(saved, tmp_path)
     info = read_info(tmp_path / "again")
     assert info.device == "cpu-a" and info.metrics == metrics and info.extra == {"space": "nb201"}
 
+
+
+def test_a_saved_predictor_gets_the_usual_permissions(tmp_path, data):
+    """predictor.json was written owner-only (mkstemp's 0600): a predictor shared in a team folder was unreadable."""
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        _, X, y, schema = data
+        save(LinearPredictor(alpha=1.0).fit(X, y, schema=schema), tmp_path / "p")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "p" / METADATA_FILE).stat().st_mode) == 0o644
+    assert not [p for p in (tmp_path / "p").iterdir() if p.name.endswith(".tmp")]
