@@ -20,6 +20,7 @@ import numpy as np
 
 from hwprof import __version__
 from hwprof.errors import ConfigError, DataError, HwprofError, PersistenceError
+from hwprof.outputs import write_atomic
 from predictors.base import Predictor, ProgressCallback, arch_specs, check_y
 from predictors.features.encoding import DEFAULT_FEATURE_SET, ArchFeaturizer, infer_space
 from predictors.schema import FeatureSchema, featurizer_for_schema
@@ -151,7 +152,9 @@ class TransferModel(ABC):
                 "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "state": state,
             }
-            (directory / TRANSFER_FILE).write_text(json.dumps(meta, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            write_atomic(directory / TRANSFER_FILE, json.dumps(meta, indent=2, allow_nan=False) + "\n")  # whole or not at all
+        except ConfigError as exc:  # write_atomic's one line (disk full, permission denied)
+            raise PersistenceError(str(exc)) from None
         except OSError as exc:
             raise PersistenceError(f"cannot write transfer model to {str(directory)!r}: {exc.strerror or exc}") from None
         return directory / TRANSFER_FILE
