@@ -143,6 +143,7 @@ def _profile(dev: Any, space: Any, db: Path, n: int, seed: int, command: str) ->
     archs = space.sample(n, np.random.default_rng(seed))
     store = Store(db)
     try:
+        store.check_integrity()  # a damaged store (a resumed quickstart) is one line before anything is measured
         profiler = Profiler(dev, space, store, protocol=PROTOCOL, command=command)
         try:
             summary = _run_with_progress(profiler, archs, again=False)
@@ -254,6 +255,7 @@ def _verify(dev: Any, space: Any, db: Path, outcome: Any, chosen: Candidate, bou
     archs_file.write_text("".join(a.spec + "\n" for a in archs))
     store = Store(db)
     try:
+        store.check_integrity()  # a damaged store (a resumed quickstart) is one line before anything is measured
         profiler = Profiler(dev, space, store, protocol=PROTOCOL, command=command)
         try:
             profiler.profile(archs)
