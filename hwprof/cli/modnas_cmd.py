@@ -77,6 +77,8 @@ def train(
     from nas.search.modnas import ModnasConfig, train_modnas
     from nas.search.modnas.algorithm import progress_reporter, training_summary
 
+    if seed < 0:  # named by its option here; the library would say "seed must be an integer >= 0"
+        raise ConfigError(f"--seed {seed} is not a non-negative integer; expected a seed like 0 or 42")
     given = {k: v for k, v in (("steps", steps), ("combine", combine), ("sampler", sampler), ("scalarisation", scalarisation))
              if v is not None}
     stored = parse_device_list(store_devices, "--store-devices")

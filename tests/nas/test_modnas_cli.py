@@ -115,6 +115,7 @@ def test_refs_without_a_directory_lists_the_default_set(capsys):
         (["front", "{tmp}/untrained", "--device", "pixel3"], "no trained hypernetwork"),
         (["front", "{tmp}/nowhere", "--device", "pixel3"], "no MODNAS directory"),
         (["train", "-o", "{tmp}/run", "--scalarisation", "max"], "scalarisation must be one of"),
+        (["train", "-o", "{tmp}/run", "--seed", "-1"], "--seed -1 is not a non-negative integer"),
     ],
 )
 def test_bad_input_is_one_line(hypernet_dir, tmp_path, capsys, argv, message):
