@@ -370,17 +370,20 @@ class Store:
         create = create and not readonly
         self.backup_path: Path | None = None  # set when opening migrated an older file
         self.migrated_from: int | None = None
+        self.file_schema_version: int | None = None  # set when read-only opening read an older file through a copy
         self._depth = 0
         self._known_baselines: dict[tuple[int, str, str], float] = {}
-        if _check_path(self.path, create, readonly):
-            _check_header(self.path)
+        # A link is followed: SQLite keeps its WAL beside the file itself, so that folder is the one that counts.
+        real = Path(os.path.realpath(self.path))
+        if _check_path(real, create, readonly):
+            _check_header(real)
         else:
-            _create_fresh(self.path)
+            _create_fresh(real)
         try:
             if readonly:
-                self._conn = _connect_readonly(self.path)
+                self._conn = _connect_readonly(real)
             else:
-                self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+                self._conn = sqlite3.connect(str(real), timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         self._conn.row_factory = sqlite3.Row
@@ -400,6 +403,7 @@ class Store:
         """Read-only and an older schema: read a copy in memory brought forward (the file stays as it is)."""
         if version == SCHEMA_VERSION:
             return
+        self.file_schema_version = version  # what the file itself holds (the copy is SCHEMA_VERSION)
         copy = sqlite3.connect(":memory:", isolation_level=None)
         try:
             self._conn.backup(copy)
@@ -416,11 +420,11 @@ class Store:
         """Raise a StoreError naming the file when SQLite finds it damaged (``PRAGMA quick_check``: one pass, no index cross-checks)."""
         try:
             rows = [r[0] for r in self._conn.execute("PRAGMA quick_check(1)")]
-            problem = None if rows == ["ok"] else "; ".join(map(str, rows))
+            problem = None if rows == ["ok"] else " ".join(" ".join(map(str, rows)).split())  # SQLite's report is multi-line
         except sqlite3.OperationalError as exc:
             raise StoreError(f"cannot read {self.path}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
-            problem = str(exc)
+            problem = " ".join(str(exc).split())
         if problem is not None:
             raise StoreError(
                 f"{self.path} is damaged (sqlite: {problem}); restore it from a backup, or recover what SQLite can"

@@ -115,10 +115,16 @@ def soft_floor(pred: np.ndarray, floor_ms: float) -> np.ndarray:
 
     The map is increasing (an order of networks, a Spearman, a search's choices are kept), smooth at the
     floor (value and slope match) and never below half the floor, however far a linear model extrapolates.
-    A floor of 0 (a predictor saved before floors) clips at 0.
+    A floor of 0 (a predictor saved before floors) has nothing to squeeze into: a prediction <= 0 is a DataError.
     """
     if floor_ms <= 0:
-        return np.maximum(pred, 0.0)
+        bad = np.flatnonzero(pred <= 0)
+        if bad.size:
+            raise DataError(
+                f"predicted {pred[bad[0]]:.4g} ms for row {int(bad[0])} ({bad.size} of {pred.size} <= 0); this predictor "
+                "was saved before hwprof kept a prediction floor: train or adapt it again"
+            )
+        return pred
     below = pred < floor_ms
     if not below.any():
         return pred

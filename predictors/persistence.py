@@ -70,7 +70,9 @@ class PredictorInfo:
             "params": _jsonable(dict(self.params)),
             "feature_schema": self.schema.to_json(),
             "device": self.device,
-            "training_data": {"sha256": self.train_hash, "n_samples": self.n_train, "floor_ms": self.floor_ms},
+            # no floor (a predictor built from coefficients without one) is written as none, as before floors
+            "training_data": {"sha256": self.train_hash, "n_samples": self.n_train,
+                              **({"floor_ms": self.floor_ms} if self.floor_ms > 0 else {})},
             "metrics": self.metrics.to_json() if self.metrics is not None else None,
             "created_at": self.created_at,
             "extra": _jsonable(dict(self.extra)),
@@ -275,10 +277,17 @@ def read_info(directory: str | Path) -> PredictorInfo:
     return _info(_read_metadata(directory), directory / METADATA_FILE)
 
 
+MAX_FLOOR_MS = 1e6  # a tenth of a fastest training latency above 1,000 s is no floor this code wrote
+
+
 def _floor(value: Any, path: Path) -> float:
-    """The saved prediction floor: a finite number >= 0 (a string or NaN there is a corrupt file, not a floor)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise PersistenceError(f"{path} is corrupt: training_data.floor_ms must be a finite number >= 0, got {value!r}")
+    """The saved prediction floor: a number in (0, MAX_FLOOR_MS] (a string, NaN, 0 or 1e308 there is a corrupt
+    file, not a floor; a file written before floors has none and loads with 0)."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0
+            or value > MAX_FLOOR_MS):
+        raise PersistenceError(
+            f"{path} is corrupt: training_data.floor_ms must be a number of milliseconds in (0, {MAX_FLOOR_MS:g}], got {value!r}"
+        )
     return float(value)
 
 
@@ -311,7 +320,7 @@ def _info(data: Mapping[str, Any], path: Path) -> PredictorInfo:
             hwprof_version=str(data.get("hwprof_version", "")),
             format_version=int(data["format_version"]),
             extra=_extra(data.get("extra"), path),
-            floor_ms=_floor(training.get("floor_ms", 0.0), path),
+            floor_ms=_floor(training["floor_ms"], path) if "floor_ms" in training else 0.0,
         )
     except KeyError as exc:
         raise PersistenceError(f"{path} is corrupt: missing field {exc}") from None

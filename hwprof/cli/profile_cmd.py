@@ -220,6 +220,8 @@ def _attach_meter(dev: Any, runner: Any, device: str, meter: str, settings: dict
     if runner is None:
         dev.use_meter(get_meter(meter, **settings))
         return
+    if meter in registry.names("meter"):  # its settings checked here first (a typo is not a connection error);
+        get_meter(meter, **settings)  # a meter only the remote machine has is checked there alone
     runner.use_meter(meter, settings)
     try:
         runner.describe()

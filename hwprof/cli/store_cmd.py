@@ -23,7 +23,10 @@ def show(db: Path = typer.Option(Path("hwprof.db"), "--db", help="SQLite store."
         store.check_integrity()
         summary = store.summary()
         runs = store.runs()
-    console.print(f"[bold]{db}[/bold] (schema v{summary.schema_version})")
+        older = store.file_schema_version
+    schema = (f"schema v{older}, read as v{summary.schema_version}; the next command that writes to it migrates it"
+              if older is not None else f"schema v{summary.schema_version}")
+    console.print(f"[bold]{db}[/bold] ({schema})")
     tables = ("devices", "runs", "architectures", "artifacts", "measurements", "drift_checks")
     counts = Table(title="contents")
     for key in tables:

@@ -259,3 +259,8 @@ def test_a_meter_for_an_unreachable_remote_device_is_one_line_and_no_store(tmp_p
     err = capsys.readouterr().err
     assert code == 1 and "meter 'rapl' on lab" in err and len(err.strip().splitlines()) == 1
     assert not db.exists()
+    # a meter known here with wrong settings is said as such, before any connection is tried
+    code = main(["profile", "-n", "1", "--db", str(db), "--device", "lab", "--config", str(config), "--meter", "csv"])
+    err = capsys.readouterr().err
+    assert code == 1 and "the csv meter needs the power log" in err and len(err.strip().splitlines()) == 1
+    assert not db.exists()

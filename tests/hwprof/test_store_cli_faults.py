@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from hwprof.errors import StoreError
-from hwprof.store import Store
+from hwprof.store import SCHEMA_VERSION, Store
 from tests.hwprof.test_cli import one_line_error
 from tests.hwprof.test_export_atomic import damaged_copy, run
 from tests.hwprof.test_store import _v1_database, device_info
@@ -115,6 +115,8 @@ def test_a_readonly_open_of_an_older_store_leaves_the_file_as_it_was(tmp_path, c
     code, out, err = run(capsys, "show", "--db", path)
     assert code == 0, err
     assert "ort-cpu" in out
+    # what the file holds, not the copy it was read through
+    assert f"schema v1, read as v{SCHEMA_VERSION}; the next command that writes to it migrates it" in " ".join(out.split())
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["old.db"]
 
 
@@ -197,8 +199,11 @@ AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0 or shutil.which("setpriv") is None,
                     reason="needs root and setpriv to run the command as an unprivileged user")
-def test_show_reads_a_readonly_folder_as_an_unprivileged_user(db):
-    """The same as above where the tests run as root: the command itself runs as nobody (uid 65534)."""
+@pytest.mark.parametrize("via_link", [False, True])
+def test_show_reads_a_readonly_folder_as_an_unprivileged_user(db, via_link):
+    """The same as above where the tests run as root: the command itself runs as nobody (uid 65534).
+    ``via_link``: --db is a link in a writable folder to the store in the read-only one (the store's own
+    folder is the one that counts: SQLite keeps its WAL beside the file)."""
     if subprocess.run([*AS_NOBODY, "-c", "import sqlite3"], capture_output=True, timeout=60, check=False).returncode != 0:
         pytest.skip("nobody cannot run this interpreter here")
     repo = Path(__file__).resolve().parents[2]
@@ -210,6 +215,12 @@ def test_show_reads_a_readonly_folder_as_an_unprivileged_user(db):
         path.chmod(0o444)
         folder.chmod(0o555)
         Path(tmp).chmod(0o755)
+        if via_link:
+            links = Path(tmp) / "links"
+            links.mkdir(mode=0o777)
+            links.chmod(0o777)
+            (links / "s.db").symlink_to(path)
+            path = links / "s.db"
         try:
             done = subprocess.run(
                 [*AS_NOBODY, "-m", "hwprof.cli.main", "show", "--db", str(path)],
@@ -218,3 +229,20 @@ def test_show_reads_a_readonly_folder_as_an_unprivileged_user(db):
         finally:
             folder.chmod(0o755)
     assert done.returncode == 0 and "ort-cpu" in done.stdout, done.stderr
+
+
+def test_sqlites_multi_line_damage_report_is_one_line_with_the_hint(db, tmp_path, capsys):
+    """quick_check answers "*** in database main ***\\nPage N: ..." for a garbled table page: the CLI printed
+    its first line only, cutting the message (and the recovery hint) off."""
+    path = tmp_path / "garbled.db"
+    path.write_bytes(db.read_bytes())
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=DELETE")
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    data = bytearray(path.read_bytes())
+    data[page_size : 2 * page_size] = bytes(range(256)) * (page_size // 256)  # page 2
+    path.write_bytes(bytes(data))
+    code, _, err = run(capsys, "show", "--db", path)
+    line = one_line_error(err)
+    assert code == 1 and "Page 2" in line and line.endswith(f"`sqlite3 {path} .recover`"), line

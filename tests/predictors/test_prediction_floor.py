@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from hwprof.errors import PersistenceError
+from hwprof.errors import DataError, PersistenceError
 from predictors import transfer
 from predictors.base import FLOOR_FRACTION, soft_floor
 from predictors.linear import LinearPredictor
@@ -25,7 +25,9 @@ def test_soft_floor_is_positive_increasing_and_smooth_at_the_floor():
     assert out[6] == pytest.approx(0.05 + 0.05**2 / 0.06, rel=1e-12)
     slope = (soft_floor(np.array([0.1 - 1e-7]), 0.1)[0] - 0.1) / -1e-7
     assert slope == pytest.approx(1.0, rel=1e-5)
-    assert np.array_equal(soft_floor(np.array([-1.0, 2.0]), 0.0), [0.0, 2.0])  # a file saved before floors
+    assert np.array_equal(soft_floor(np.array([1.0, 2.0]), 0.0), [1.0, 2.0])  # a file saved before floors
+    with pytest.raises(DataError, match=r"predicted -1 ms for row 0 \(1 of 2 <= 0\); .*saved before"):
+        soft_floor(np.array([-1.0, 2.0]), 0.0)
 
 
 def test_a_linear_fit_never_extrapolates_to_a_negative_latency():
@@ -72,12 +74,15 @@ def test_the_floor_is_saved_and_checked_on_load(pixel3_case, tmp_path):
     assert np.array_equal(loaded.predict_archs(archs), predictor.predict_archs(archs))
     meta_path = tmp_path / "p" / METADATA_FILE
     meta = json.loads(meta_path.read_text())
-    for bad in ("0.1", -1.0, None, True):
+    for bad in ("0.1", -1.0, 0, 1e9, 1e308, None, True):
         meta["training_data"]["floor_ms"] = bad
         meta_path.write_text(json.dumps(meta))
         with pytest.raises(PersistenceError, match="floor_ms"):
             load_predictor(tmp_path / "p")
-    del meta["training_data"]["floor_ms"]  # written before floors: still loads, never below 0
+    del meta["training_data"]["floor_ms"]  # written before floors: still loads, and refuses to answer <= 0
     meta_path.write_text(json.dumps(meta))
-    old = load_predictor(tmp_path / "p").predict_archs(archs)
-    assert old.min() == 0.0 and np.array_equal(old[old > predictor.floor_ms_], predictor.predict_archs(archs)[old > predictor.floor_ms_])
+    old = load_predictor(tmp_path / "p")
+    with pytest.raises(DataError, match="saved before hwprof kept a prediction floor"):
+        old.predict_archs(archs)
+    fine = [a for a, p in zip(archs, predictor.predict_archs(archs)) if p > predictor.floor_ms_][:50]
+    assert np.array_equal(old.predict_archs(fine), predictor.predict_archs(fine))
