@@ -27,6 +27,8 @@ from hwprof.errors import ConfigError
 def output_file(path: str | Path, *, overwrite: bool, option: str = "-o", flag: str = "--overwrite") -> Path:
     """The regular file to write for ``path`` (a link resolved to its target); ConfigError says why not."""
     given = Path(path)
+    if str(path) == "-":  # a command that can write to stdout handles "-" before asking for a file
+        raise ConfigError(f"{option} - (standard output) is not supported here; give a file path")
     if str(path) in ("", ".", "..") or given.name in ("", ".", ".."):
         raise ConfigError(f"{option} {str(path)!r} names a folder; expected a file path")
     target = Path(os.path.realpath(given))

@@ -128,7 +128,7 @@ def predict(
     predictor_dir: Path = typer.Argument(..., help="A saved predictor directory."),
     arch: Optional[str] = typer.Option(None, "--arch", "-a", help="One architecture string."),
     archs_file: Optional[Path] = typer.Option(None, "--archs", help="File with one architecture string per line."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV output for --archs (default: stdout)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV output for --archs (default or -: stdout)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing -o file."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="ops: exported-model cache (default: the one it was trained with)."),
 ) -> None:
@@ -138,6 +138,8 @@ def predict(
 
     if (arch is None) == (archs_file is None):
         raise ConfigError("give exactly one of --arch STRING or --archs FILE")
+    if out is not None and str(out) == "-":
+        out = None  # stdout, as `hwprof export -o -`
     if out is not None and archs_file is None:
         raise ConfigError("-o writes the CSV of --archs; with --arch the prediction is printed")
     if overwrite and out is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -69,6 +70,15 @@ def check_previous_results(directory: str | Path, stem: str, settings: dict[str,
     )
 
 
+def _same_number(text: Any, value: Any) -> bool:
+    """A CSV cell (the ``repr`` the search wrote) holds the number the JSON records (None there: not finite)."""
+    try:
+        number = float(text)
+    except (TypeError, ValueError):
+        return False
+    return number == value if value is not None else not math.isfinite(number)
+
+
 def _recorded_settings(json_path: Path) -> tuple[dict[str, Any] | None, str]:
     """The settings a result JSON records, or None and why they cannot be known."""
     if not json_path.is_file():
@@ -93,19 +103,35 @@ def recorded_evaluations(directory: str | Path, stem: str, settings: dict[str, A
     data = json.loads(json_path.read_text(encoding="utf-8"))  # readable: _recorded_settings parsed it
     if not data.get("partial"):
         return None
-    scores: dict[str, float] = {}
+    again = "(pass --overwrite to start the search again)"
+    # The JSON's history is the record; the CSV written with it must say exactly the same (an edited or cut
+    # CSV, or a JSON that lost entries, is refused rather than trusted either way).
+    try:
+        entries = list(data["history"])
+        # a non-finite accuracy is recorded as null (e.g. an evaluation that failed to train)
+        recorded = [(str(e["spec"]), math.nan if e["accuracy"] is None else float(e["accuracy"])) for e in entries]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"cannot resume from {str(json_path)!r}: its history is unreadable ({exc!r}) {again}") from None
+    if len(recorded) != data.get("n_evaluations") or len({s for s, _ in recorded}) != len(recorded):
+        raise DataError(f"cannot resume from {str(json_path)!r}: its history does not match its n_evaluations {again}")
     try:
         with open(csv_path, newline="", encoding="utf-8") as fh:
-            for row in csv.DictReader(fh):
-                scores[row["spec"]] = float(row["accuracy"])
-    except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as exc:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"cannot resume from {str(csv_path)!r}: {exc} {again}") from None
+    if len(rows) != len(recorded):
         raise DataError(
-            f"cannot resume from {str(csv_path)!r}: {exc}; expected the history of the interrupted search "
-            "(pass --overwrite to start it again)"
-        ) from None
-    if len(scores) != data.get("n_evaluations"):
-        raise DataError(
-            f"cannot resume from {str(csv_path)!r}: {len(scores)} evaluations, {json_path.name} records "
-            f"{data.get('n_evaluations')!r}; expected the history written with it (pass --overwrite to start it again)"
+            f"cannot resume from {str(csv_path)!r}: {len(rows)} evaluations, {json_path.name} records {len(recorded)}; "
+            f"expected the history written with it {again}"
         )
-    return scores
+    for line, (row, entry, (spec, accuracy)) in enumerate(zip(rows, entries, recorded), start=2):
+        same = row.get("spec") == spec and _same_number(row.get("accuracy"), entry.get("accuracy"))
+        same = same and row.get("feasible") == str(int(bool(entry.get("feasible"))))
+        costs = entry.get("costs") if isinstance(entry.get("costs"), dict) else {}
+        same = same and all(_same_number(row.get(name), value) for name, value in costs.items())
+        if not same:
+            raise DataError(
+                f"cannot resume from {str(csv_path)!r}: line {line} does not match evaluation {line - 1} of "
+                f"{json_path.name} ({spec} at {accuracy!r}); the files were changed after the search wrote them {again}"
+            )
+    return dict(recorded)

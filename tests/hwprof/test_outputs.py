@@ -44,6 +44,8 @@ def test_pipes_and_folders_are_refused(tmp_path, make, needle):
 def test_devices_dots_and_missing_folders_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="not a regular file"):
         output_file("/dev/null", overwrite=True)
+    with pytest.raises(ConfigError, match="standard output"):
+        output_file("-", overwrite=True)
     for name in (".", "..", ""):
         with pytest.raises(ConfigError, match="names a folder|is a folder"):
             output_file(name, overwrite=True)

@@ -114,3 +114,34 @@ def test_overwrite_starts_an_interrupted_search_again(tmp_path, evaluators):
         run_search(request)
     run_search(SearchRequest(**{**request.__dict__, "overwrite": True}))
     assert made[-1].calls == 8
+
+
+@pytest.mark.parametrize("tamper, needle", [
+    ("edit", "line 4 does not match evaluation 3"),  # an accuracy changed by hand in the CSV
+    ("cut_line", "does not match evaluation"),  # the CSV cut in the middle of its last line
+    ("more_csv", "5 evaluations, random_seed0.json records 3"),  # the JSON lost entries the CSV still has
+])
+def test_a_record_changed_after_the_interrupt_is_refused_not_trusted(tmp_path, evaluators, tamper, needle):
+    from hwprof.errors import DataError
+
+    plan = evaluators[1]
+    request = SearchRequest(algorithm="random", costs=("macs",), multi_objective=True, budget=8, out=tmp_path)
+    plan.append((5, ctrl_c))
+    with pytest.raises(SearchInterrupted):
+        run_search(request)
+    csv_path, json_path = tmp_path / "random_seed0_history.csv", tmp_path / "random_seed0.json"
+    if tamper == "edit":
+        lines = csv_path.read_text().splitlines(keepends=True)
+        cells = lines[3].split(",")
+        cells[2] = "99.99"
+        lines[3] = ",".join(cells)
+        csv_path.write_text("".join(lines))
+    elif tamper == "cut_line":
+        csv_path.write_bytes(csv_path.read_bytes()[:-12])
+    else:
+        data = json.loads(json_path.read_text())
+        data["history"], data["n_evaluations"] = data["history"][:3], 3
+        json_path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=needle) as info:
+        run_search(request)
+    assert "pass --overwrite to start the search again" in str(info.value)

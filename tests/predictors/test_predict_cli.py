@@ -99,6 +99,8 @@ def test_predict_one_and_many(trained, table, tmp_path, capsys):
     arch_file.write_text("# three networks\n" + "\n".join(archs[:3]) + "\n\n")
     code, stdout, err = run(capsys, "predict", out, "--archs", arch_file)
     assert code == 0, err
+    code, dash, err = run(capsys, "predict", out, "--archs", arch_file, "-o", "-")  # "-" is stdout, not a file named "-"
+    assert code == 0 and dash == stdout and not (tmp_path / "-").exists(), err
     rows = list(csv.DictReader(stdout.splitlines()))
     assert [r["arch"] for r in rows] == archs[:3]
     np.testing.assert_allclose([float(r["predicted_ms"]) for r in rows], expected, rtol=1e-5)
