@@ -373,8 +373,9 @@ class Store:
         self.file_schema_version: int | None = None  # set when read-only opening read an older file through a copy
         self._depth = 0
         self._known_baselines: dict[tuple[int, str, str], float] = {}
-        # A link is followed: SQLite keeps its WAL beside the file itself, so that folder is the one that counts.
-        real = Path(os.path.realpath(self.path))
+        # A link is followed: SQLite keeps its WAL beside the file itself, so that folder is the one that counts
+        # (other paths are kept as given, for messages that name what the user typed).
+        real = Path(os.path.realpath(self.path)) if self.path.is_symlink() else self.path
         if _check_path(real, create, readonly):
             _check_header(real)
         else:

@@ -187,7 +187,8 @@ def _replaced_files(directory: Path) -> set[str]:
     return set(state_files(state))
 
 
-def check_save_target(directory: str | Path, *, what: str = "predictor", marker: str = METADATA_FILE) -> Path:
+def check_save_target(directory: str | Path, *, what: str = "predictor", marker: str = METADATA_FILE,
+                      replace: bool = True) -> Path:
     """PersistenceError unless :func:`save` can write into ``directory``: checked before a long training, not after.
 
     ``directory`` may be new (its nearest existing parent must be a writable
@@ -196,13 +197,16 @@ def check_save_target(directory: str | Path, *, what: str = "predictor", marker:
     does not use are removed. An existing file, and a non-empty directory holding
     no predictor (its files would mix with the model's), are refused. ``what`` and
     ``marker`` name another kind of saved model (a pretrained transfer model,
-    ``transfer.json``) checked the same way.
+    ``transfer.json``) checked the same way. ``replace=False`` (a command without
+    ``--overwrite``) refuses a directory that already holds one: the work saved there is kept.
     """
     directory = Path(directory)
     where = f"cannot save a {what} to {str(directory)!r}"
     expected = f"expected a directory (new, or holding a {what} to replace)"
     if directory.exists() and not directory.is_dir():
         raise PersistenceError(f"{where}: it is a file; {expected}")
+    if not replace and (directory / marker).is_file():
+        raise PersistenceError(f"{where}: it holds a {what} already; pass --overwrite to replace it, or give another directory")
     if directory.is_dir() and not (directory / marker).is_file():
         try:
             entries = sorted(p.name for p in directory.iterdir())

@@ -62,6 +62,7 @@ def train(
                                           "(not with --val-fraction)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split and of the model."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory to save the predictor into."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the predictor -o already holds."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="ops: exported-model cache (default: .hwprof-cache beside the db)."),
     node_runs: Optional[int] = typer.Option(None, "--node-runs", help="ops: profiled runs per network (default 20)."),
     calibrated: bool = typer.Option(False, "--calibrated", help="Store data: use reference-calibrated latencies (rows profiled with --calibrate)."),
@@ -77,7 +78,7 @@ def train(
         raise ConfigError("--n-train N validates on all the other architectures; give --n-train or --val-fraction, not both")
     predictor = make_predictor(model, parse_key_values(param, "--param"), seed)
     check_network_options(predictor, cache_dir=cache_dir, node_runs=node_runs)
-    check_save_target(out)  # before reading data and training, not after
+    check_save_target(out, replace=overwrite)  # before reading data and training, not after
     data = load_latency_data(db, csv_path, device=device, target=target, space=space, calibrated=calibrated)
     with ProgressDisplay() as display:
         result = train_predictor(
@@ -223,7 +224,7 @@ def adapt(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Pretrained-model cache (default: .hwprof-cache beside "
                                              "--db/--samples, else in the working directory)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Save the adapted predictor to DIR (--suggest: the list to FILE)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="--suggest: replace an existing -o FILE."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace what -o (and --save-sources) already hold."),
 ) -> None:
     """Few-shot latency predictor for a new device from K measurements and many source devices."""
     from predictors.persistence import TRANSFER_FILE, check_save_target
@@ -244,14 +245,14 @@ def adapt(
         raise ConfigError(f"unknown --select {select!r}; known: {', '.join(SELECTION_METHODS)}")
     if pool is not None and not suggest:
         raise ConfigError("--pool restricts what --suggest chooses from; to adapt from measured architectures give them with --db or --samples")
-    if overwrite and not (suggest and out is not None):
-        raise ConfigError("--overwrite applies to the list of --suggest -o FILE (a predictor directory -o DIR is replaced without it)")
+    if overwrite and out is None and save_sources is None:
+        raise ConfigError("--overwrite applies to -o (and --save-sources); without them nothing is written")
     # every output checked before sources are read or models pretrained
     target = output_file(out, overwrite=overwrite) if suggest and out is not None else None
     if out is not None and not suggest:
-        check_save_target(out)
+        check_save_target(out, replace=overwrite)
     if save_sources is not None:
-        check_save_target(save_sources, what="pretrained transfer model", marker=TRANSFER_FILE)
+        check_save_target(save_sources, what="pretrained transfer model", marker=TRANSFER_FILE, replace=overwrite)
     options = None if suggest else AdaptOptions(device=device, db=db, samples=samples, k=k, space=space, select=select, seed=seed,
                                                 live=live)  # fmt: skip
     spec = SourceSpec(csv=sources_csv, db=sources_db, model=sources_model, devices=parse_device_list(source_devices, "--source-devices"),

@@ -20,8 +20,8 @@ def table(tmp_path_factory, nb201_rows):
     return path
 
 
-def train(capsys, table, out):
-    return run(capsys, "train", "--csv", table, "--target", "dev", "--model", "linear", "-o", out)
+def train(capsys, table, out, *extra):
+    return run(capsys, "train", "--csv", table, "--target", "dev", "--model", "linear", "-o", out, *extra)
 
 
 @pytest.mark.parametrize("target, needle", [
@@ -36,12 +36,16 @@ def test_an_unusable_output_fails_before_training(table, tmp_path, capsys, targe
     assert (tmp_path / "afile").read_text() == "keep"
 
 
-def test_a_new_directory_and_an_existing_predictor_are_fine(table, tmp_path, capsys):
+def test_a_new_directory_and_an_existing_predictor_with_overwrite_are_fine(table, tmp_path, capsys):
     out = tmp_path / "new" / "deep" / "p"
     assert train(capsys, table, out)[0] == 0
-    first = read_info(out).created_at
-    assert train(capsys, table, out)[0] == 0  # replaced, as save() always did
-    assert read_info(out).name == "linear" and read_info(out).created_at >= first
+    first = (out / "predictor.json").read_bytes()
+    code, _, err = train(capsys, table, out)  # a trained predictor is work kept: not replaced without --overwrite
+    assert code == 1 and "holds a predictor already; pass --overwrite to replace it" in err
+    assert (out / "predictor.json").read_bytes() == first
+    (out / "predictor.json").write_text((out / "predictor.json").read_text().replace('"n_samples"', '"n_samples" '))
+    assert train(capsys, table, out, "--overwrite")[0] == 0
+    assert read_info(out).name == "linear" and '"n_samples" :' not in (out / "predictor.json").read_text()  # written anew
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
