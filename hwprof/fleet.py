@@ -412,23 +412,34 @@ class RayFleet(ConcurrentRunner):
         return WorkResult(info, {**result.host, "fleet": dict(node)}, measurements)
 
     def cancel(self) -> list[GroupDone]:
-        """Interrupt the tasks in flight (KeyboardInterrupt in the worker) and collect what they kept."""
-        if not self._inflight:
-            return []
-        for ref in self._inflight:
-            self.ray.cancel(ref, force=False)
-        deadline = time.monotonic() + CANCEL_GRACE_S
+        """Interrupt the tasks in flight (KeyboardInterrupt in the worker) and collect what they kept.
+
+        Groups that finished before the interrupt are collected first, whole, and
+        never cancelled (cancelling a task whose reply is already on its way is
+        wasted work, and Ray has aborted the driver on that race); the returned
+        GroupDones are complete groups and interrupted ones with what they kept.
+        """
         kept: list[GroupDone] = []
-        while self._inflight and time.monotonic() < deadline:
-            ready, _ = self.ray.wait(list(self._inflight), num_returns=len(self._inflight), timeout=0.2)
+
+        def harvest(timeout: float) -> None:
+            ready, _ = self.ray.wait(list(self._inflight), num_returns=len(self._inflight), timeout=timeout)
             for ref in ready:
                 ticket = self._inflight.pop(ref)
                 try:
                     done = self._done(ticket.number, self.ray.get(ref))
                 except self.ray.exceptions.RayError:
                     continue
-                if isinstance(done.error, MeasurementInterrupted):
+                if done.error is None or isinstance(done.error, MeasurementInterrupted):
                     kept.append(done)
+
+        if not self._inflight:
+            return kept
+        harvest(0)
+        for ref in self._inflight:
+            self.ray.cancel(ref, force=False)
+        deadline = time.monotonic() + CANCEL_GRACE_S
+        while self._inflight and time.monotonic() < deadline:
+            harvest(0.2)
         for ref in self._inflight:
             self.ray.cancel(ref, force=True)
         self._inflight.clear()

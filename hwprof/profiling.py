@@ -490,8 +490,14 @@ class Profiler:
             sent[runner.start(self._job(group))] = (archs_of_group, group, refs)
 
         def kept(finished: GroupDone) -> None:
-            """Store what an interrupted group kept (nothing else of it)."""
-            if isinstance(finished.error, MeasurementInterrupted):
+            """Store a group collected while stopping: whole when it had finished, else what it kept."""
+            if finished.error is None and finished.result is not None and finished.ticket in sent:
+                archs_of_group, group, refs = sent.pop(finished.ticket)
+                stored = self._store_group(archs_of_group, group, refs, finished.artifacts, finished.result.measurements)
+                for arch, m in zip(archs_of_group, stored):
+                    count(arch, m)
+                    emit(arch, m, None)
+            elif isinstance(finished.error, MeasurementInterrupted):
                 archs_of_group, group, refs = sent.pop(finished.ticket)
                 for arch, m in zip(archs_of_group, self._store_interrupted(
                         archs_of_group, group, refs, finished.artifacts, finished.error.partial)):

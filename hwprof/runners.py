@@ -211,7 +211,8 @@ class ConcurrentRunner(Runner):
 
     @abstractmethod
     def cancel(self) -> list[GroupDone]:
-        """Interrupt every pending group; what they kept comes back as MeasurementInterrupted errors."""
+        """Interrupt every pending group: those already finished come back whole, the others with what they kept
+        (MeasurementInterrupted errors); the profiler stores both."""
 
 
 class MeasuredElsewhere:

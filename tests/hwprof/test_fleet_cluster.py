@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import re
 import sys
 import time
 from pathlib import Path
@@ -86,10 +87,13 @@ def test_a_device_whose_last_node_dies_fails_in_one_line_and_keeps_what_was_stor
             fleet.kill(index)
 
     t0 = time.monotonic()
-    with pytest.raises(DeviceUnavailable, match=r"no live node .* advertised dev:solo .*1 measurements stored, 2 networks not measured"):
+    with pytest.raises(DeviceUnavailable, match=r"no live node .* advertised dev:solo ") as info:
         profiler.profile(archs, on_progress=kill_the_node)
     assert time.monotonic() - t0 < 120
-    assert len(profiler.store.measurements(device="solo")) == 1
+    # the group measured before the kill, and the next one too when its reply was already in: stored, never lost
+    stored, left = map(int, re.search(r"(\d+) measurements stored, (\d+) networks not measured", str(info.value)).groups())
+    assert stored in (1, 2) and stored + left == 3
+    assert len(profiler.store.measurements(device="solo")) == stored
     assert profiler.store.runs(device="solo")[-1].status == "failed"
     profiler.close()
 
