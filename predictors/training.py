@@ -17,8 +17,6 @@ context carries and the saved metadata records).
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -26,6 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from hwprof.errors import ConfigError, DataError, PersistenceError
+from hwprof.outputs import write_atomic
 from predictors.base import NonFinitePrediction, Predictor, ProgressCallback
 from predictors.context import ArchContext
 from predictors.data import (
@@ -181,14 +180,10 @@ def _write_held_out(path: Path, result: TrainingResult) -> None:
         "measured_ms": [float(x) for x in result.data.latency_ms[result.val_idx]],
         "predicted_ms": [float(x) for x in result.held_out_predicted_ms],
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(json.dumps(doc, allow_nan=False) + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise PersistenceError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+        write_atomic(path, json.dumps(doc, allow_nan=False) + "\n")
+    except ConfigError as exc:  # write_atomic's one line (disk full, permission denied), naming the path
+        raise PersistenceError(str(exc)) from None
 
 
 def read_held_out(directory: str | Path, info: PredictorInfo | None = None) -> HeldOutPredictions | None:

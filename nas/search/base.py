@@ -19,8 +19,6 @@ import csv
 import io
 import json
 import math
-import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
@@ -28,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import numpy as np
 
 from hwprof.errors import ConfigError, DataError, PersistenceError
+from hwprof.outputs import write_atomic
 from hwprof.types import Architecture
 from nas.cost.base import Constraint, CostBound, CostModel, FiniteCost, check_constraints, cost_bounds
 from nas.evaluators.base import CachedEvaluator
@@ -440,8 +439,8 @@ class SearchResult:
         w.writerow(["index", "spec", "accuracy", *self.cost_names, "feasible"])
         for e in self.history:
             w.writerow([e.index, e.spec, repr(e.accuracy), *(repr(c) for c in e.costs), int(e.feasible)])
-        _replace_text(csv_path, text.getvalue())
-        _replace_text(json_path, json.dumps(self.to_json(), indent=1) + "\n")
+        write_atomic(csv_path, text.getvalue(), newline="")
+        write_atomic(json_path, json.dumps(self.to_json(), indent=1) + "\n", newline="")
         return csv_path, json_path
 
 
@@ -454,22 +453,6 @@ class SearchInterrupted(KeyboardInterrupt):
         super().__init__(summary or f"search interrupted after {result.n_evaluations} evaluations")
         self.result = result
         self.summary = summary or str(self)
-
-
-def _replace_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8, newlines as given) to a new file beside ``path``, then rename it over ``path``.
-
-    The temporary name is unique and opened with ``"x"``, so it gets the usual
-    permissions (``mkstemp`` would make the results private to their owner).
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "x", newline="", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _jsonable(obj: Any) -> Any:
