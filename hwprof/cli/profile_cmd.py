@@ -225,13 +225,8 @@ def _attach_meter(dev: Any, runner: Any, device: str, meter: str, settings: dict
     runner.use_meter(meter, settings)
     try:
         runner.describe()
-    except HwprofError as exc:
-        message = f"meter {meter!r} on {device} (read where the model runs): {first_line(exc)}"
-        try:
-            again = type(exc)(message)  # the same kind of failure (and exit code), said with where it happened
-        except TypeError:
-            again = HwprofError(message)
-        raise again from None
+    except HwprofError as exc:  # every HwprofError is one line and exit 1: only where it happened is added
+        raise HwprofError(f"meter {meter!r} on {device} (read where the model runs): {first_line(exc)}") from None
 
 
 def _select(sp: Any, n: int, seed: int, archs_file: Optional[Path], indices: Optional[str]):
